@@ -1,0 +1,6 @@
+namespace Vmm.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => VmmCommandLine.Run(args);
+}
