@@ -1,11 +1,147 @@
+using System.CommandLine;
+using Vmm.Cli.Configuration;
+using Vmm.Cli.Diagnostics;
+
 namespace Vmm.Cli;
 
-/// <summary>Parses the command line and runs the chosen command.</summary>
+/// <summary>
+/// The <c>vmm</c> command line. Flags are parsed as text and validated by <see cref="VmConfig"/>, so every bad value
+/// gets the same kind of one-line message; parse errors (unknown options) get one line too.
+/// </summary>
 internal static class VmmCommandLine
 {
-    public static int Run(string[] args)
+    public const int ExitUsage = 2;
+    public const int ExitFailure = 1;
+
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
-        Console.Error.WriteLine("vmm: not yet wired (scaffold)");
-        return 2;
+        stdout ??= Console.Out;
+        stderr ??= Console.Error;
+        var o = new RunOptions();
+        Command run = o.BuildCommand();
+        var root = new RootCommand(
+            "vmm — a KVM virtual machine monitor for virtio-media (V4L2 cameras and decoders over virtio).\n" +
+            "Boots an x86_64 Linux kernel (vmlinux, bzImage) or a PVH ELF payload with a serial console on stdio.")
+        {
+            run,
+        };
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // The parser reports "Required command was not provided" next to the real problem; show the real one.
+            string? message = null;
+            foreach (System.CommandLine.Parsing.ParseError error in parsed.Errors)
+            {
+                if (message is null || error.Message.StartsWith("Unrecognized", StringComparison.Ordinal))
+                {
+                    message = error.Message;
+                }
+            }
+            if (args.Length == 0 || message!.StartsWith("Required command", StringComparison.Ordinal))
+            {
+                stderr.WriteLine("vmm: error: no command given (try 'vmm run --kernel FILE', or 'vmm --help')");
+                return ExitUsage;
+            }
+            stderr.WriteLine($"vmm: error: {message} (see 'vmm {(parsed.CommandResult.Command == run ? "run " : "")}--help')");
+            return ExitUsage;
+        }
+        run.SetAction(pr => RunVm(o, pr, stdout, stderr));
+        return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+    }
+
+    /// <summary>Parses <c>vmm run</c> arguments (without the word "run") into a validated config; for tests and tools.</summary>
+    internal static VmConfig ParseRunConfig(params string[] runArgs)
+    {
+        var o = new RunOptions();
+        Command run = o.BuildCommand();
+        ParseResult parsed = run.Parse(runArgs);
+        if (parsed.Errors.Count > 0)
+        {
+            throw new UsageException(parsed.Errors[0].Message);
+        }
+        return o.ToConfig(parsed);
+    }
+
+    private static int RunVm(RunOptions o, ParseResult pr, TextWriter stdout, TextWriter stderr)
+    {
+        Log? log = null;
+        try
+        {
+            VmConfig config = o.ToConfig(pr);
+            log = new Log(config.LogLevel, stderr);
+            return VmLauncher.Run(config, log, stdout);
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"vmm: error: {e.Message}");
+            return ExitUsage;
+        }
+        catch (VmStartException e)
+        {
+            stderr.WriteLine($"vmm: error: {e.Message}");
+            return ExitFailure;
+        }
+    }
+
+    /// <summary>The options of <c>vmm run</c> and how they map to config keys.</summary>
+    internal sealed class RunOptions
+    {
+        public readonly Option<string> Kernel = new("--kernel", "-k")
+        { Description = "Guest kernel: vmlinux ELF, bzImage, or a PVH ELF payload", HelpName = "FILE" };
+        public readonly Option<string> Initrd = new("--initrd", "-i") { Description = "Initial ramdisk (cpio)", HelpName = "FILE" };
+        public readonly Option<string> Cmdline = new("--cmdline", "--append", "-p")
+        { Description = "Kernel command line, replacing the default user part (console and host settings are kept)", HelpName = "TEXT" };
+        public readonly Option<string> Mem = new("--mem", "-m")
+        { Description = $"Guest memory in MiB [default: {VmConfig.DefaultMemMiB}]", HelpName = "MiB" };
+        public readonly Option<string> Cpus = new("--cpus", "--smp", "-c") { Description = "Number of vCPUs [default: 1]", HelpName = "N" };
+        public readonly Option<string[]> Media = new("--media")
+        {
+            Description = "Add a virtio-media device: test-pattern[,width=W,height=H,fps=F,format=FOURCC] or a host /dev/videoN (repeatable)",
+            HelpName = "SPEC",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        public readonly Option<string> Rng = new("--rng") { Description = "Add a virtio-rng device [true|false]", HelpName = "BOOL", Arity = ArgumentArity.ZeroOrOne };
+        public readonly Option<string> Console = new("--console") { Description = "Guest console device: serial (ttyS0) or virtio (hvc0) [default: serial]", HelpName = "KIND" };
+        public readonly Option<string> Boot = new("--boot")
+        { Description = "Kernel entry: auto, pvh, linux64, bzimage (in-guest decompression) [default: auto]", HelpName = "METHOD" };
+        public readonly Option<string> Config = new("--config") { Description = "JSON config file; flags given on the command line override its keys", HelpName = "FILE" };
+        public readonly Option<string> LogLevel = new("--log-level") { Description = "trace, debug, info, warn, error, off [default: info]", HelpName = "LEVEL" };
+
+        public Command BuildCommand() => new("run", "Boot a VM. The serial console is on stdin/stdout; press Ctrl-A X to quit.")
+        {
+            Kernel, Initrd, Cmdline, Mem, Cpus, Media, Rng, Console, Boot, Config, LogLevel,
+        };
+
+        public VmConfig ToConfig(ParseResult pr)
+        {
+            string? configPath = pr.GetValue(Config);
+            VmSettings s = configPath is null ? new VmSettings() : ConfigFile.Load(configPath);
+            Override(pr, Kernel, v => s.Kernel = v);
+            Override(pr, Initrd, v => s.Initrd = v);
+            Override(pr, Cmdline, v => s.Cmdline = v);
+            Override(pr, Mem, v => s.Mem = v);
+            Override(pr, Cpus, v => s.Cpus = v);
+            Override(pr, Console, v => s.Console = v);
+            Override(pr, Boot, v => s.Boot = v);
+            Override(pr, LogLevel, v => s.LogLevel = v);
+            if (pr.GetResult(Rng) is { Implicit: false } rng)
+            {
+                s.Rng = rng.Tokens.Count == 0 ? "true" : rng.Tokens[0].Value;
+            }
+            if (pr.GetResult(Media) is { Implicit: false })
+            {
+                s.Media = [.. pr.GetValue(Media) ?? []];
+            }
+            // ConfigFile made its paths absolute (relative to the file); flag paths are relative to the working directory.
+            return VmConfig.FromSettings(s);
+        }
+
+        private static void Override(ParseResult pr, Option<string> option, Action<string> set)
+        {
+            if (pr.GetResult(option) is { Implicit: false } && pr.GetValue(option) is { } v)
+            {
+                set(v);
+            }
+        }
     }
 }
