@@ -63,7 +63,8 @@ case "${1:-}" in
     ensure_apt_packages "${APT_PACKAGES[@]}"
     VMM_GUEST_DIR=$(build_guest)
     VMM_FIRMWARE_DIR=$(build_firmware)
-    export VMM_GUEST_DIR VMM_FIRMWARE_DIR
+    VMM_STOCK_KERNEL=$(bash firmware/stock-kernel/fetch.sh | tail -n 1)
+    export VMM_GUEST_DIR VMM_FIRMWARE_DIR VMM_STOCK_KERNEL
     log "guest kit: $VMM_GUEST_DIR"
     log "firmware:  $VMM_FIRMWARE_DIR"
     dotnet_build

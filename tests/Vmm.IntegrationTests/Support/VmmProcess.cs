@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Vmm.IntegrationTests.Support;
+
+/// <summary>The outcome of one <c>vmm</c> run: exit code, console output, log, and when each marker line appeared.</summary>
+internal sealed record VmmRun(int ExitCode, string Stdout, string Stderr, TimeSpan Elapsed, IReadOnlyDictionary<string, TimeSpan> Markers, bool TimedOut)
+{
+    public override string ToString() =>
+        $"exit={ExitCode} timedOut={TimedOut} elapsed={Elapsed.TotalSeconds:F1}s\n--- stdout ---\n{Tail(Stdout)}\n--- stderr ---\n{Tail(Stderr)}";
+
+    private static string Tail(string s) => s.Length <= 6000 ? s : "…" + s[^6000..];
+}
+
+/// <summary>Runs the real <c>vmm</c> executable (built next to the tests) as a child process, as a user would.</summary>
+internal static class VmmProcess
+{
+    /// <summary>Path of vmm.dll copied into the test output directory by the project reference.</summary>
+    public static string VmmDll => Path.Combine(AppContext.BaseDirectory, "vmm.dll");
+
+    public static VmmRun Run(IEnumerable<string> args, TimeSpan timeout, params string[] markers)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(VmmDll);
+        foreach (string a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        var seen = new Dictionary<string, TimeSpan>();
+        var sw = Stopwatch.StartNew();
+        using var p = new Process { StartInfo = psi };
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+            lock (stdout)
+            {
+                stdout.AppendLine(e.Data);
+                foreach (string m in markers)
+                {
+                    if (!seen.ContainsKey(m) && e.Data.Contains(m, StringComparison.Ordinal))
+                    {
+                        seen[m] = sw.Elapsed;
+                    }
+                }
+            }
+        };
+        p.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (stderr)
+                {
+                    stderr.AppendLine(e.Data);
+                }
+            }
+        };
+        p.Start();
+        p.StandardInput.Close();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        bool exited = p.WaitForExit(timeout);
+        if (!exited)
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+        }
+        p.WaitForExit(); // drains the async readers
+        sw.Stop();
+        lock (stdout)
+        {
+            return new VmmRun(exited ? p.ExitCode : -1, stdout.ToString(), stderr.ToString(), sw.Elapsed, seen, !exited);
+        }
+    }
+}
