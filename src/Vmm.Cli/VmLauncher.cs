@@ -1,13 +1,128 @@
 using Vmm.Cli.Configuration;
 using Vmm.Cli.Diagnostics;
+using Vmm.Core.Arch.X86;
+using Vmm.Core.Boot;
+using Vmm.Core.Bus;
+using Vmm.Core.Memory;
+using Vmm.Kvm;
+using Vmm.Kvm.Vcpus;
 
 namespace Vmm.Cli;
 
-/// <summary>Composes a VM from a validated <see cref="VmConfig"/> and runs it to completion.</summary>
+/// <summary>
+/// Composes a VM from a validated <see cref="VmConfig"/> and runs it to completion: guest RAM, kernel and initrd,
+/// MP table, KVM VM, the legacy platform devices, PCI with the virtio devices, and the console. This is the only
+/// place that knows every project; see ARCHITECTURE.md.
+/// </summary>
 internal static class VmLauncher
 {
     public static int Run(VmConfig config, Log log, TextWriter console)
     {
-        throw new VmStartException("the VM composer is not wired yet");
+        log.Info($"vmm starting: {config.MemMiB} MiB, {config.Cpus} vCPU(s), kernel {config.KernelPath}");
+        using var machine = Machine.Build(config, log, console);
+        VmRunResult result = machine.Run();
+        switch (result.Kind)
+        {
+            case VmStopKind.Fatal:
+                log.Error($"VM stopped: {result.Reason}");
+                if (result.Diagnostics is { } report)
+                {
+                    Console.Error.WriteLine(report.ToString());
+                }
+                break;
+            default:
+                log.Info($"VM stopped: {result.Reason} (exit code {result.ExitCode})");
+                break;
+        }
+        return result.ExitCode;
+    }
+
+    /// <summary>Reads a whole input file; failures become one-line start errors.</summary>
+    internal static byte[] ReadInput(string path, string what)
+    {
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new VmStartException($"cannot read {what} '{path}': {e.Message}");
+        }
+    }
+
+    /// <summary>The kernel command line: the user part (default or --cmdline) plus what this VMM needs.</summary>
+    internal static KernelCmdline BuildCmdline(VmConfig config, HostProfile profile)
+    {
+        KernelCmdline cmdline = KernelCmdline.Create(config.Cmdline);
+        if (config.Cmdline is not null)
+        {
+            // A user line replaces the default user part; keep what the VMM's devices rely on unless the user
+            // chose otherwise: the console device, reset through the i8042 (a clean exit) and reboot on panic.
+            string consoleName = config.Console == ConsoleKind.Virtio ? "hvc0" : "ttyS0";
+            if (!HasParameter(config.Cmdline, "console"))
+            {
+                cmdline.AddVmmParameter("console", consoleName);
+            }
+            if (!HasParameter(config.Cmdline, "reboot"))
+            {
+                cmdline.AddVmmParameter("reboot", "k");
+            }
+            if (!HasParameter(config.Cmdline, "panic"))
+            {
+                cmdline.AddVmmParameter("panic", "-1");
+            }
+        }
+        else if (config.Console == ConsoleKind.Virtio)
+        {
+            cmdline.AddVmmParameter("console", "hvc0");
+        }
+        if (profile.GuestCommandLineAdditions.Length > 0)
+        {
+            cmdline.AddVmmParameters(profile.GuestCommandLineAdditions);
+        }
+        return cmdline;
+    }
+
+    private static bool HasParameter(string line, string key)
+    {
+        foreach (string token in line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (token == "--")
+            {
+                return false;
+            }
+            if (token.StartsWith(key + "=", StringComparison.Ordinal) || token == key)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    internal static BootOptions BootOptionsFor(BootSelection selection) => selection switch
+    {
+        BootSelection.Pvh => new BootOptions { Entry = BootEntry.Pvh },
+        BootSelection.Linux64 => new BootOptions { Entry = BootEntry.Linux64 },
+        BootSelection.BzImage => new BootOptions { InGuestDecompression = true },
+        _ => new BootOptions(),
+    };
+
+    internal static GuestMemory CreateGuestMemory(int memMiB)
+    {
+        ulong bytes = (ulong)memMiB << 20;
+        (ulong Start, ulong Size)[] regions = X86Layout.RamRegions(bytes);
+        var layout = new (GuestAddress, ulong)[regions.Length];
+        for (int i = 0; i < regions.Length; i++)
+        {
+            layout[i] = (new GuestAddress(regions[i].Start), regions[i].Size);
+        }
+        try
+        {
+            return GuestMemory.CreateAnonymous(layout);
+        }
+        catch (Vmm.Core.Interop.ErrnoException e)
+        {
+            throw new VmStartException($"cannot allocate {memMiB} MiB of guest memory: {e.Message}");
+        }
     }
 }

@@ -46,7 +46,7 @@ public sealed class CommandLineTests : IDisposable
         Assert.Equal(["test-pattern,width=640", "test-pattern"], c.Media);
         Assert.True(c.Rng);
         Assert.Equal(ConsoleKind.Virtio, c.Console);
-        Assert.Equal(BootMethod.Linux64, c.Boot);
+        Assert.Equal(BootSelection.Linux64, c.Boot);
         Assert.Equal(LogLevel.Debug, c.LogLevel);
     }
 
@@ -59,7 +59,7 @@ public sealed class CommandLineTests : IDisposable
         Assert.Null(c.Cmdline);
         Assert.Null(c.InitrdPath);
         Assert.False(c.Rng);
-        Assert.Equal(BootMethod.Auto, c.Boot);
+        Assert.Equal(BootSelection.Auto, c.Boot);
         Assert.Empty(c.Media);
     }
 

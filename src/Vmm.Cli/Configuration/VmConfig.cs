@@ -4,7 +4,7 @@ using Vmm.Cli.Diagnostics;
 namespace Vmm.Cli.Configuration;
 
 /// <summary>How the boot vCPU enters the kernel.</summary>
-internal enum BootMethod
+internal enum BootSelection
 {
     /// <summary>PVH if the (possibly extracted) vmlinux has the PVH note, else the 64-bit boot protocol.</summary>
     Auto,
@@ -38,7 +38,7 @@ internal sealed record VmConfig
     public string? Cmdline { get; init; }
     public int MemMiB { get; init; } = DefaultMemMiB;
     public int Cpus { get; init; } = 1;
-    public BootMethod Boot { get; init; } = BootMethod.Auto;
+    public BootSelection Boot { get; init; } = BootSelection.Auto;
     public ConsoleKind Console { get; init; } = ConsoleKind.Serial;
     public bool Rng { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Info;
@@ -75,7 +75,7 @@ internal sealed record VmConfig
             Cmdline = s.Cmdline,
             MemMiB = ParseInt(s.Mem, "--mem", "MiB of guest memory", DefaultMemMiB, MinMemMiB, MaxMemMiB),
             Cpus = ParseInt(s.Cpus, "--cpus", "vCPUs", 1, 1, MaxCpus),
-            Boot = ParseEnum(s.Boot, "--boot", BootMethod.Auto),
+            Boot = ParseEnum(s.Boot, "--boot", BootSelection.Auto),
             Console = ParseEnum(s.Console, "--console", ConsoleKind.Serial),
             Rng = ParseBool(s.Rng, "--rng"),
             LogLevel = ParseEnum(s.LogLevel, "--log-level", LogLevel.Info),
