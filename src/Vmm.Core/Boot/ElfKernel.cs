@@ -245,6 +245,10 @@ public sealed class ElfKernel
     {
         foreach (ElfLoadSegment s in Segments)
         {
+            if (s.FileOffset > (ulong)file.Length || s.FileSize > (ulong)file.Length - s.FileOffset)
+            {
+                throw new ArgumentException("the file passed to Load is not the one that was parsed", nameof(file));
+            }
             if (s.PhysicalAddress < X86Layout.HighMemoryStart)
             {
                 throw new KernelImageException(

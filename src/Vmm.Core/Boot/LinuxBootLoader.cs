@@ -182,7 +182,12 @@ public static class LinuxBootLoader
             ulong alignment = header.KernelAlignment is > 0 and var a && (a & (a - 1)) == 0 ? a : 1;
             runAddress = header.Relocatable ? Math.Max(AlignUp(load, alignment), header.PrefAddress) : header.PrefAddress;
         }
-        ulong kernelEnd = Math.Max(load + (ulong)code.Length, runAddress + header.InitSize);
+        if (runAddress < X86Layout.HighMemoryStart)
+        {
+            throw new KernelImageException($"bzImage would decompress itself at 0x{runAddress:x}, below 1 MiB");
+        }
+        // Header values are untrusted: saturate instead of wrapping, so a hostile pref_address/init_size fails the check.
+        ulong kernelEnd = Math.Max(SaturatingAdd(load, (ulong)code.Length), SaturatingAdd(runAddress, header.InitSize));
         if (kernelEnd > lowRegion.End)
         {
             throw new BootException(
@@ -263,6 +268,8 @@ public static class LinuxBootLoader
         memory.WriteBytes(new GuestAddress(address), initrd);
         return address;
     }
+
+    private static ulong SaturatingAdd(ulong a, ulong b) => a + b < a ? ulong.MaxValue : a + b;
 
     private static ulong AlignUp(ulong value, ulong alignment) => (value + alignment - 1) & ~(alignment - 1);
 }

@@ -35,6 +35,6 @@ public sealed record LinuxBootResult
             : $"{ImageKind} ({KernelFileSize} bytes)";
         string initrd = InitrdSize != 0 ? $", initrd {InitrdSize} bytes at 0x{InitrdAddress:x}" : "";
         return $"kernel: {image}, {Cpu.EntryKind} entry at 0x{EntryPoint:x}, loaded 0x{KernelStart:x}-0x{KernelEnd:x}{initrd}, " +
-               $"cmdline {Cmdline.Length} bytes, setup {TotalTime.TotalMilliseconds:F0} ms";
+               $"cmdline {System.Text.Encoding.UTF8.GetByteCount(Cmdline)} bytes, setup {TotalTime.TotalMilliseconds:F0} ms";
     }
 }

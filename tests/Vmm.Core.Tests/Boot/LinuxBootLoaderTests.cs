@@ -238,6 +238,20 @@ public sealed class LinuxBootLoaderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BzImage_InGuestDecompression_HostilePrefAddress_DoesNotWrap()
+    {
+        byte[] bz = TestBzImage.Build(new byte[1000], initSize: 0x100_0000);
+        BinaryPrimitives.WriteUInt64LittleEndian(bz.AsSpan(0x258), 0xFFFF_FFFF_FFFF_F000); // pref_address
+        using GuestMemory mem = Ram();
+        Assert.Throws<BootException>(() => LinuxBootLoader.Load(mem, bz, [], KernelCmdline.Default(),
+            new BootOptions { InGuestDecompression = true }));
+        bz[0x234] = 0; // not relocatable, pref_address 0: would decompress over the boot structures
+        BinaryPrimitives.WriteUInt64LittleEndian(bz.AsSpan(0x258), 0);
+        Assert.Throws<KernelImageException>(() => LinuxBootLoader.Load(mem, bz, [], KernelCmdline.Default(),
+            new BootOptions { InGuestDecompression = true }));
+    }
+
+    [Fact]
     public void InitrdPlacement_IsHighestPageAlignedBelowTheLimits()
     {
         Assert.Equal(0x7FF_F000ul, LinuxBootLoader.PlaceInitrd(0x1000, 0x200_0000, 0x800_0000, 0x37FF_FFFF));
