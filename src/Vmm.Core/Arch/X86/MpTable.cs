@@ -16,11 +16,8 @@ public readonly record struct MpPciInterrupt(byte Device, byte Pin, byte IoApicP
 /// (arch/x86/kernel/mpparse.c: smp_scan_config(639 * 0x400, 0x400)); everything must end below 0xA0000.
 /// <para>Contents: one processor entry per vCPU (APIC ids 0..N-1, CPU 0 is the BSP); buses PCI (id 0) and ISA
 /// (id 1); one IOAPIC (id N, version 0x11, at 0xFEC00000); I/O interrupt entries for the ISA IRQs as on a PC:
-/// pin 0 is the 8259's ExtINT, IRQ0 (the PIT) is on pin 2, IRQ1 and 3..15 on their own pins, IRQ2 (the cascade)
-/// has none; optional PCI INTx entries; local interrupts ExtINT → LINT0 of the BSP, NMI → LINT1 of all CPUs.</para>
-/// <para>IRQ0 on pin 2 is what Linux expects from a PC; the hypervisor layer should route GSI 0 to IOAPIC pin 2 as
-/// QEMU does. If it keeps KVM's default (GSI 0 → pin 0) the ExtINT entry lets Linux's check_timer() fall back to
-/// the 8259 virtual-wire path, at the cost of a boot message.</para>
+/// ISA IRQ n on IOAPIC pin n for n = 0..15 (KVM's default GSI routing); optional PCI INTx entries; local interrupts
+/// ExtINT → LINT0 of the BSP, NMI → LINT1 of all CPUs.</para>
 /// </summary>
 public static class MpTable
 {
@@ -31,7 +28,7 @@ public static class MpTable
     public const int IoApicEntrySize = 8;
     public const int IoInterruptEntrySize = 8;
     public const int LocalInterruptEntrySize = 8;
-    public const int IsaInterruptEntries = 16; // ExtINT on pin 0 + IRQ 0, 1, 3..15
+    public const int IsaInterruptEntries = 16; // IRQ 0..15, identity-mapped
     public const int AreaSize = (int)(X86Layout.LowMemoryEnd - X86Layout.MpTableAddress);
 
     public const byte PciBusId = 0;
@@ -123,16 +120,12 @@ public static class MpTable
         BinaryPrimitives.WriteUInt32LittleEndian(ioapic[4..], (uint)X86Layout.IoApicAddress);
         pos += IoApicEntrySize;
 
-        // ISA interrupts: flags 0 = "conforms to bus" (ISA: edge-triggered, active high).
-        pos = WriteInterrupt(table, pos, EntryIoInterrupt, InterruptExtInt, 0, IsaBusId, 0, ioApicId, 0);
+        // ISA interrupts: flags 0 = "conforms to bus" (ISA: edge-triggered, active high). IRQ n on IOAPIC pin n,
+        // matching KVM's default GSI routing (GSI n → IOAPIC pin n), so the PIT's IRQ0 reaches the pin Linux
+        // programs for the timer; Firecracker's table does the same.
         for (byte irq = 0; irq < 16; irq++)
         {
-            if (irq == 2)
-            {
-                continue; // the 8259 cascade: no device interrupt
-            }
-            pos = WriteInterrupt(table, pos, EntryIoInterrupt, InterruptInt, 0, IsaBusId, irq, ioApicId,
-                irq == 0 ? (byte)2 : irq);
+            pos = WriteInterrupt(table, pos, EntryIoInterrupt, InterruptInt, 0, IsaBusId, irq, ioApicId, irq);
         }
         foreach (MpPciInterrupt p in pciInterrupts)
         {
