@@ -28,6 +28,9 @@ pvh_entry:
     cli
     cld
     movl %ebx, pvh_start_info_paddr      /* low half of a u64 in .data; high half stays 0 */
+    rdtsc                                /* for the boot-time figure in the STATS line */
+    movl %eax, tsc_at_entry
+    movl %edx, tsc_at_entry + 4
     lgdt gdt_pointer
     movw $SEL_KERNEL_DATA, %ax
     movw %ax, %ds
@@ -195,6 +198,9 @@ gdt_pointer:
     .balign 8
     .globl pvh_start_info_paddr
 pvh_start_info_paddr:
+    .quad 0
+    .globl tsc_at_entry
+tsc_at_entry:
     .quad 0
 
 /* ---- page tables: identity map of [0, MAPPED_LIMIT) with 2 MiB pages, U/S set everywhere ---- */

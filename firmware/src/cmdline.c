@@ -9,6 +9,15 @@
 #define HVM_START_MAGIC 0x336ec578
 #define MAX_CMDLINE 4096
 
+/* Copies a command-line key into `out` (NUL-terminated, truncated) for messages. */
+static const char *key_text(const char *key, size_t key_len, char out[32])
+{
+    size_t n = key_len < 31 ? key_len : 31;
+    memcpy(out, key, n);
+    out[n] = 0;
+    return out;
+}
+
 static bool key_is(const char *key, size_t key_len, const char *name)
 {
     return strlen(name) == key_len && memcmp(key, name, key_len) == 0;
@@ -43,11 +52,10 @@ static uint64_t parse_number(const char *key, size_t key_len, const char *v, siz
     if (value < min)
         goto bad;
     return value;
-bad:
-    fw_printf("FAIL code=%d: parameter ", EXIT_BAD_CMDLINE);
-    for (size_t k = 0; k < key_len; k++)
-        fw_printf("%c", key[k]);
-    fw_fail(EXIT_BAD_CMDLINE, "needs a number in [%lu, %lu]", (unsigned long)min, (unsigned long)max);
+bad:;
+    char name[32];
+    fw_fail(EXIT_BAD_CMDLINE, "parameter %s needs a number in [%lu, %lu]", key_text(key, key_len, name),
+            (unsigned long)min, (unsigned long)max);
 }
 
 static void set_defaults(struct fw_params *p)
@@ -109,10 +117,8 @@ static void apply(struct fw_params *p, const char *key, size_t kn, const char *v
         p->mmap_rw = (uint32_t)parse_number(key, kn, v, vn, 0, 1);
     } else {
         /* Unknown keys are errors: a typo must not silently run the defaults. */
-        fw_printf("FAIL code=%d: unknown parameter '", EXIT_BAD_CMDLINE);
-        for (size_t k = 0; k < kn; k++)
-            fw_printf("%c", key[k]);
-        fw_fail(EXIT_BAD_CMDLINE, "'");
+        char name[32];
+        fw_fail(EXIT_BAD_CMDLINE, "unknown parameter '%s'", key_text(key, kn, name));
     }
 }
 

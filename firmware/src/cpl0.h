@@ -28,6 +28,8 @@ struct clock_probe {
 extern struct clock_probe clock_probe;
 extern volatile struct pvclock_time_info kvmclock_info;
 extern uint64_t pvh_start_info_paddr;
+/* TSC value at the PVH entry point (the first instructions of the program). */
+extern uint64_t tsc_at_entry;
 /* Port accesses from ring 3 that the #GP handler had to emulate (non-zero only where IOPL 3 is not honoured). */
 extern volatile uint64_t emulated_port_io_count;
 
