@@ -132,6 +132,9 @@ static int run_media(const struct fw_params *p)
         combined = frame_checksum(record, sizeof(record)) ^ (combined * 0x9E3779B1u);
         if (count == 0)
             first_seq = f.sequence;
+        else if (f.sequence <= last_seq)
+            /* Gaps are dropped frames (allowed); a repeat or a step back is a duplicated or stale event. */
+            fw_fail(EXIT_MEDIA_EVENT, "frame sequence went from %u to %u (buffer %u)", last_seq, f.sequence, f.index);
         else if (f.sequence != last_seq + 1)
             gaps++;
         last_seq = f.sequence;
