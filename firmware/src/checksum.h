@@ -1,0 +1,17 @@
+/* The frame checksum. It must equal the device side's definition (branch `media`,
+ * Vmm.Devices.VirtioMedia/Backends/TestPattern/TestPatternImage.Checksum): CRC-32C (Castagnoli, reflected
+ * polynomial 0x82F63B78, initial value 0xFFFFFFFF, final XOR 0xFFFFFFFF) over the image bytes in memory order.
+ * Change it here only; everything else calls frame_checksum(). */
+#ifndef FW_CHECKSUM_H
+#define FW_CHECKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Builds the software table and picks the SSE4.2 CRC32 instruction when CPUID (ring 3, i.e. the CPU the code
+ * really runs on) reports it. Returns the method name for the log. */
+const char *checksum_init(void);
+
+uint32_t frame_checksum(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,28 @@
+/* Parameters from the PVH command line: space-separated key=value pairs. */
+#ifndef FW_CMDLINE_H
+#define FW_CMDLINE_H
+
+#include <stdint.h>
+
+enum fw_mode { MODE_MEDIA, MODE_RNG };
+
+struct fw_params {
+    enum fw_mode mode;
+    uint16_t device_id;     /* PCI device id to look for (vendor is always 0x1AF4) */
+    uint32_t width, height;
+    uint32_t fourcc;
+    char format[5];
+    uint32_t frames;        /* frames to stream before stopping */
+    uint32_t buffers;       /* MMAP buffers to request */
+    uint32_t print_first;   /* FRAME lines for the first N frames ... */
+    uint32_t print_every;   /* ... then every Nth frame (0 = never) */
+    uint32_t timeout_ms;    /* per command / per frame */
+    uint32_t queue_size;    /* upper bound for both virtqueues */
+    uint32_t rng_bytes;     /* mode=rng: how many random bytes to read */
+    uint32_t mmap_rw;       /* 1: ask for read-write MMAP mappings */
+};
+
+/* Reads hvm_start_info at `start_info_paddr` and the command line it points to; fails with EXIT_BAD_CMDLINE. */
+void cmdline_parse(uint64_t start_info_paddr, struct fw_params *out);
+
+#endif

@@ -1,0 +1,40 @@
+/* PCI configuration access (type 1, ports 0xCF8/0xCFC), bus-0 scan, BAR discovery. BARs are pre-assigned
+ * (our VMM has no firmware; under QEMU SeaBIOS assigns them): this code reads them and never moves them. */
+#ifndef FW_PCI_H
+#define FW_PCI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pci_bar {
+    uint64_t base;  /* 0 when the BAR is absent */
+    uint64_t size;
+    bool is_io;
+    bool is_64bit;
+};
+
+struct pci_dev {
+    uint8_t bus, dev, fn;
+    uint16_t vendor_id, device_id;
+    uint8_t revision;
+    struct pci_bar bars[6];
+};
+
+uint8_t pci_read8(const struct pci_dev *d, uint8_t off);
+uint16_t pci_read16(const struct pci_dev *d, uint8_t off);
+uint32_t pci_read32(const struct pci_dev *d, uint8_t off);
+void pci_write16(const struct pci_dev *d, uint8_t off, uint16_t v);
+void pci_write32(const struct pci_dev *d, uint8_t off, uint32_t v);
+
+/* Finds the first function on bus 0 with the ids; fills bus/dev/fn/ids. Returns false if absent. */
+bool pci_find(uint16_t vendor_id, uint16_t device_id, struct pci_dev *out);
+
+/* Reads and sizes all BARs (decoding is off while sizing), then enables memory space and bus mastering.
+ * Fails with EXIT_PCI_ERROR on an inconsistent BAR or a memory BAR outside the identity-mapped range. */
+void pci_setup_bars_and_enable(struct pci_dev *d);
+
+/* Capability list walk: returns the offset of the next capability with `cap_id` after `after` (0 = from the
+ * start), or 0. The walk is bounded so a looping list cannot hang the program. */
+uint8_t pci_find_capability(const struct pci_dev *d, uint8_t cap_id, uint8_t after);
+
+#endif
