@@ -4,12 +4,12 @@ using Vmm.Core.Memory;
 namespace Vmm.Kvm.Tests;
 
 /// <summary>Builds a minimal 64-bit environment in a test guest's RAM: a GDT (code 0x08, data 0x10), identity page
-/// tables for the first 1 GiB (2 MiB pages) and an IDT whose gates the test fills in.</summary>
+/// tables for the first 1 GiB and 3–4 GiB (2 MiB pages) and an IDT whose gates the test fills in.</summary>
 internal static class LongModeGuest
 {
     public const ulong GdtAddress = 0x500;
     public const ulong IdtAddress = 0x4000;
-    public const int IdtEntries = 32;
+    public const int IdtEntries = 256;
 
     public static X86BootCpuState Setup(GuestMemory memory, ulong rip)
     {
@@ -21,7 +21,9 @@ internal static class LongModeGuest
         for (ulong i = 0; i < 512; i++)
         {
             memory.Write(new GuestAddress(0xB000 + i * 8), (i << 21) | 0x83); // 2 MiB, present, writable
+            memory.Write(new GuestAddress(0xC000 + i * 8), (0xC000_0000 + (i << 21)) | 0x93); // 3–4 GiB, uncached (LAPIC)
         }
+        memory.Write(new GuestAddress(0xA000 + 3 * 8), 0xC000UL | 0x3); // PDPT[3] -> PD for 3–4 GiB
         return new X86BootCpuState
         {
             Rip = rip,
