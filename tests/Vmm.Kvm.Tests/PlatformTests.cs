@@ -151,3 +151,32 @@ public class PlatformTests
         public void Write(ulong offset, ReadOnlySpan<byte> data) => vector.Trigger();
     }
 }
+
+public class MmioIoEventTests
+{
+    [KvmFact]
+    public void MmioIoEventFdIsSignalledAndOtherAddressesStillExit()
+    {
+        using var guest = new TestGuest();
+        var device = new RecordingDevice();
+        guest.Mmio.Insert(device, 0xA0000, 0x1000);
+        using var notify = new Vmm.Core.Events.EventFd();
+        using IDisposable registration = guest.Vm.IoEvents.Register(Vmm.Core.Platform.IoEventSpace.Mmio, 0xA0100, 4, notify, dataMatch: 3);
+        guest.LoadRealModeCode(a =>
+        {
+            a.mov(ax, 0xA000);
+            a.mov(ds, ax);
+            a.mov(__dword_ptr[0x100], 3); // matches: eventfd, no exit
+            a.mov(__dword_ptr[0x100], 4); // no match: exits to the device
+            a.mov(__dword_ptr[0x104], 3); // other address: exits to the device
+            a.mov(dx, TestGuest.ExitPort);
+            a.@out(dx, al);
+        });
+
+        guest.Run(TestGuest.RealModeState());
+
+        Assert.True(notify.TryRead(out ulong count));
+        Assert.Equal(1UL, count);
+        Assert.Equal([(true, 0x100UL, 4, 4UL), (true, 0x104UL, 4, 3UL)], device.Snapshot());
+    }
+}
