@@ -65,7 +65,7 @@ internal sealed class TestGuest : IDisposable
     {
         using var watchdog = new Timer(_ => Vm.Control.RequestExit(-99, "test watchdog"), null,
             timeout ?? TimeSpan.FromSeconds(20), Timeout.InfiniteTimeSpan);
-        return Vm.Run(state, cpuCount, Pio, Mmio, new VmRunOptions { Log = Log });
+        return Vm.Run(state, cpuCount, Pio, Mmio, new VmRunOptions { Log = Log, CaptureStateOnRequestedExit = true });
     }
 
     public void Dispose()

@@ -32,10 +32,8 @@ public static class CpuidRules
                 case 0x1:
                     e.Ebx = (e.Ebx & 0x0000FFFF) | (count << 16) | (apicId << 24);
                     e.Ecx |= 1u << 31; // hypervisor present
-                    if (cpuCount > 1)
-                    {
-                        e.Edx |= 1u << 28; // HTT: EBX[23:16] is meaningful
-                    }
+                    // HTT says EBX[23:16] (logical processors per package) is meaningful; only with several vCPUs.
+                    e.Edx = cpuCount > 1 ? e.Edx | (1u << 28) : e.Edx & ~(1u << 28);
                     break;
                 case 0x4:
                     if ((e.Eax & 0x1F) != 0)

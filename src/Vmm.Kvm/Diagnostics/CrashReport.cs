@@ -100,7 +100,7 @@ public sealed class CrashReport
         {
             decoder.Decode(out Instruction instruction);
             int offset = (int)(instruction.IP - startIp) + start;
-            if (instruction.IsInvalid && offset + instruction.Length >= code.Length)
+            if (instruction.Length == 0 || (instruction.IsInvalid && offset + instruction.Length >= code.Length))
             {
                 break; // truncated at the end of the window
             }

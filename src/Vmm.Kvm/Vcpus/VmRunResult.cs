@@ -34,4 +34,8 @@ public sealed class VmRunOptions
 
     /// <summary>How long to wait for vCPU threads after the stop before giving up on joining them.</summary>
     public TimeSpan JoinTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>On a requested exit, also capture vCPU 0's registers and code (e.g. to see where a guest that timed
+    /// out was spinning).</summary>
+    public bool CaptureStateOnRequestedExit { get; init; }
 }

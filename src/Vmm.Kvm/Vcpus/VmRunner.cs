@@ -72,6 +72,10 @@ internal sealed unsafe class VmRunner
                 }
             }
             VmRunResult result = _control.Result!;
+            if (result.Diagnostics is null && result.Kind == VmStopKind.ExitRequested && _options.CaptureStateOnRequestedExit)
+            {
+                result = result with { Diagnostics = CrashReport.Capture(_vcpus[0], "state at requested exit", null) };
+            }
             _log($"kvm: VM stopped: {result.Kind} ({result.ExitCode}): {result.Reason}");
             return result;
         }
