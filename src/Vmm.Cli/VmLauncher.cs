@@ -16,10 +16,10 @@ namespace Vmm.Cli;
 /// </summary>
 internal static class VmLauncher
 {
-    public static int Run(VmConfig config, Log log, TextWriter console)
+    public static int Run(VmConfig config, Log log)
     {
         log.Info($"vmm starting: {config.MemMiB} MiB, {config.Cpus} vCPU(s), kernel {config.KernelPath}");
-        using var machine = Machine.Build(config, log, console);
+        using var machine = Machine.Build(config, log);
         VmRunResult result = machine.Run();
         switch (result.Kind)
         {
@@ -53,7 +53,8 @@ internal static class VmLauncher
     /// <summary>The kernel command line: the user part (default or --cmdline) plus what this VMM needs.</summary>
     internal static KernelCmdline BuildCmdline(VmConfig config, HostProfile profile)
     {
-        KernelCmdline cmdline = KernelCmdline.Create(config.Cmdline);
+        // On a PVM host every console character is ~0.1 ms of emulated kernel code: the default line is quiet there.
+        KernelCmdline cmdline = KernelCmdline.Create(config.Cmdline ?? (profile.IsPvm ? KernelCmdline.DefaultUserParameters + " quiet" : null));
         if (config.Cmdline is not null)
         {
             // A user line replaces the default user part; keep what the VMM's devices rely on unless the user

@@ -69,7 +69,7 @@ internal static class VmmCommandLine
         {
             VmConfig config = o.ToConfig(pr);
             log = new Log(config.LogLevel, stderr);
-            return VmLauncher.Run(config, log, stdout);
+            return VmLauncher.Run(config, log);
         }
         catch (UsageException e)
         {

@@ -1,0 +1,139 @@
+using Vmm.Cli.Configuration;
+using Vmm.Cli.Diagnostics;
+using Vmm.Cli.Terminal;
+using Vmm.Core.Arch.X86;
+using Vmm.Core.Boot;
+using Vmm.Core.Bus;
+using Vmm.Core.Memory;
+using Vmm.Devices.Legacy.DebugExit;
+using Vmm.Devices.Legacy.I8042;
+using Vmm.Devices.Legacy.Serial;
+using Vmm.Kvm;
+using Vmm.Kvm.Vcpus;
+
+namespace Vmm.Cli;
+
+/// <summary>One composed x86_64 VM: memory, KVM, buses, devices, console. Built by <see cref="Build"/>, run once.</summary>
+internal sealed class Machine : IDisposable
+{
+    private readonly List<IDisposable> _owned = [];
+    private readonly VmConfig _config;
+    private readonly Log _log;
+    private KvmVm? _vm;
+    private X86BootCpuState? _boot;
+    private StdioConsole? _console;
+    private Uart16550? _uart;
+
+    private Machine(VmConfig config, Log log)
+    {
+        _config = config;
+        _log = log;
+    }
+
+    public IoBus PioBus { get; } = new("port I/O");
+    public IoBus MmioBus { get; } = new("MMIO");
+
+    public static Machine Build(VmConfig config, Log log)
+    {
+        var m = new Machine(config, log);
+        try
+        {
+            m.Compose();
+            return m;
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+    }
+
+    private void Compose()
+    {
+        KvmSystem kvm;
+        try
+        {
+            kvm = KvmSystem.Open(msg => _log.Debug(msg));
+        }
+        catch (KvmUnavailableException e)
+        {
+            throw new VmStartException(e.Message, e);
+        }
+        _owned.Add(kvm);
+        HostProfile profile = kvm.Profile;
+        _log.Info($"host: {profile.Description}");
+        if (_config.Cpus > kvm.MaxVcpus || _config.Cpus > MpTable.MaxCpus)
+        {
+            throw new VmStartException($"--cpus {_config.Cpus} is more than this host supports ({Math.Min(kvm.MaxVcpus, MpTable.MaxCpus)})");
+        }
+
+        byte[] kernel = VmLauncher.ReadInput(_config.KernelPath, "kernel");
+        byte[] initrd = _config.InitrdPath is null ? [] : VmLauncher.ReadInput(_config.InitrdPath, "initrd");
+        GuestMemory memory = VmLauncher.CreateGuestMemory(_config.MemMiB);
+        _owned.Add(memory);
+
+        KernelCmdline cmdline = VmLauncher.BuildCmdline(_config, profile);
+        LinuxBootResult boot;
+        try
+        {
+            boot = LinuxBootLoader.Load(memory, kernel, initrd, cmdline, VmLauncher.BootOptionsFor(_config.Boot));
+            MpTable.Write(memory, _config.Cpus);
+        }
+        catch (Exception e) when (e is KernelImageException or BootException)
+        {
+            throw new VmStartException(e.Message, e);
+        }
+        _log.Info(boot.Describe());
+        foreach (string w in boot.Warnings)
+        {
+            _log.Warn(w);
+        }
+        _log.Debug($"cmdline: {boot.Cmdline}");
+        _boot = boot.Cpu;
+
+        _vm = kvm.CreateVm(memory);
+        _owned.Add(_vm);
+        AddLegacyDevices(_vm);
+    }
+
+    private void AddLegacyDevices(KvmVm vm)
+    {
+        _uart = new Uart16550(vm.InterruptLine(X86Layout.Com1Irq), Console.OpenStandardOutput());
+        _owned.Add(_uart);
+        PioBus.Insert(_uart, X86Layout.Com1Port, Uart16550.PortCount);
+        PioBus.Insert(new I8042Device(vm.Control), X86Layout.I8042Port, I8042Device.PortCount);
+        PioBus.Insert(new DebugExitDevice(vm.Control), X86Layout.DebugExitPort, DebugExitDevice.PortCount);
+    }
+
+    public VmRunResult Run()
+    {
+        KvmVm vm = _vm ?? throw new InvalidOperationException("machine not built");
+        Uart16550 uart = _uart!;
+        _console = new StdioConsole();
+        _console.Start(
+            input => uart.Enqueue(input),
+            () => vm.Control.RequestExit(0, "Ctrl-A X pressed on the console"));
+        try
+        {
+            return vm.Run(_boot!, _config.Cpus, PioBus, MmioBus, new VmRunOptions
+            {
+                Log = msg => _log.Debug(msg),
+                StopOnSigterm = true,
+            });
+        }
+        finally
+        {
+            uart.FlushOutput();
+            _console.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        _console?.Dispose();
+        for (int i = _owned.Count - 1; i >= 0; i--)
+        {
+            _owned[i].Dispose();
+        }
+    }
+}
