@@ -127,7 +127,8 @@ export KBUILD_BUILD_USER=vmm KBUILD_BUILD_HOST=vmm-guest
 export KBUILD_BUILD_TIMESTAMP="$(date -u -d @0 2>/dev/null || echo 'Thu Jan  1 00:00:00 UTC 1970')"
 log "config: tinyconfig + guest.config"
 make -s tinyconfig >&2
-scripts/kconfig/merge_config.sh -m .config "$HERE/guest.config" >&2
+scripts/kconfig/merge_config.sh -m .config "$HERE/guest.config" >"$TMP/config.log" 2>&1 ||
+	{ cat "$TMP/config.log" >&2; die "merge_config.sh failed"; }
 make -s olddefconfig >&2
 bad=0
 while IFS= read -r line; do

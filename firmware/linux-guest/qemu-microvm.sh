@@ -42,8 +42,8 @@ esac
 [ -f "$KIT/vmlinux" ] && [ -f "$INITRD" ] || { echo "missing $KIT/vmlinux or $INITRD" >&2; exit 2; }
 
 # Guest command line for a software-virtualised (PVM) KVM host; see README.md.
-CMDLINE="console=ttyS0 noxsave clearcpuid=popcnt,smap,erms,fsrm,fsgsbase,clwb"
-CMDLINE+=" rodata=off quiet panic=-1 reboot=k no_int3_selftest"
+CMDLINE="console=ttyS0 noxsave clearcpuid=popcnt,smap,erms,fsrm,fsgsbase,clwb,rep_good"
+CMDLINE+=" rodata=off quiet panic=-1 reboot=k no_int3_selftest percpu_alloc=page noreplace-smp"
 [ -z "$TEST" ] || CMDLINE+=" vmmtest=$TEST"
 [ -z "$APPEND" ] || CMDLINE+=" $APPEND"
 
