@@ -173,6 +173,23 @@ public sealed unsafe class KvmVcpu : IDisposable
         return entry->Data;
     }
 
+    /// <summary>KVM_GET_LAPIC: the 1 KiB local APIC register page.</summary>
+    public byte[] GetLapicRegisters()
+    {
+        KvmLapicState lapic;
+        _fd.Ioctl(KvmIoctls.GetLapic, &lapic, "KVM_GET_LAPIC");
+        return new ReadOnlySpan<byte>(lapic.Regs, 1024).ToArray();
+    }
+
+    /// <summary>KVM_GET_FPU: (x87 control word, MXCSR). The kernel never fills in MXCSR here (x86.c copies no mxcsr
+    /// in either direction), so it reads 0; the guest's real MXCSR is KVM's reset value 0x1F80.</summary>
+    public (ushort Fcw, uint Mxcsr) GetFpuControl()
+    {
+        KvmFpu fpu;
+        _fd.Ioctl(KvmIoctls.GetFpu, &fpu, "KVM_GET_FPU");
+        return (fpu.Fcw, fpu.Mxcsr);
+    }
+
     /// <summary>Everything every vCPU needs: CPUID for its APIC id, boot MSRs, FPU defaults, LAPIC LINT0/LINT1.</summary>
     internal void ConfigureCommon(int cpuCount)
     {
@@ -182,7 +199,7 @@ public sealed unsafe class KvmVcpu : IDisposable
 
         KvmFpu fpu = default;
         fpu.Fcw = 0x37F; // x87 default control word (all exceptions masked, 64-bit precision)
-        fpu.Mxcsr = 0x1F80; // SSE default (all exceptions masked)
+        fpu.Mxcsr = 0x1F80; // SSE default, as Firecracker sets it; current kernels ignore it and reset MXCSR to this anyway
         _fd.Ioctl(KvmIoctls.SetFpu, &fpu, "KVM_SET_FPU");
 
         // LINT0 delivers the PIC's ExtINT, LINT1 NMI, as a BIOS would leave them (Firecracker's set_lint).
