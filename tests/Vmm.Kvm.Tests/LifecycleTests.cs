@@ -34,7 +34,7 @@ public partial class LifecycleTests
                 a.@out(dx, al);
             });
             guest.Run(TestGuest.RealModeState(), cpuCount: 2);
-            registration.Dispose();
+            _ = registration; // left for the VM's Dispose to release
         }
 
         RunOnce(); // warm up: runtime-internal fds (signal pipes, timers) opened on first use
