@@ -123,6 +123,7 @@ public sealed unsafe class KvmVcpu : IDisposable
         byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);
         try
         {
+            // Safe: the buffer was allocated for the header plus entries.Length entries.
             ((KvmCpuid2*)buffer)->Nent = (uint)entries.Length;
             entries.CopyTo(new Span<KvmCpuidEntry2>(buffer + sizeof(KvmCpuid2), entries.Length));
             _fd.Ioctl(KvmIoctls.SetCpuid2, buffer, "KVM_SET_CPUID2");
@@ -140,6 +141,7 @@ public sealed unsafe class KvmVcpu : IDisposable
         byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);
         try
         {
+            // Safe: the buffer was allocated for the header plus msrs.Length entries.
             ((KvmMsrs*)buffer)->Nmsrs = (uint)msrs.Length;
             var entries = new Span<KvmMsrEntry>(buffer + sizeof(KvmMsrs), msrs.Length);
             for (int i = 0; i < msrs.Length; i++)
@@ -162,6 +164,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     {
         int bytes = sizeof(KvmMsrs) + sizeof(KvmMsrEntry);
         byte* buffer = stackalloc byte[bytes];
+        // Safe: a stack buffer sized for the header and exactly one entry, which is all the kernel touches.
         new Span<byte>(buffer, bytes).Clear();
         ((KvmMsrs*)buffer)->Nmsrs = 1;
         var entry = (KvmMsrEntry*)(buffer + sizeof(KvmMsrs));
@@ -178,6 +181,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     {
         KvmLapicState lapic;
         _fd.Ioctl(KvmIoctls.GetLapic, &lapic, "KVM_GET_LAPIC");
+        // Safe: Regs is a 1024-byte fixed buffer in a local.
         return new ReadOnlySpan<byte>(lapic.Regs, 1024).ToArray();
     }
 
