@@ -134,6 +134,7 @@ public sealed unsafe class KvmSystem : IDisposable
                     }
                     throw new KvmException("KVM_GET_SUPPORTED_CPUID", errno);
                 }
+                // Safe: the buffer holds `capacity` entries and the kernel's count is clamped to that.
                 uint count = Math.Min(((KvmCpuid2*)buffer)->Nent, (uint)capacity);
                 return new ReadOnlySpan<KvmCpuidEntry2>(buffer + sizeof(KvmCpuid2), (int)count).ToArray();
             }
@@ -165,6 +166,7 @@ public sealed unsafe class KvmSystem : IDisposable
                     }
                     throw new KvmException("KVM_GET_MSR_INDEX_LIST", errno);
                 }
+                // Safe: the buffer holds `capacity` indices and the kernel's count is clamped to that.
                 uint count = Math.Min(((KvmMsrList*)buffer)->Nmsrs, (uint)capacity);
                 return new ReadOnlySpan<uint>(buffer + sizeof(KvmMsrList), (int)count).ToArray();
             }

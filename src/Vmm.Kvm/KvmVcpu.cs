@@ -123,6 +123,7 @@ public sealed unsafe class KvmVcpu : IDisposable
         byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);
         try
         {
+            // Safe: the buffer was allocated for the header plus entries.Length entries.
             ((KvmCpuid2*)buffer)->Nent = (uint)entries.Length;
             entries.CopyTo(new Span<KvmCpuidEntry2>(buffer + sizeof(KvmCpuid2), entries.Length));
             _fd.Ioctl(KvmIoctls.SetCpuid2, buffer, "KVM_SET_CPUID2");
@@ -140,6 +141,7 @@ public sealed unsafe class KvmVcpu : IDisposable
         byte* buffer = (byte*)NativeMemory.AllocZeroed((nuint)bytes);
         try
         {
+            // Safe: the buffer was allocated for the header plus msrs.Length entries.
             ((KvmMsrs*)buffer)->Nmsrs = (uint)msrs.Length;
             var entries = new Span<KvmMsrEntry>(buffer + sizeof(KvmMsrs), msrs.Length);
             for (int i = 0; i < msrs.Length; i++)
@@ -162,6 +164,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     {
         int bytes = sizeof(KvmMsrs) + sizeof(KvmMsrEntry);
         byte* buffer = stackalloc byte[bytes];
+        // Safe: a stack buffer sized for the header and exactly one entry, which is all the kernel touches.
         new Span<byte>(buffer, bytes).Clear();
         ((KvmMsrs*)buffer)->Nmsrs = 1;
         var entry = (KvmMsrEntry*)(buffer + sizeof(KvmMsrs));
@@ -173,6 +176,24 @@ public sealed unsafe class KvmVcpu : IDisposable
         return entry->Data;
     }
 
+    /// <summary>KVM_GET_LAPIC: the 1 KiB local APIC register page.</summary>
+    public byte[] GetLapicRegisters()
+    {
+        KvmLapicState lapic;
+        _fd.Ioctl(KvmIoctls.GetLapic, &lapic, "KVM_GET_LAPIC");
+        // Safe: Regs is a 1024-byte fixed buffer in a local.
+        return new ReadOnlySpan<byte>(lapic.Regs, 1024).ToArray();
+    }
+
+    /// <summary>KVM_GET_FPU: (x87 control word, MXCSR). The kernel never fills in MXCSR here (x86.c copies no mxcsr
+    /// in either direction), so it reads 0; the guest's real MXCSR is KVM's reset value 0x1F80.</summary>
+    public (ushort Fcw, uint Mxcsr) GetFpuControl()
+    {
+        KvmFpu fpu;
+        _fd.Ioctl(KvmIoctls.GetFpu, &fpu, "KVM_GET_FPU");
+        return (fpu.Fcw, fpu.Mxcsr);
+    }
+
     /// <summary>Everything every vCPU needs: CPUID for its APIC id, boot MSRs, FPU defaults, LAPIC LINT0/LINT1.</summary>
     internal void ConfigureCommon(int cpuCount)
     {
@@ -182,7 +203,7 @@ public sealed unsafe class KvmVcpu : IDisposable
 
         KvmFpu fpu = default;
         fpu.Fcw = 0x37F; // x87 default control word (all exceptions masked, 64-bit precision)
-        fpu.Mxcsr = 0x1F80; // SSE default (all exceptions masked)
+        fpu.Mxcsr = 0x1F80; // SSE default, as Firecracker sets it; current kernels ignore it and reset MXCSR to this anyway
         _fd.Ioctl(KvmIoctls.SetFpu, &fpu, "KVM_SET_FPU");
 
         // LINT0 delivers the PIC's ExtINT, LINT1 NMI, as a BIOS would leave them (Firecracker's set_lint).

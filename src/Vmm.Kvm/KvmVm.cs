@@ -149,6 +149,7 @@ public sealed unsafe class KvmVm : IDisposable
 
     public void Dispose()
     {
+        _ioEvents.Dispose();
         _msi.Dispose();
         _fd.Dispose();
     }

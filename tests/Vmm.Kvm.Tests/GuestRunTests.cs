@@ -99,19 +99,24 @@ public class GuestRunTests
         Assert.Equal([(true, 0UL, 4, 0x0BADF00DUL), (true, 0UL, 4, 0xFFFFFFFFUL)], guest.Recorder.Snapshot());
     }
 
+    /// <summary>
+    /// 64-bit, because a real-mode triple fault is not reproducible on the PVM host: KVM's emulator delivers
+    /// real-mode exceptions through the IVT without checking the IDT limit (observed: a guest with IDT limit 0 ran
+    /// off into the zero-filled IVT handler instead of shutting down, in about one run in five).
+    /// </summary>
     [KvmFact]
     public void TripleFaultStopsTheVmWithADiagnosticReport()
     {
         using var guest = new TestGuest();
-        guest.Memory.Write(new GuestAddress(0x2000), 0UL); // IDT descriptor: limit 0, base 0
-        guest.LoadRealModeCode(a =>
+        var state = LongModeGuest.Setup(guest.Memory, TestGuest.CodeAddress); // every IDT gate not present
+        guest.LoadCode(64, TestGuest.CodeAddress, a =>
         {
             a.mov(eax, 0x1234ABCD);
-            a.lidt(__[0x2000]);
-            a.ud2(); // #UD cannot be delivered -> #DF -> triple fault
+            a.xor(ebx, ebx);
+            a.ud2(); // #UD -> gate not present -> #GP -> #DF -> triple fault
         });
 
-        VmRunResult result = guest.Run(TestGuest.RealModeState());
+        VmRunResult result = guest.Run(state);
 
         Assert.True(result.Kind == VmStopKind.Fatal, result.ToString());
         Assert.Equal(1, result.ExitCode);
@@ -120,11 +125,13 @@ public class GuestRunTests
         string text = result.Diagnostics!.ToString();
         Assert.Contains("triple fault", text);
         Assert.Contains("RAX=000000001234abcd", text);
-        Assert.Contains("CR0=", text);
-        Assert.Equal(16, result.Diagnostics.Bitness);
+        Assert.Contains("CR3=0000000000009000", text);
+        Assert.Contains("CS=0008", text);
+        Assert.Equal(64, result.Diagnostics.Bitness);
         string ripLine = Assert.Single(result.Diagnostics.Disassembly, l => l.EndsWith("<== RIP"));
         Assert.Contains("ud2", ripLine);
-        Assert.Contains(result.Diagnostics.Disassembly, l => l.Contains("lidt"));
+        Assert.StartsWith($"{TestGuest.CodeAddress + 7:x16}", ripLine); // mov eax (5 bytes) + xor (2 bytes)
+        Assert.Contains(result.Diagnostics.Disassembly, l => l.Contains("xor ebx,ebx"));
     }
 
     [KvmFact]

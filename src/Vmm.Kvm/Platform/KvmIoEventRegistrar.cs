@@ -6,9 +6,12 @@ namespace Vmm.Kvm.Platform;
 
 /// <summary>KVM_IOEVENTFD bindings: a guest write to a PIO or MMIO address signals an eventfd inside the kernel,
 /// without an exit to the VMM. The registration holds a reference on the eventfd so the deassign on dispose can
-/// name the same fd.</summary>
-internal sealed unsafe class KvmIoEventRegistrar(KvmVm vm, bool anyLength) : IIoEventRegistrar
+/// name the same fd; registrations still live when the VM is disposed are released then.</summary>
+internal sealed unsafe class KvmIoEventRegistrar(KvmVm vm, bool anyLength) : IIoEventRegistrar, IDisposable
 {
+    private readonly Lock _lock = new();
+    private readonly HashSet<Registration> _live = new();
+
     public IDisposable Register(IoEventSpace space, ulong address, uint length, EventFd eventFd, ulong? dataMatch = null)
     {
         ArgumentNullException.ThrowIfNull(eventFd);
@@ -45,10 +48,37 @@ internal sealed unsafe class KvmIoEventRegistrar(KvmVm vm, bool anyLength) : IIo
             eventFd.Handle.DangerousRelease();
             throw;
         }
-        return new Registration(vm, eventFd, args);
+        var registration = new Registration(this, vm, eventFd, args);
+        lock (_lock)
+        {
+            _live.Add(registration);
+        }
+        return registration;
     }
 
-    private sealed class Registration(KvmVm vm, EventFd eventFd, KvmIoeventfd args) : IDisposable
+    /// <summary>Deassigns every registration still live (the VM is going away).</summary>
+    public void Dispose()
+    {
+        Registration[] live;
+        lock (_lock)
+        {
+            live = [.. _live];
+        }
+        foreach (Registration r in live)
+        {
+            r.Dispose();
+        }
+    }
+
+    private void Forget(Registration registration)
+    {
+        lock (_lock)
+        {
+            _live.Remove(registration);
+        }
+    }
+
+    private sealed class Registration(KvmIoEventRegistrar owner, KvmVm vm, EventFd eventFd, KvmIoeventfd args) : IDisposable
     {
         private int _disposed;
 
@@ -70,6 +100,7 @@ internal sealed unsafe class KvmIoEventRegistrar(KvmVm vm, bool anyLength) : IIo
             finally
             {
                 eventFd.Handle.DangerousRelease();
+                owner.Forget(this);
             }
         }
     }

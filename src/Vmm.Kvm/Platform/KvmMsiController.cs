@@ -145,6 +145,7 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
         byte[] managed = new byte[bytes];
         fixed (byte* p = managed)
         {
+            // Safe: `managed` is sized for the header plus table.Length entries.
             ((KvmIrqRouting*)p)->Nr = (uint)table.Length;
             table.AsSpan().CopyTo(new Span<KvmIrqRoutingEntry>(p + sizeof(KvmIrqRouting), table.Length));
             _vm.Handle.Ioctl(KvmIoctls.SetGsiRouting, p, $"KVM_SET_GSI_ROUTING({table.Length} routes)");

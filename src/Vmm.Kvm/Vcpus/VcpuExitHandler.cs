@@ -19,6 +19,7 @@ internal sealed unsafe class VcpuExitHandler(
 
     public void RunLoop()
     {
+        // Safe: the kvm_run page stays mapped until the vCPU is disposed, after this thread has been joined.
         KvmRun* run = vcpu.Run;
         while (!control.IsStopRequested)
         {
@@ -184,6 +185,7 @@ internal sealed unsafe class VcpuExitHandler(
     {
         if (run->InternalNdata >= 3 && (run->EmulationFailureFlags & KvmConstants.EmulationFlagInstructionBytes) != 0)
         {
+            // Safe: insn_bytes is a 15-byte field and the size is clamped to it.
             int size = Math.Min((int)run->EmulationFailureInsnSize, 15);
             new ReadOnlySpan<byte>(run->EmulationFailureInsnBytes, size).CopyTo(destination);
             return size;
