@@ -14,7 +14,7 @@ namespace Vmm.Devices.Legacy.Serial;
 /// FIFO of 16 or 64 bytes, a one-byte holding register with the FIFO off), LCR with DLAB switching offsets 0/1 to
 /// DLL/DLM, MCR (bits 0–4; loopback sends THR bytes to the receiver and loops DTR/RTS/OUT1/OUT2 to
 /// DSR/CTS/RI/DCD with delta bits), LSR (DR, OE, THRE, TEMT; reading clears OE), MSR (reading clears the delta
-/// bits), SCR. Writes to LSR/MSR (factory test) are ignored. Accesses wider than one byte read all-ones and
+/// bits), SCR. An RBR read with nothing received returns 0. Writes to LSR/MSR (factory test) are ignored. Accesses wider than one byte read all-ones and
 /// write nothing; no access throws.</para>
 /// <para><b>Interrupts</b>, in 16550 priority order: receiver line status (OE with IER.RLSI), received data
 /// (FIFO not empty with IER.RDI; the trigger level is treated as 1 and no character-timeout ID is reported,
