@@ -232,7 +232,11 @@ public static class IoctlDispatcher
         buffer.Type = type;
         if (mplane)
         {
-            buffer.Length = length;
+            // Length is the number of planes the handler filled; it can never exceed the room the guest gave.
+            if (buffer.Length > length)
+            {
+                return Errno.EINVAL;
+            }
             buffer.M = guestM;
         }
         else if (memory == (uint)V4l2Memory.UserPtr && code != V4l2IoctlCode.QueryBuf)
