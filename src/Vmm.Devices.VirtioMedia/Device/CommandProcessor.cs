@@ -89,6 +89,7 @@ public sealed class CommandProcessor
         }
         session.Backend = backendSession;
         Sessions.Add(session);
+        _wakeClock(); // the new session may already have a deadline
         MemoryMarshal.Write(response, new RespOpen { SessionId = id });
         return VirtioMediaWire.RespOpenSize;
     }
