@@ -271,4 +271,27 @@ public class TestbedStreamingTests
         using TestbedFrame last = s.DequeueFrame(Timeout);
         Assert.Equal(TestPatternImage.ExpectedChecksum(FourCc.Nv12, 3840, 2160, last.Sequence, TestPatternControls.Default), last.Checksum());
     }
+
+    [Fact]
+    public void CloseWhileFramesAreBeingWrittenLeaksNothing()
+    {
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(new TestPatternOptions { Width = 1920, Height = 1080, Paced = false, SharedMemorySize = 256UL << 20 });
+        for (int round = 0; round < 5; round++)
+        {
+            TestbedSession s = bed.OpenSession();
+            s.SetFormat(FourCc.Yuyv, 1920, 1080);
+            s.RequestBuffers(4, V4l2Memory.Mmap);
+            s.QueueAllBuffers();
+            s.StreamOn();
+            using (s.DequeueFrame(Timeout)) { }
+            s.Dispose(); // CLOSE while the clock is busy, then MUNMAP of every plane
+        }
+        long deadline = Environment.TickCount64 + 5000;
+        while (bed.Device.Processor.Shm!.BytesInUse != 0 && Environment.TickCount64 < deadline)
+        {
+            Thread.Sleep(10);
+        }
+        Assert.Equal(0ul, bed.Device.Processor.Shm!.BytesInUse);
+        Assert.Equal(0, bed.Device.Processor.Mappings.Count);
+    }
 }

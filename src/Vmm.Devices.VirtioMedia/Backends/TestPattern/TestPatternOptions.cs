@@ -29,6 +29,10 @@ public sealed record TestPatternOptions
     /// <summary>Size of shared-memory region 0 for MMAP buffers (page multiple, ≤ 4 GiB; sparse memfd).</summary>
     public ulong SharedMemorySize { get; init; } = 1UL << 32;
 
+    /// <summary>Deliver frames at the frame interval (true, the camera behaviour) or as soon as a buffer is queued
+    /// (false: for benchmarks measuring the per-frame cost).</summary>
+    public bool Paced { get; init; } = true;
+
     /// <summary>Checks the values; null when valid, otherwise a one-line error.</summary>
     public string? Validate()
     {

@@ -43,6 +43,9 @@ public sealed class TestPatternSession : MediaBackendSession
     private sealed class CaptureBuffer
     {
         public readonly MmapBuffer?[] Planes = new MmapBuffer?[3];
+        // References held by the frame clock while it writes pixels; only that thread touches this array, so the
+        // owner may release Planes (REQBUFS(0), CLOSE) meanwhile without freeing memory that is being written.
+        public readonly MmapBuffer?[] Filling = new MmapBuffer?[3];
         public readonly List<GuestSegment>[] Segments = [[], [], []];
         public readonly uint[] PlaneLength = new uint[3];
         public int PlaneCount;
@@ -60,7 +63,7 @@ public sealed class TestPatternSession : MediaBackendSession
         _width = o.Width;
         _height = o.Height;
         _fps = o.Fps;
-        _interval = Stopwatch.Frequency / _fps;
+        _interval = _backend.Options.Paced ? Stopwatch.Frequency / _fps : 0;
     }
 
     /// <summary>Frames produced since the last STREAMON.</summary>
@@ -286,7 +289,7 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 uint fps = (uint)Math.Clamp((requested.Denominator + requested.Numerator / 2) / requested.Numerator, 1, uint.MaxValue);
                 _fps = _backend.NearestRate(fps);
-                _interval = Stopwatch.Frequency / _fps;
+                _interval = _backend.Options.Paced ? Stopwatch.Frequency / _fps : 0;
             }
         }
         return GetParm(ref parm);
@@ -748,8 +751,9 @@ public sealed class TestPatternSession : MediaBackendSession
         _queued.Clear();
         for (int i = 0; i < _bufferCount; i++)
         {
-            // A buffer still being filled is returned silently when the fill completes (generation changed).
-            if (_buffers[i].State == BufferState.Queued)
+            // STREAMOFF returns every buffer to the application, including one still being filled: its fill then
+            // completes silently (the completion sees the state changed) and it may be queued again at once.
+            if (_buffers[i].State != BufferState.Dequeued)
             {
                 _buffers[i].State = BufferState.Dequeued;
             }
@@ -818,10 +822,7 @@ public sealed class TestPatternSession : MediaBackendSession
             }
             for (int p = 0; p < b.PlaneCount; p++)
             {
-                if (b.Planes[p] is { } plane && !plane.TryAddReference())
-                {
-                    b.Planes[p] = null;
-                }
+                b.Filling[p] = b.Planes[p] is { } plane && plane.TryAddReference() ? plane : null;
             }
         }
 
@@ -835,7 +836,8 @@ public sealed class TestPatternSession : MediaBackendSession
         {
             for (int p = 0; p < b.PlaneCount; p++)
             {
-                b.Planes[p]?.Release();
+                b.Filling[p]?.Release();
+                b.Filling[p] = null;
             }
         }
 
@@ -876,13 +878,13 @@ public sealed class TestPatternSession : MediaBackendSession
         if (_memory == V4l2Memory.Mmap)
         {
             // The buffer may have been released while we were not holding the lock; then it has no planes to fill.
-            if (b.Planes[0] is null)
+            if (b.Filling[0] is not { } p0)
             {
                 return;
             }
-            dst.Plane0 = new PlaneDestination(b.Planes[0]!.GetSpan());
-            if (b.PlaneCount > 1 && b.Planes[1] is { } p1) { dst.Plane1 = new PlaneDestination(p1.GetSpan()); }
-            if (b.PlaneCount > 2 && b.Planes[2] is { } p2) { dst.Plane2 = new PlaneDestination(p2.GetSpan()); }
+            dst.Plane0 = new PlaneDestination(p0.GetSpan());
+            if (b.PlaneCount > 1 && b.Filling[1] is { } p1) { dst.Plane1 = new PlaneDestination(p1.GetSpan()); }
+            if (b.PlaneCount > 2 && b.Filling[2] is { } p2) { dst.Plane2 = new PlaneDestination(p2.GetSpan()); }
         }
         else
         {
