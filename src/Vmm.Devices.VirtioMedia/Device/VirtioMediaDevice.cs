@@ -122,13 +122,6 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
     {
     }
 
-    /// <summary>Starts producing frames without a virtio transport (the testbed's direct mode and tests).</summary>
-    internal void StartStandalone(GuestMemory memory)
-    {
-        Volatile.Write(ref _memory, memory);
-        _clock.Start();
-    }
-
     private void WakeClock() => _clock.Wake();
 
     private void OnEventAdded() => OnEventAddedCore();

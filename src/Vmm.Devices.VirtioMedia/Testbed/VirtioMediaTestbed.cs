@@ -1,5 +1,8 @@
 using System.Runtime.InteropServices;
+using Vmm.Core.Events;
 using Vmm.Core.Memory;
+using Vmm.Core.Virtio;
+using Vmm.Core.Virtio.Queues;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Devices.VirtioMedia.Protocol;
@@ -31,49 +34,107 @@ namespace Vmm.Devices.VirtioMedia.Testbed;
 /// </example>
 public sealed class VirtioMediaTestbed : IDisposable
 {
+    /// <summary>The driver's command timeout; a command not answered within it is a device failure.</summary>
+    public static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>Bytes at the top of guest RAM used by the simulated driver for rings and buffers.</summary>
+    public const ulong ReservedTop = 4UL << 20;
+
+    private const ushort CommandQueueSize = 256;
+    private const ushort EventQueueSize = 64;
+    private const int EventBuffers = 16; // VIRTIO_MEDIA_NUM_EVENT_BUFS in the Linux driver
+
     private readonly object _commandLock = new();
     private readonly object _eventLock = new();
     private readonly Dictionary<uint, Queue<byte[]>> _eventsBySession = [];
     private readonly AutoResetEvent _eventArrived = new(false);
     private readonly byte[] _response = new byte[64 * 1024];
-    private readonly byte[] _eventBuffer = new byte[VirtioMediaWire.EventMaxSize];
+    private readonly EventFd[] _queueEvents = [new EventFd(), new EventFd()];
+    private readonly VirtQueue[] _deviceQueues;
+    private readonly VirtQueueDriver _commandDriver;
+    private readonly VirtQueueDriver _eventDriver;
+    private readonly GuestAddress[] _eventBufferOfHead = new GuestAddress[EventQueueSize];
+    private readonly TestbedNotifier _notifier = new();
     private bool _disposed;
 
     private VirtioMediaTestbed(VirtioMediaDevice device, GuestMemory memory)
     {
         Device = device;
         GuestMemory = memory;
-        device.Processor.Events.Added += () => _eventArrived.Set();
-        device.StartStandalone(memory);
+        ulong top = memory.Regions[^1].End;
+        if (memory.Regions[^1].Size < 2 * ReservedTop)
+        {
+            throw new ArgumentException("the testbed needs at least 8 MiB of guest RAM");
+        }
+        // Play the transport and the driver: lay out both rings in guest RAM, program the device's queues as the
+        // common configuration would, activate them (validation happens there), then DRIVER_OK → Activate.
+        var baseAddress = new GuestAddress(top - ReservedTop);
+        const ulong acked = VirtioFeatures.Version1 | VirtioFeatures.EventIdx;
+        _commandDriver = new VirtQueueDriver(memory, baseAddress, CommandQueueSize, baseAddress.Add(0x10000), 2UL << 20,
+            eventIdx: true, kick: _queueEvents[0]);
+        _eventDriver = new VirtQueueDriver(memory, baseAddress.Add(0x8000), EventQueueSize, baseAddress.Add(0x210000), 64UL << 10,
+            eventIdx: true, kick: _queueEvents[1]);
+        _deviceQueues = [new VirtQueue(device.QueueMaxSizes[0]), new VirtQueue(device.QueueMaxSizes[1])];
+        _commandDriver.ConfigureDevice(_deviceQueues[0]);
+        _eventDriver.ConfigureDevice(_deviceQueues[1]);
+        foreach (VirtQueue q in _deviceQueues)
+        {
+            VirtQueueError error = q.Activate(memory, acked);
+            if (error != VirtQueueError.None)
+            {
+                throw new InvalidOperationException($"queue activation failed: {error}");
+            }
+        }
+        // Like the Linux driver: post 16 event buffers of 608 bytes before DRIVER_OK.
+        for (int i = 0; i < EventBuffers; i++)
+        {
+            PostEventBuffer(_eventDriver.AllocateBuffer(VirtioMediaWire.EventMaxSize));
+        }
+        _eventDriver.Kick();
+        _notifier.Used[1] = _eventArrived;
+        device.Activate(new VirtioActivation(memory, _deviceQueues, _queueEvents, _notifier, acked));
+    }
+
+    private void PostEventBuffer(GuestAddress address)
+    {
+        Span<DriverBuffer> one = [new DriverBuffer(address, VirtioMediaWire.EventMaxSize, DeviceWritable: true)];
+        ushort head = _eventDriver.AddChain(one);
+        _eventBufferOfHead[head] = address;
     }
 
     /// <summary>Creates a testbed around a test-pattern camera with <paramref name="options"/> (defaults: 640×480
-    /// YUYV at 30 fps) and <paramref name="guestRamSize"/> bytes of simulated guest RAM at guest-physical 0.</summary>
+    /// YUYV at 30 fps) and <paramref name="guestRamSize"/> bytes of simulated guest RAM at guest-physical 0 (the
+    /// top <see cref="ReservedTop"/> bytes hold the simulated driver's rings and buffers).</summary>
     public static VirtioMediaTestbed Create(TestPatternOptions? options = null, ulong guestRamSize = 64UL << 20)
     {
         options ??= new TestPatternOptions();
-        VirtioMediaDevice device = VirtioMediaDevice.CreateTestPattern(options);
-        GuestMemory memory;
+        return Create(VirtioMediaDevice.CreateTestPattern(options), guestRamSize);
+    }
+
+    /// <summary>Creates a testbed around an existing device (e.g. another backend); the testbed disposes it.</summary>
+    public static VirtioMediaTestbed Create(VirtioMediaDevice device, ulong guestRamSize = 64UL << 20)
+    {
+        GuestMemory? memory = null;
         try
         {
             memory = GuestMemory.CreateAnonymous((new GuestAddress(0), guestRamSize));
+            return new VirtioMediaTestbed(device, memory);
         }
         catch
         {
             device.Dispose();
+            memory?.Dispose();
             throw;
         }
-        return new VirtioMediaTestbed(device, memory);
     }
-
-    /// <summary>Creates a testbed around an existing device (e.g. another backend); the testbed disposes it.</summary>
-    public static VirtioMediaTestbed Create(VirtioMediaDevice device, ulong guestRamSize = 64UL << 20) =>
-        new(device, GuestMemory.CreateAnonymous((new GuestAddress(0), guestRamSize)));
 
     public VirtioMediaDevice Device { get; }
 
-    /// <summary>The simulated guest RAM (for SHARED_PAGES buffers).</summary>
+    /// <summary>The simulated guest RAM (for SHARED_PAGES buffers; avoid the top <see cref="ReservedTop"/> bytes).</summary>
     public GuestMemory GuestMemory { get; }
+
+    /// <summary>Set when the device reported DEVICE_NEEDS_RESET (a broken ring).</summary>
+    public string? NeedsResetReason => _notifier.NeedsResetReason;
 
     /// <summary>Reads the 40-byte configuration space.</summary>
     public VirtioMediaConfig ReadConfig()
@@ -83,13 +144,31 @@ public sealed class VirtioMediaTestbed : IDisposable
         return MemoryMarshal.Read<VirtioMediaConfig>(bytes);
     }
 
-    /// <summary>Sends a raw command: <paramref name="request"/> is the device-readable stream, the response goes into
-    /// <paramref name="response"/> (device-writable stream). Returns the used length, as the driver would see it.</summary>
+    /// <summary>Sends a raw command through the command queue: <paramref name="request"/> becomes the
+    /// device-readable buffer, <paramref name="response"/>'s length the device-writable buffer. Returns the used
+    /// length, as the driver would see it. Throws <see cref="TimeoutException"/> if the device does not answer
+    /// within the driver's 5-second timeout.</summary>
     public int SendCommand(ReadOnlySpan<byte> request, Span<byte> response)
     {
         lock (_commandLock)
         {
-            return Device.Processor.Process(request, response);
+            _commandDriver.Submit(request, (uint)response.Length);
+            _commandDriver.Kick();
+            long deadline = Environment.TickCount64 + (long)CommandTimeout.TotalMilliseconds;
+            DriverCompletion completion;
+            while (!_commandDriver.TryTakeUsed(out completion))
+            {
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    throw new TimeoutException("virtio-media command not answered within 5 s");
+                }
+                _notifier.Used[0].WaitOne((int)Math.Min(left, 20));
+            }
+            Span<byte> written = _commandDriver.GetResponse(completion);
+            written.CopyTo(response);
+            _commandDriver.Release(completion);
+            return (int)completion.WrittenLength;
         }
     }
 
@@ -132,32 +211,35 @@ public sealed class VirtioMediaTestbed : IDisposable
     }
 
     internal byte[] ResponseBuffer => _response;
+    internal VirtQueueDriver CommandDriver => _commandDriver;
     internal object CommandLock => _commandLock;
 
-    /// <summary>Moves every pending device event into the per-session queues (what the driver's event worker does).
-    /// Returns the number of events moved.</summary>
+    /// <summary>Reaps used eventq buffers into the per-session queues and re-posts them (what the driver's event
+    /// worker does). Returns the number of events taken.</summary>
     public int PumpEvents()
     {
         int moved = 0;
         lock (_eventLock)
         {
-            while (true)
+            while (_eventDriver.TryTakeUsed(out DriverCompletion c))
             {
-                int n = Device.Processor.Events.TryDequeue(_eventBuffer);
-                if (n == 0)
+                GuestAddress address = _eventBufferOfHead[c.Head];
+                uint length = Math.Min(c.WrittenLength, VirtioMediaWire.EventMaxSize);
+                byte[] bytes = GuestMemory.GetSpan(address, length).ToArray();
+                if (length >= VirtioMediaWire.EventHeaderSize)
                 {
-                    break;
+                    EventHeader h = MemoryMarshal.Read<EventHeader>(bytes);
+                    if (_eventsBySession.TryGetValue(h.SessionId, out Queue<byte[]>? q))
+                    {
+                        q.Enqueue(bytes);
+                    }
                 }
-                if (n < VirtioMediaWire.EventHeaderSize)
-                {
-                    continue;
-                }
-                EventHeader h = MemoryMarshal.Read<EventHeader>(_eventBuffer);
-                if (_eventsBySession.TryGetValue(h.SessionId, out Queue<byte[]>? q))
-                {
-                    q.Enqueue(_eventBuffer.AsSpan(0, n).ToArray());
-                }
+                PostEventBuffer(address);
                 moved++;
+            }
+            if (moved > 0)
+            {
+                _eventDriver.Kick();
             }
         }
         return moved;
@@ -204,7 +286,12 @@ public sealed class VirtioMediaTestbed : IDisposable
         _disposed = true;
         Device.Dispose();
         GuestMemory.Dispose();
+        foreach (EventFd e in _queueEvents)
+        {
+            e.Dispose();
+        }
         _eventArrived.Dispose();
+        _notifier.Used[0].Dispose();
     }
 }
 
@@ -213,4 +300,26 @@ public sealed class VirtioMediaException(int errno, string operation)
     : Exception($"{operation} failed with errno {errno}")
 {
     public int Errno { get; } = errno;
+}
+
+/// <summary>The testbed's stand-in for the transport's interrupts.</summary>
+internal sealed class TestbedNotifier : IVirtioNotifier
+{
+    public readonly AutoResetEvent[] Used = [new(false), new(false)];
+
+    public string? NeedsResetReason { get; private set; }
+
+    public void SignalUsedQueue(int queueIndex)
+    {
+        if ((uint)queueIndex < (uint)Used.Length)
+        {
+            Used[queueIndex].Set();
+        }
+    }
+
+    public void SignalConfigChange()
+    {
+    }
+
+    public void SignalNeedsReset(string reason) => NeedsResetReason = reason;
 }
