@@ -1,0 +1,70 @@
+using Vmm.Core.Memory;
+using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Ioctls;
+using Vmm.Devices.VirtioMedia.V4l2;
+
+namespace Vmm.Devices.VirtioMedia.Backends;
+
+/// <summary>
+/// What produces or consumes the video behind a virtio-media device: the built-in test-pattern camera, and later a
+/// host /dev/videoN proxy. The device owns the virtio side (queues, sessions, events, shared memory, pacing clock);
+/// a backend answers V4L2 ioctls per session and fills buffers.
+/// </summary>
+public interface IMediaBackend : IDisposable
+{
+    /// <summary>V4L2 device_caps for the config space (without V4L2_CAP_DEVICE_CAPS).</summary>
+    uint DeviceCaps { get; }
+
+    /// <summary>Card name for the config space (≤ 31 bytes used).</summary>
+    string Card { get; }
+
+    /// <summary>Opens a session (guest open()). Returns 0 and the session, or a positive errno.</summary>
+    int Open(IMediaSessionHost host, out MediaBackendSession? session);
+}
+
+/// <summary>The device services a backend session may use; implemented by the device for each session.
+/// Every method is callable from any thread and never blocks on the guest.</summary>
+public interface IMediaSessionHost
+{
+    uint SessionId { get; }
+
+    /// <summary>Allocator for MMAP buffers in shared-memory region 0, or null when the device has no region.</summary>
+    ShmAllocator? Shm { get; }
+
+    /// <summary>Guest RAM, for SHARED_PAGES buffers (null until the device is activated).</summary>
+    GuestMemory? GuestMemory { get; }
+
+    /// <summary>Queues a DQBUF event (buffer done). Never dropped; delivered as eventq buffers become available.</summary>
+    void SendDqbuf(in V4l2Buffer buffer, ReadOnlySpan<V4l2Plane> planes);
+
+    /// <summary>Queues a V4L2 event (EVT_EVENT).</summary>
+    void SendEvent(in V4l2Event v4l2Event);
+
+    /// <summary>Reports an unrecoverable session failure (EVT_ERROR); the device then fails the session's commands.</summary>
+    void SendError(int errno);
+
+    /// <summary>Drops this session's DQBUF events not yet handed to the driver (after STREAMOFF/REQBUFS(0)).</summary>
+    void DropPendingDqbufs();
+
+    /// <summary>Tells the frame clock that <see cref="MediaBackendSession.NextFrameDeadline"/> moved earlier.</summary>
+    void WakeFrameClock();
+}
+
+/// <summary>One open session of a backend: the ioctl handler plus buffer mapping and frame production.</summary>
+public abstract class MediaBackendSession : IoctlHandler, IDisposable
+{
+    /// <summary>Resolves a CMD_MMAP <c>mem_offset</c> to the session's MMAP plane; 0 or a positive errno.</summary>
+    public abstract int FindMmapBuffer(uint memOffset, out MmapBuffer? buffer);
+
+    /// <summary>When the next frame is due (<see cref="System.Diagnostics.Stopwatch"/> ticks), or long.MaxValue when idle.</summary>
+    public virtual long NextFrameDeadline => long.MaxValue;
+
+    /// <summary>Produces the frames due at <paramref name="now"/>. Called on the device's frame-clock thread; must not
+    /// hold locks that ioctl handling needs while writing pixels.</summary>
+    public virtual void ProduceFrames(long now)
+    {
+    }
+
+    /// <summary>Releases everything the session owns (guest close()); mappings stay valid until MUNMAP.</summary>
+    public abstract void Dispose();
+}

@@ -1,0 +1,175 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using Vmm.Devices.VirtioMedia.V4l2;
+
+namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
+
+/// <summary>
+/// Configuration of the test-pattern camera: the initial (and always enumerated) frame size, rate and format, plus
+/// the device-level settings. Parsed from the CLI option <c>--media test-pattern[,width=W,height=H,fps=F,format=FOURCC]</c>
+/// by <see cref="TryParse"/>.
+/// </summary>
+public sealed record TestPatternOptions
+{
+    /// <summary>Initial width in pixels (even, 160…3840).</summary>
+    public uint Width { get; init; } = 640;
+
+    /// <summary>Initial height in pixels (even, 120…2160).</summary>
+    public uint Height { get; init; } = 480;
+
+    /// <summary>Initial frame rate (1…120).</summary>
+    public uint Fps { get; init; } = 30;
+
+    /// <summary>Initial pixel format (one of <see cref="PixelFormats.All"/>).</summary>
+    public uint Format { get; init; } = FourCc.Yuyv;
+
+    /// <summary>Name reported as the card (config space, max 31 bytes).</summary>
+    public string Card { get; init; } = "Vmm test pattern";
+
+    /// <summary>Size of shared-memory region 0 for MMAP buffers (page multiple, ≤ 4 GiB; sparse memfd).</summary>
+    public ulong SharedMemorySize { get; init; } = 1UL << 32;
+
+    /// <summary>Deliver frames at the frame interval (true, the camera behaviour) or as soon as a buffer is queued
+    /// (false: for benchmarks measuring the per-frame cost).</summary>
+    public bool Paced { get; init; } = true;
+
+    /// <summary>Checks the values; null when valid, otherwise a one-line error.</summary>
+    public string? Validate()
+    {
+        if (Width < PixelFormats.MinWidth || Width > PixelFormats.MaxWidth || (Width & 1) != 0)
+        {
+            return $"width {Width} must be even and between {PixelFormats.MinWidth} and {PixelFormats.MaxWidth}";
+        }
+        if (Height < PixelFormats.MinHeight || Height > PixelFormats.MaxHeight || (Height & 1) != 0)
+        {
+            return $"height {Height} must be even and between {PixelFormats.MinHeight} and {PixelFormats.MaxHeight}";
+        }
+        if (Fps < PixelFormats.MinFps || Fps > PixelFormats.MaxFps)
+        {
+            return $"fps {Fps} must be between {PixelFormats.MinFps} and {PixelFormats.MaxFps}";
+        }
+        if (PixelFormats.Find(Format) is null)
+        {
+            return $"format '{FourCc.ToString(Format)}' is not supported (use {SupportedFormatList()})";
+        }
+        if (SharedMemorySize == 0 || (SharedMemorySize & 0xFFF) != 0 || SharedMemorySize > 1UL << 32)
+        {
+            return $"shared memory size 0x{SharedMemorySize:x} must be a non-zero multiple of 4096 up to 4 GiB";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Parses <c>test-pattern[,width=W,height=H,fps=F,format=FOURCC]</c> (keys in any order, each at most once;
+    /// also <c>size=WxH</c> and <c>card=NAME</c>). On failure <paramref name="error"/> is one line naming the problem.
+    /// </summary>
+    public static bool TryParse(string text, [NotNullWhen(true)] out TestPatternOptions? options, [NotNullWhen(false)] out string? error)
+    {
+        options = null;
+        string[] parts = text.Split(',');
+        if (parts[0].Trim() != "test-pattern")
+        {
+            error = $"unknown media backend '{parts[0].Trim()}' (expected 'test-pattern')";
+            return false;
+        }
+        var result = new TestPatternOptions();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 1; i < parts.Length; i++)
+        {
+            string part = parts[i].Trim();
+            int eq = part.IndexOf('=');
+            if (eq <= 0)
+            {
+                error = $"expected key=value, got '{part}'";
+                return false;
+            }
+            string key = part[..eq].Trim().ToLowerInvariant();
+            string value = part[(eq + 1)..].Trim();
+            if (!seen.Add(key))
+            {
+                error = $"'{key}' given twice";
+                return false;
+            }
+            switch (key)
+            {
+                case "width":
+                    if (!TryParseUInt(key, value, out uint w, out error)) { return false; }
+                    result = result with { Width = w };
+                    break;
+                case "height":
+                    if (!TryParseUInt(key, value, out uint h, out error)) { return false; }
+                    result = result with { Height = h };
+                    break;
+                case "size":
+                {
+                    int x = value.IndexOfAny(['x', 'X']);
+                    if (x <= 0 || !TryParseUInt(key, value[..x], out uint sw, out error) || !TryParseUInt(key, value[(x + 1)..], out uint sh, out error))
+                    {
+                        error = $"size '{value}' must look like 1280x720";
+                        return false;
+                    }
+                    result = result with { Width = sw, Height = sh };
+                    break;
+                }
+                case "fps":
+                    if (!TryParseUInt(key, value, out uint fps, out error)) { return false; }
+                    result = result with { Fps = fps };
+                    break;
+                case "format":
+                {
+                    uint fourcc = AliasToFourCc(value);
+                    if (fourcc == 0 && !FourCc.TryParse(value, out fourcc))
+                    {
+                        error = $"format '{value}' is not a fourcc (use {SupportedFormatList()})";
+                        return false;
+                    }
+                    result = result with { Format = fourcc };
+                    break;
+                }
+                case "card":
+                    if (value.Length == 0 || value.Length > 31)
+                    {
+                        error = "card name must be 1 to 31 characters";
+                        return false;
+                    }
+                    result = result with { Card = value };
+                    break;
+                default:
+                    error = $"unknown key '{key}' (known: width, height, size, fps, format, card)";
+                    return false;
+            }
+        }
+        error = result.Validate();
+        if (error is not null)
+        {
+            return false;
+        }
+        options = result;
+        return true;
+    }
+
+    private static uint AliasToFourCc(string value) => value.ToUpperInvariant() switch
+    {
+        "YUYV" => FourCc.Yuyv,
+        "NV12" => FourCc.Nv12,
+        "YU12" or "I420" or "YUV420" => FourCc.Yu12,
+        "NM12" or "NV12M" => FourCc.Nv12M,
+        "YM12" or "YUV420M" => FourCc.Yu12M,
+        "RGB3" or "RGB24" => FourCc.Rgb24,
+        "BGR3" or "BGR24" => FourCc.Bgr24,
+        _ => 0,
+    };
+
+    private static string SupportedFormatList() => "YUYV, NV12, YU12, NM12, YM12, RGB3, BGR3";
+
+    private static bool TryParseUInt(string key, string value, out uint result, [NotNullWhen(false)] out string? error)
+    {
+        if (uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out result))
+        {
+            error = null;
+            return true;
+        }
+        error = $"{key} '{value}' is not a non-negative integer";
+        return false;
+    }
+}

@@ -1,0 +1,1215 @@
+using System.Diagnostics;
+using Vmm.Core.Memory;
+using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Ioctls;
+using Vmm.Devices.VirtioMedia.Protocol;
+using Vmm.Devices.VirtioMedia.V4l2;
+
+namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
+
+/// <summary>
+/// One open file handle on the test-pattern camera: its format, frame interval, buffer queue and event
+/// subscriptions. Ioctls arrive on the device's command thread; frames are produced on the frame-clock thread.
+/// Pixels are written without holding <see cref="_lock"/>, so a slow frame never delays a command.
+/// </summary>
+public sealed class TestPatternSession : MediaBackendSession
+{
+    private const int MaxBuffers = V4l2Const.VideoMaxFrame;
+
+    private readonly TestPatternBackend _backend;
+    private readonly IMediaSessionHost _host;
+    private readonly object _lock = new();
+    private readonly TestPatternRenderer _renderer = new();
+
+    private PixelFormatInfo _format;
+    private uint _width, _height, _fps;
+
+    private readonly CaptureBuffer[] _buffers = new CaptureBuffer[MaxBuffers];
+    private int _bufferCount;
+    private uint _queueType;           // buffer type the buffers were requested for (1 or 9), 0 when none
+    private V4l2Memory _memory;
+    private readonly Queue<int> _queued = new(MaxBuffers);
+    private bool _streaming;
+    private int _streamGeneration;
+    private uint _sequence;
+    private long _nextDue = long.MaxValue;
+    private long _interval;
+    private bool _closed;
+
+    private readonly List<(uint Type, uint Id, uint Flags)> _subscriptions = [];
+
+    private enum BufferState { Dequeued, Queued, Filling }
+
+    private sealed class CaptureBuffer
+    {
+        public readonly MmapBuffer?[] Planes = new MmapBuffer?[3];
+        // References held by the frame clock while it writes pixels; only that thread touches this array, so the
+        // owner may release Planes (REQBUFS(0), CLOSE) meanwhile without freeing memory that is being written.
+        public readonly MmapBuffer?[] Filling = new MmapBuffer?[3];
+        public readonly List<GuestSegment>[] Segments = [[], [], []];
+        public readonly uint[] PlaneLength = new uint[3];
+        public int PlaneCount;
+        public BufferState State;
+        public uint BytesUsed;
+        public uint BytesUsedOf(int plane) => BytesUsed == 0 ? 0 : PlaneLength[plane];
+    }
+
+    internal TestPatternSession(TestPatternBackend backend, IMediaSessionHost host)
+    {
+        _backend = backend;
+        _host = host;
+        TestPatternOptions o = backend.Options;
+        _format = PixelFormats.Find(o.Format)!;
+        _width = o.Width;
+        _height = o.Height;
+        _fps = o.Fps;
+        _interval = _backend.Options.Paced ? Stopwatch.Frequency / _fps : 0;
+    }
+
+    /// <summary>Frames produced since the last STREAMON.</summary>
+    public uint Sequence
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _sequence;
+            }
+        }
+    }
+
+    private static bool IsCaptureType(uint type) =>
+        type is (uint)V4l2BufferType.VideoCapture or (uint)V4l2BufferType.VideoCaptureMplane;
+
+    private static bool IsMplane(uint type) => type == (uint)V4l2BufferType.VideoCaptureMplane;
+
+    // ---- formats ----
+
+    public override int EnumFormat(ref V4l2FmtDesc desc)
+    {
+        if (!IsCaptureType(desc.Type))
+        {
+            return Errno.EINVAL;
+        }
+        bool mplane = IsMplane(desc.Type);
+        uint n = 0;
+        foreach (PixelFormatInfo f in PixelFormats.All)
+        {
+            if (f.MultiPlanarOnly && !mplane)
+            {
+                continue;
+            }
+            if (n++ == desc.Index)
+            {
+                uint index = desc.Index, type = desc.Type;
+                desc = default;
+                desc.Index = index;
+                desc.Type = type;
+                desc.PixelFormat = f.FourCc;
+                unsafe
+                {
+                    // Safe: Description is a fixed 32-byte field of a local struct.
+                    fixed (byte* p = desc.Description)
+                    {
+                        V4l2Text.Write(new Span<byte>(p, 32), f.Description);
+                    }
+                }
+                return 0;
+            }
+        }
+        return Errno.EINVAL;
+    }
+
+    public override int GetFormat(ref V4l2Format format)
+    {
+        if (!IsCaptureType(format.Type))
+        {
+            return Errno.EINVAL;
+        }
+        lock (_lock)
+        {
+            PixelFormatInfo f = _format;
+            if (f.MultiPlanarOnly && !IsMplane(format.Type))
+            {
+                f = ContiguousEquivalent(f);
+            }
+            FillFormat(ref format, f, _width, _height);
+        }
+        return 0;
+    }
+
+    public override int TryFormat(ref V4l2Format format)
+    {
+        if (!IsCaptureType(format.Type))
+        {
+            return Errno.EINVAL;
+        }
+        (PixelFormatInfo f, uint w, uint h) = Adjust(format);
+        FillFormat(ref format, f, w, h);
+        return 0;
+    }
+
+    public override int SetFormat(ref V4l2Format format)
+    {
+        if (!IsCaptureType(format.Type))
+        {
+            return Errno.EINVAL;
+        }
+        (PixelFormatInfo f, uint w, uint h) = Adjust(format);
+        lock (_lock)
+        {
+            if (_bufferCount > 0 || _streaming)
+            {
+                return Errno.EBUSY;
+            }
+            _format = f;
+            _width = w;
+            _height = h;
+        }
+        FillFormat(ref format, f, w, h);
+        return 0;
+    }
+
+    private (PixelFormatInfo Format, uint Width, uint Height) Adjust(in V4l2Format request)
+    {
+        bool mplane = IsMplane(request.Type);
+        uint fourcc = mplane ? request.PixMp.PixelFormat : request.Pix.PixelFormat;
+        uint w = mplane ? request.PixMp.Width : request.Pix.Width;
+        uint h = mplane ? request.PixMp.Height : request.Pix.Height;
+        PixelFormatInfo? f = PixelFormats.Find(fourcc);
+        if (f is null || (f.MultiPlanarOnly && !mplane))
+        {
+            // V4L2: an unsupported pixel format is replaced, never an error.
+            f = PixelFormats.All[0];
+        }
+        (uint nw, uint nh) = _backend.NearestSize(w, h);
+        return (f, nw, nh);
+    }
+
+    private static PixelFormatInfo ContiguousEquivalent(PixelFormatInfo f) =>
+        PixelFormats.Find(f.FourCc == FourCc.Nv12M ? FourCc.Nv12 : FourCc.Yu12)!;
+
+    private static void FillFormat(ref V4l2Format format, PixelFormatInfo f, uint w, uint h)
+    {
+        uint type = format.Type;
+        format = default;
+        format.Type = type;
+        if (IsMplane(type))
+        {
+            ref V4l2PixFormatMplane mp = ref format.PixMp;
+            mp.Width = w;
+            mp.Height = h;
+            mp.PixelFormat = f.FourCc;
+            mp.Field = V4l2Const.FieldNone;
+            mp.Colorspace = f.Colorspace;
+            mp.NumPlanes = (byte)f.MemoryPlanes;
+            for (int p = 0; p < f.MemoryPlanes; p++)
+            {
+                mp.PlaneFmt(p).BytesPerLine = f.BytesPerLine(p, w);
+                mp.PlaneFmt(p).SizeImage = f.SizeImage(p, w, h);
+            }
+        }
+        else
+        {
+            ref V4l2PixFormat pix = ref format.Pix;
+            pix.Width = w;
+            pix.Height = h;
+            pix.PixelFormat = f.FourCc;
+            pix.Field = V4l2Const.FieldNone;
+            pix.BytesPerLine = f.BytesPerLine(0, w);
+            pix.SizeImage = f.SizeImage(0, w, h);
+            pix.Colorspace = f.Colorspace;
+        }
+    }
+
+    public override int EnumFrameSizes(ref V4l2FrmSizeEnum sizes)
+    {
+        if (PixelFormats.Find(sizes.PixelFormat) is null || sizes.Index >= _backend.FrameSizes.Length)
+        {
+            return Errno.EINVAL;
+        }
+        (uint w, uint h) = _backend.FrameSizes[sizes.Index];
+        uint index = sizes.Index, fourcc = sizes.PixelFormat;
+        sizes = default;
+        sizes.Index = index;
+        sizes.PixelFormat = fourcc;
+        sizes.Type = V4l2Const.FrmSizeTypeDiscrete;
+        sizes.Width = w;
+        sizes.Height = h;
+        return 0;
+    }
+
+    public override int EnumFrameIntervals(ref V4l2FrmIvalEnum intervals)
+    {
+        if (PixelFormats.Find(intervals.PixelFormat) is null || !_backend.IsSupportedSize(intervals.Width, intervals.Height)
+            || intervals.Index >= _backend.FrameRates.Length)
+        {
+            return Errno.EINVAL;
+        }
+        // Fastest rate (shortest interval) first.
+        uint fps = _backend.FrameRates[_backend.FrameRates.Length - 1 - (int)intervals.Index];
+        uint index = intervals.Index, fourcc = intervals.PixelFormat, w = intervals.Width, h = intervals.Height;
+        intervals = default;
+        intervals.Index = index;
+        intervals.PixelFormat = fourcc;
+        intervals.Width = w;
+        intervals.Height = h;
+        intervals.Type = V4l2Const.FrmIvalTypeDiscrete;
+        intervals.Discrete = new V4l2Fract(1, fps);
+        return 0;
+    }
+
+    public override int GetParm(ref V4l2StreamParm parm)
+    {
+        if (!IsCaptureType(parm.Type))
+        {
+            return Errno.EINVAL;
+        }
+        uint type = parm.Type;
+        parm = default;
+        parm.Type = type;
+        parm.Capability = V4l2Const.CapTimePerFrame;
+        lock (_lock)
+        {
+            parm.TimePerFrame = new V4l2Fract(1, _fps);
+        }
+        return 0;
+    }
+
+    public override int SetParm(ref V4l2StreamParm parm)
+    {
+        if (!IsCaptureType(parm.Type))
+        {
+            return Errno.EINVAL;
+        }
+        V4l2Fract requested = parm.TimePerFrame;
+        lock (_lock)
+        {
+            if (requested.Numerator != 0 && requested.Denominator != 0)
+            {
+                uint fps = (uint)Math.Clamp((requested.Denominator + requested.Numerator / 2) / requested.Numerator, 1, uint.MaxValue);
+                _fps = _backend.NearestRate(fps);
+                _interval = _backend.Options.Paced ? Stopwatch.Frequency / _fps : 0;
+            }
+        }
+        return GetParm(ref parm);
+    }
+
+    // ---- inputs ----
+
+    public override int EnumInput(ref V4l2Input input)
+    {
+        if (input.Index != 0)
+        {
+            return Errno.EINVAL;
+        }
+        input = default;
+        input.Type = V4l2Const.InputTypeCamera;
+        unsafe
+        {
+            // Safe: Name is a fixed 32-byte field of the caller's struct, pinned for the write.
+            fixed (byte* p = input.Name)
+            {
+                V4l2Text.Write(new Span<byte>(p, 32), "Test Pattern");
+            }
+        }
+        return 0;
+    }
+
+    public override int GetInput(out uint index)
+    {
+        index = 0;
+        return 0;
+    }
+
+    public override int SetInput(ref uint index) => index == 0 ? 0 : Errno.EINVAL;
+
+    // ---- selection (no cropping: every rectangle is the full frame) ----
+
+    public override int GetSelection(ref V4l2Selection selection)
+    {
+        if (!IsCaptureType(selection.Type))
+        {
+            return Errno.EINVAL;
+        }
+        if (selection.Target is not (V4l2Const.SelTgtCrop or V4l2Const.SelTgtCropDefault or V4l2Const.SelTgtCropBounds or V4l2Const.SelTgtNativeSize))
+        {
+            return Errno.EINVAL;
+        }
+        lock (_lock)
+        {
+            selection.Flags = 0;
+            selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = _width, Height = _height };
+        }
+        return 0;
+    }
+
+    public override int SetSelection(ref V4l2Selection selection)
+    {
+        if (!IsCaptureType(selection.Type) || selection.Target != V4l2Const.SelTgtCrop)
+        {
+            return Errno.EINVAL;
+        }
+        lock (_lock)
+        {
+            selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = _width, Height = _height };
+        }
+        return 0;
+    }
+
+    // ---- buffers ----
+
+    public override int RequestBuffers(ref V4l2RequestBuffers request)
+    {
+        if (!IsCaptureType(request.Type))
+        {
+            return Errno.EINVAL;
+        }
+        if (request.Memory is not ((uint)V4l2Memory.Mmap or (uint)V4l2Memory.UserPtr))
+        {
+            return Errno.EINVAL;
+        }
+        var memory = (V4l2Memory)request.Memory;
+        if (memory == V4l2Memory.Mmap && _host.Shm is null)
+        {
+            return Errno.EINVAL;
+        }
+        uint count = Math.Min(request.Count, MaxBuffers);
+        lock (_lock)
+        {
+            if (_streaming)
+            {
+                return Errno.EBUSY;
+            }
+            if (count > 0 && !_backend.TryTakeBufferOwnership(this))
+            {
+                return Errno.EBUSY;
+            }
+            FreeBuffersLocked();
+            if (count == 0)
+            {
+                _backend.ReleaseBufferOwnership(this);
+                _host.DropPendingDqbufs();
+            }
+            else
+            {
+                int status = AllocateLocked((int)count, memory, request.Type);
+                if (status != 0)
+                {
+                    _backend.ReleaseBufferOwnership(this);
+                    return status;
+                }
+            }
+            request.Count = (uint)_bufferCount;
+        }
+        request.Capabilities = BufferCapabilities;
+        request.Flags = 0;
+        return 0;
+    }
+
+    private static uint BufferCapabilities =>
+        V4l2Const.BufCapSupportsMmap | V4l2Const.BufCapSupportsUserPtr | V4l2Const.BufCapSupportsOrphanedBufs;
+
+    public override int CreateBuffers(ref V4l2CreateBuffers create)
+    {
+        if (!IsCaptureType(create.Format.Type))
+        {
+            return Errno.EINVAL;
+        }
+        if (create.Memory is not ((uint)V4l2Memory.Mmap or (uint)V4l2Memory.UserPtr))
+        {
+            return Errno.EINVAL;
+        }
+        var memory = (V4l2Memory)create.Memory;
+        if (memory == V4l2Memory.Mmap && _host.Shm is null)
+        {
+            return Errno.EINVAL;
+        }
+        // The requested format must describe buffers at least as large as the current format needs.
+        lock (_lock)
+        {
+            bool mplane = IsMplane(create.Format.Type);
+            PixelFormatInfo f = _format.MultiPlanarOnly && !mplane ? ContiguousEquivalent(_format) : _format;
+            if (mplane)
+            {
+                if (create.Format.PixMp.NumPlanes != 0 && create.Format.PixMp.NumPlanes != f.MemoryPlanes)
+                {
+                    return Errno.EINVAL;
+                }
+                for (int p = 0; p < create.Format.PixMp.NumPlanes; p++)
+                {
+                    if (create.Format.PixMp.PlaneFmt(p).SizeImage < f.SizeImage(p, _width, _height))
+                    {
+                        return Errno.EINVAL;
+                    }
+                }
+            }
+            else if (create.Format.Pix.SizeImage != 0 && create.Format.Pix.SizeImage < f.SizeImage(0, _width, _height))
+            {
+                return Errno.EINVAL;
+            }
+            if (_bufferCount > 0 && (_memory != memory || _queueType != create.Format.Type))
+            {
+                return Errno.EINVAL;
+            }
+            create.Index = (uint)_bufferCount;
+            create.Capabilities = BufferCapabilities;
+            create.Flags = 0;
+            create.MaxNumBuffers = MaxBuffers;
+            if (create.Count == 0)
+            {
+                return 0;
+            }
+            if (!_backend.TryTakeBufferOwnership(this))
+            {
+                return Errno.EBUSY;
+            }
+            int before = _bufferCount;
+            int wanted = (int)Math.Min(create.Count, (uint)(MaxBuffers - _bufferCount));
+            if (wanted == 0)
+            {
+                return Errno.ENOBUFS;
+            }
+            int status = AllocateLocked(wanted, memory, create.Format.Type, append: true);
+            if (status != 0)
+            {
+                if (_bufferCount == 0)
+                {
+                    _backend.ReleaseBufferOwnership(this);
+                }
+                return status;
+            }
+            create.Count = (uint)(_bufferCount - before);
+        }
+        return 0;
+    }
+
+    private int AllocateLocked(int count, V4l2Memory memory, uint type, bool append = false)
+    {
+        if (!append)
+        {
+            _bufferCount = 0;
+        }
+        PixelFormatInfo f = _format.MultiPlanarOnly && !IsMplane(type) ? ContiguousEquivalent(_format) : _format;
+        int start = _bufferCount;
+        for (int i = start; i < start + count; i++)
+        {
+            var b = new CaptureBuffer { PlaneCount = f.MemoryPlanes };
+            bool ok = true;
+            for (int p = 0; p < f.MemoryPlanes; p++)
+            {
+                b.PlaneLength[p] = f.SizeImage(p, _width, _height);
+                if (memory == V4l2Memory.Mmap)
+                {
+                    b.Planes[p] = _host.Shm!.TryAllocate(b.PlaneLength[p]);
+                    ok &= b.Planes[p] is not null;
+                }
+            }
+            if (!ok)
+            {
+                ReleasePlanes(b);
+                break;
+            }
+            _buffers[i] = b;
+            _bufferCount = i + 1;
+        }
+        if (_bufferCount == start)
+        {
+            return Errno.ENOMEM;
+        }
+        _memory = memory;
+        _queueType = type;
+        return 0;
+    }
+
+    private static void ReleasePlanes(CaptureBuffer b)
+    {
+        for (int p = 0; p < b.Planes.Length; p++)
+        {
+            b.Planes[p]?.Release();
+            b.Planes[p] = null;
+        }
+    }
+
+    private void FreeBuffersLocked()
+    {
+        for (int i = 0; i < _bufferCount; i++)
+        {
+            // A buffer being filled keeps its own references; dropping the owner's reference here is safe.
+            ReleasePlanes(_buffers[i]);
+            _buffers[i] = null!;
+        }
+        _bufferCount = 0;
+        _queueType = 0;
+        _queued.Clear();
+    }
+
+    private int CheckBuffer(in V4l2Buffer buffer, out CaptureBuffer b)
+    {
+        b = null!;
+        if (_bufferCount == 0 || buffer.Type != _queueType || buffer.Index >= _bufferCount)
+        {
+            return Errno.EINVAL;
+        }
+        b = _buffers[buffer.Index];
+        return 0;
+    }
+
+    private void DescribeBuffer(int index, CaptureBuffer b, ref V4l2Buffer buffer, Span<V4l2Plane> planes)
+    {
+        bool mplane = IsMplane(_queueType);
+        buffer.Index = (uint)index;
+        buffer.Type = _queueType;
+        buffer.Memory = (uint)_memory;
+        buffer.Field = V4l2Const.FieldNone;
+        buffer.Flags = V4l2Const.BufFlagTimestampMonotonic | (b.State != BufferState.Dequeued ? V4l2Const.BufFlagQueued : 0);
+        buffer.Sequence = 0;
+        buffer.TimestampSec = 0;
+        buffer.TimestampUsec = 0;
+        buffer.Timecode = default;
+        buffer.RequestFd = 0;
+        buffer.Reserved2 = 0;
+        if (mplane)
+        {
+            buffer.BytesUsed = 0;
+            buffer.Length = (uint)b.PlaneCount;
+            for (int p = 0; p < b.PlaneCount && p < planes.Length; p++)
+            {
+                planes[p] = default;
+                planes[p].Length = b.PlaneLength[p];
+                planes[p].BytesUsed = b.State == BufferState.Dequeued ? b.BytesUsedOf(p) : 0;
+                planes[p].M = _memory == V4l2Memory.Mmap ? b.Planes[p]!.Offset : planes[p].M;
+            }
+        }
+        else
+        {
+            buffer.BytesUsed = b.BytesUsed;
+            buffer.Length = b.PlaneLength[0];
+            if (_memory == V4l2Memory.Mmap)
+            {
+                buffer.M = b.Planes[0]!.Offset;
+            }
+        }
+    }
+
+    public override int QueryBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes)
+    {
+        lock (_lock)
+        {
+            int status = CheckBuffer(buffer, out CaptureBuffer b);
+            if (status != 0)
+            {
+                return status;
+            }
+            if (IsMplane(_queueType) && planes.Length < b.PlaneCount)
+            {
+                return Errno.EINVAL;
+            }
+            DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
+        }
+        return 0;
+    }
+
+    public override int PrepareBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages)
+    {
+        lock (_lock)
+        {
+            int status = CheckBuffer(buffer, out CaptureBuffer b);
+            if (status != 0)
+            {
+                return status;
+            }
+            if (buffer.Memory != (uint)_memory || (IsMplane(_queueType) && planes.Length < b.PlaneCount))
+            {
+                return Errno.EINVAL;
+            }
+            DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
+            buffer.Flags |= V4l2Const.BufFlagPrepared;
+        }
+        return 0;
+    }
+
+    public override int QueueBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages)
+    {
+        lock (_lock)
+        {
+            int status = CheckBuffer(buffer, out CaptureBuffer b);
+            if (status != 0)
+            {
+                return status;
+            }
+            if (buffer.Memory != (uint)_memory || b.State != BufferState.Dequeued)
+            {
+                return Errno.EINVAL;
+            }
+            bool mplane = IsMplane(_queueType);
+            if (mplane && planes.Length < b.PlaneCount)
+            {
+                return Errno.EINVAL;
+            }
+            if (_memory == V4l2Memory.UserPtr)
+            {
+                status = AttachSharedPages(b, buffer, planes, pages, mplane);
+                if (status != 0)
+                {
+                    return status;
+                }
+            }
+            b.State = BufferState.Queued;
+            _queued.Enqueue((int)buffer.Index);
+            DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
+        }
+        _host.WakeFrameClock();
+        return 0;
+    }
+
+    // Validates the guest's scatter lists against guest RAM and the plane sizes, then keeps them in the buffer.
+    private int AttachSharedPages(CaptureBuffer b, in V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages, bool mplane)
+    {
+        GuestMemory? memory = _host.GuestMemory;
+        if (memory is null || pages.PlaneCount < (mplane ? b.PlaneCount : 1))
+        {
+            return Errno.EFAULT;
+        }
+        for (int p = 0; p < b.PlaneCount; p++)
+        {
+            uint length = mplane ? planes[p].Length : buffer.Length;
+            if (!mplane && p > 0)
+            {
+                break;
+            }
+            uint needed = mplane ? b.PlaneLength[p] : TotalLength(b);
+            if (length < needed)
+            {
+                return Errno.EINVAL;
+            }
+            ReadOnlySpan<SgEntry> list = pages.Plane(p);
+            List<GuestSegment> segments = b.Segments[p];
+            segments.Clear();
+            foreach (SgEntry e in list)
+            {
+                if (!memory.IsValidRange(new GuestAddress(e.Start), e.Length))
+                {
+                    segments.Clear();
+                    return Errno.EFAULT;
+                }
+                segments.Add(new GuestSegment(new GuestAddress(e.Start), e.Length));
+            }
+        }
+        return 0;
+    }
+
+    private static uint TotalLength(CaptureBuffer b)
+    {
+        uint total = 0;
+        for (int p = 0; p < b.PlaneCount; p++)
+        {
+            total += b.PlaneLength[p];
+        }
+        return total;
+    }
+
+    public override int StreamOn(uint bufferType)
+    {
+        lock (_lock)
+        {
+            if (!IsCaptureType(bufferType) || _bufferCount == 0 || bufferType != _queueType)
+            {
+                return Errno.EINVAL;
+            }
+            if (_streaming)
+            {
+                return 0;
+            }
+            _streaming = true;
+            _streamGeneration++;
+            _sequence = 0;
+            _nextDue = Stopwatch.GetTimestamp();
+        }
+        _host.WakeFrameClock();
+        return 0;
+    }
+
+    public override int StreamOff(uint bufferType)
+    {
+        lock (_lock)
+        {
+            if (!IsCaptureType(bufferType) || (_queueType != 0 && bufferType != _queueType))
+            {
+                return Errno.EINVAL;
+            }
+            StopStreamingLocked();
+        }
+        return 0;
+    }
+
+    private void StopStreamingLocked()
+    {
+        _streaming = false;
+        _streamGeneration++;
+        _nextDue = long.MaxValue;
+        _queued.Clear();
+        for (int i = 0; i < _bufferCount; i++)
+        {
+            // STREAMOFF returns every buffer to the application, including one still being filled: its fill then
+            // completes silently (the completion sees the state changed) and it may be queued again at once.
+            if (_buffers[i].State != BufferState.Dequeued)
+            {
+                _buffers[i].State = BufferState.Dequeued;
+            }
+        }
+        _host.DropPendingDqbufs();
+    }
+
+    public override int FindMmapBuffer(uint memOffset, out MmapBuffer? buffer)
+    {
+        lock (_lock)
+        {
+            for (int i = 0; i < _bufferCount; i++)
+            {
+                foreach (MmapBuffer? plane in _buffers[i].Planes)
+                {
+                    if (plane is not null && plane.Offset == memOffset)
+                    {
+                        buffer = plane;
+                        return 0;
+                    }
+                }
+            }
+        }
+        buffer = null;
+        return Errno.EINVAL;
+    }
+
+    // ---- frame production ----
+
+    public override long NextFrameDeadline
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _streaming && _queued.Count > 0 ? _nextDue : long.MaxValue;
+            }
+        }
+    }
+
+    public override void ProduceFrames(long now)
+    {
+        CaptureBuffer b;
+        int index, generation;
+        uint sequence, width, height;
+        PixelFormatInfo format;
+        lock (_lock)
+        {
+            if (!_streaming || _queued.Count == 0 || now < _nextDue)
+            {
+                return;
+            }
+            index = _queued.Dequeue();
+            b = _buffers[index];
+            b.State = BufferState.Filling;
+            generation = _streamGeneration;
+            sequence = _sequence++;
+            format = b.PlaneCount == _format.MemoryPlanes ? _format : ContiguousEquivalent(_format);
+            width = _width;
+            height = _height;
+            // Pace to the interval; after a stall (no buffer queued in time) restart the clock instead of bursting.
+            _nextDue += _interval;
+            if (_nextDue < now - _interval)
+            {
+                _nextDue = now + _interval;
+            }
+            for (int p = 0; p < b.PlaneCount; p++)
+            {
+                b.Filling[p] = b.Planes[p] is { } plane && plane.TryAddReference() ? plane : null;
+            }
+        }
+
+        TestPatternControls controls = _backend.Controls;
+        long timestamp = Stopwatch.GetTimestamp();
+        try
+        {
+            Fill(b, format, width, height, sequence, controls);
+        }
+        finally
+        {
+            for (int p = 0; p < b.PlaneCount; p++)
+            {
+                b.Filling[p]?.Release();
+                b.Filling[p] = null;
+            }
+        }
+
+        Span<V4l2Plane> planes = stackalloc V4l2Plane[V4l2Const.VideoMaxPlanes];
+        lock (_lock)
+        {
+            if (b.State != BufferState.Filling)
+            {
+                return;
+            }
+            b.State = BufferState.Dequeued;
+            if (generation != _streamGeneration || _closed || index >= _bufferCount || _buffers[index] != b)
+            {
+                return;
+            }
+            b.BytesUsed = TotalLength(b);
+            var buffer = default(V4l2Buffer);
+            DescribeBuffer(index, b, ref buffer, planes);
+            buffer.Flags = V4l2Const.BufFlagTimestampMonotonic | V4l2Const.BufFlagKeyframe;
+            buffer.Sequence = sequence;
+            long usec = (long)((double)timestamp * 1_000_000 / Stopwatch.Frequency);
+            buffer.TimestampSec = usec / 1_000_000;
+            buffer.TimestampUsec = usec % 1_000_000;
+            // The driver keeps its own m union; send 0 rather than offsets (recommended by the spec).
+            buffer.M = 0;
+            for (int p = 0; p < b.PlaneCount; p++)
+            {
+                planes[p].M = 0;
+                planes[p].BytesUsed = b.PlaneLength[p];
+            }
+            _host.SendDqbuf(buffer, IsMplane(_queueType) ? planes[..b.PlaneCount] : default);
+        }
+    }
+
+    private void Fill(CaptureBuffer b, PixelFormatInfo format, uint width, uint height, uint sequence, TestPatternControls controls)
+    {
+        var dst = new FrameDestination();
+        if (_memory == V4l2Memory.Mmap)
+        {
+            // The buffer may have been released while we were not holding the lock; then it has no planes to fill.
+            if (b.Filling[0] is not { } p0)
+            {
+                return;
+            }
+            dst.Plane0 = new PlaneDestination(p0.GetSpan());
+            if (b.PlaneCount > 1 && b.Filling[1] is { } p1) { dst.Plane1 = new PlaneDestination(p1.GetSpan()); }
+            if (b.PlaneCount > 2 && b.Filling[2] is { } p2) { dst.Plane2 = new PlaneDestination(p2.GetSpan()); }
+        }
+        else
+        {
+            GuestMemory memory = _host.GuestMemory!;
+            dst.Plane0 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(b.Segments[0]));
+            if (b.PlaneCount > 1) { dst.Plane1 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(b.Segments[1])); }
+            if (b.PlaneCount > 2) { dst.Plane2 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(b.Segments[2])); }
+        }
+        _renderer.Render(format, (int)width, (int)height, sequence, controls, ref dst);
+    }
+
+    // ---- controls ----
+
+    public override int QueryControl(ref V4l2QueryCtrl query)
+    {
+        int i = FindForQuery(query.Id);
+        if (i < 0)
+        {
+            return Errno.EINVAL;
+        }
+        TestPatternBackend.ControlInfo c = TestPatternBackend.ControlTable[i];
+        query = default;
+        query.Id = c.Id;
+        query.Type = c.Type;
+        query.Minimum = c.Min;
+        query.Maximum = c.Max;
+        query.Step = c.Step;
+        query.DefaultValue = c.Default;
+        query.Flags = c.Flags;
+        unsafe
+        {
+            // Safe: Name is a fixed 32-byte field of the caller's struct, pinned for the write.
+            fixed (byte* p = query.Name)
+            {
+                V4l2Text.Write(new Span<byte>(p, 32), c.Name);
+            }
+        }
+        return 0;
+    }
+
+    public override int QueryExtControl(ref V4l2QueryExtCtrl query)
+    {
+        int i = FindForQuery(query.Id);
+        if (i < 0)
+        {
+            return Errno.EINVAL;
+        }
+        TestPatternBackend.ControlInfo c = TestPatternBackend.ControlTable[i];
+        query = default;
+        query.Id = c.Id;
+        query.Type = c.Type;
+        query.Minimum = c.Min;
+        query.Maximum = c.Max;
+        query.Step = (ulong)c.Step;
+        query.DefaultValue = c.Default;
+        query.Flags = c.Flags;
+        query.ElemSize = 4;
+        query.Elems = 1;
+        unsafe
+        {
+            // Safe: Name is a fixed 32-byte field of the caller's struct, pinned for the write.
+            fixed (byte* p = query.Name)
+            {
+                V4l2Text.Write(new Span<byte>(p, 32), c.Name);
+            }
+        }
+        return 0;
+    }
+
+    // Exact id, or with NEXT_CTRL the first control whose id is greater. Only NEXT_COMPOUND: none exist.
+    private static int FindForQuery(uint id)
+    {
+        bool next = (id & V4l2Const.CtrlFlagNextCtrl) != 0;
+        bool nextCompound = (id & V4l2Const.CtrlFlagNextCompound) != 0;
+        uint bare = id & V4l2Const.CtrlIdMask;
+        if (!next && !nextCompound)
+        {
+            return TestPatternBackend.FindControl(id);
+        }
+        if (!next)
+        {
+            return -1;
+        }
+        for (int i = 0; i < TestPatternBackend.ControlTable.Length; i++)
+        {
+            if (TestPatternBackend.ControlTable[i].Id > bare)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    public override int QueryMenu(ref V4l2QueryMenu menu)
+    {
+        if (menu.Id != V4l2Const.CidTestPattern || menu.Index >= TestPatternBackend.PatternMenu.Length)
+        {
+            return Errno.EINVAL;
+        }
+        uint id = menu.Id, index = menu.Index;
+        menu = default;
+        menu.Id = id;
+        menu.Index = index;
+        unsafe
+        {
+            // Safe: Name is a fixed 32-byte field of the caller's struct, pinned for the write.
+            fixed (byte* p = menu.Name)
+            {
+                V4l2Text.Write(new Span<byte>(p, 32), TestPatternBackend.PatternMenu[index]);
+            }
+        }
+        return 0;
+    }
+
+    public override int GetControl(ref V4l2Control control)
+    {
+        int i = TestPatternBackend.FindControl(control.Id);
+        if (i < 0)
+        {
+            return Errno.EINVAL;
+        }
+        if (TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]))
+        {
+            return Errno.EACCES;
+        }
+        control.Value = _backend.GetControlValue(control.Id);
+        return 0;
+    }
+
+    public override int SetControl(ref V4l2Control control)
+    {
+        int i = TestPatternBackend.FindControl(control.Id);
+        if (i < 0)
+        {
+            return Errno.EINVAL;
+        }
+        int value = control.Value;
+        int status = TestPatternBackend.ValidateControlValue(i, ref value);
+        if (status != 0)
+        {
+            return status;
+        }
+        _backend.SetControlValue(control.Id, value, this);
+        control.Value = value;
+        return 0;
+    }
+
+    public override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls)
+    {
+        uint which = header.Which;
+        bool isGet = code == V4l2IoctlCode.GExtCtrls;
+        bool isSet = code == V4l2IoctlCode.SExtCtrls;
+        bool defaults = which == V4l2Const.CtrlWhichDefVal;
+        if (which == V4l2Const.CtrlWhichRequestVal || (defaults && !isGet))
+        {
+            header.ErrorIdx = header.Count;
+            return Errno.EINVAL;
+        }
+        bool classFilter = which != V4l2Const.CtrlWhichCurVal && !defaults;
+        // Validate every control first, so S_EXT_CTRLS is all-or-nothing.
+        for (int k = 0; k < controls.Length; k++)
+        {
+            int i = TestPatternBackend.FindControl(controls[k].Id);
+            if (i < 0 || (classFilter && (controls[k].Id & 0x0FFF0000) != which)
+                || TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]))
+            {
+                header.ErrorIdx = isGet ? (uint)k : isSet ? header.Count : (uint)k;
+                return i >= 0 && TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]) ? Errno.EACCES : Errno.EINVAL;
+            }
+            if (!isGet)
+            {
+                int value = controls[k].Value;
+                int status = TestPatternBackend.ValidateControlValue(i, ref value);
+                if (status != 0)
+                {
+                    header.ErrorIdx = isSet ? header.Count : (uint)k;
+                    return status;
+                }
+                controls[k].Value = value;
+            }
+        }
+        for (int k = 0; k < controls.Length; k++)
+        {
+            int i = TestPatternBackend.FindControl(controls[k].Id);
+            if (isGet)
+            {
+                controls[k].Value64 = 0;
+                controls[k].Value = defaults ? TestPatternBackend.ControlTable[i].Default : _backend.GetControlValue(controls[k].Id);
+            }
+            else if (isSet)
+            {
+                _backend.SetControlValue(controls[k].Id, controls[k].Value, this);
+            }
+        }
+        header.ErrorIdx = 0;
+        return 0;
+    }
+
+    // ---- events ----
+
+    public override int SubscribeEvent(in V4l2EventSubscription subscription)
+    {
+        switch (subscription.Type)
+        {
+            case V4l2Const.EventCtrl:
+            {
+                int i = TestPatternBackend.FindControl(subscription.Id);
+                if (i < 0)
+                {
+                    return Errno.EINVAL;
+                }
+                lock (_lock)
+                {
+                    AddSubscriptionLocked(subscription);
+                }
+                if ((subscription.Flags & V4l2Const.EventSubFlSendInitial) != 0 && !TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]))
+                {
+                    SendControlEvent(subscription.Id, _backend.GetControlValue(subscription.Id),
+                        V4l2Const.EventCtrlChValue | V4l2Const.EventCtrlChFlags | V4l2Const.EventCtrlChRange);
+                }
+                return 0;
+            }
+            case V4l2Const.EventSourceChange:
+                if (subscription.Id != 0)
+                {
+                    return Errno.EINVAL;
+                }
+                lock (_lock)
+                {
+                    AddSubscriptionLocked(subscription);
+                }
+                return 0;
+            default:
+                return Errno.EINVAL;
+        }
+    }
+
+    private void AddSubscriptionLocked(in V4l2EventSubscription s)
+    {
+        for (int i = 0; i < _subscriptions.Count; i++)
+        {
+            if (_subscriptions[i].Type == s.Type && _subscriptions[i].Id == s.Id)
+            {
+                _subscriptions[i] = (s.Type, s.Id, s.Flags);
+                return;
+            }
+        }
+        _subscriptions.Add((s.Type, s.Id, s.Flags));
+    }
+
+    public override int UnsubscribeEvent(in V4l2EventSubscription subscription)
+    {
+        lock (_lock)
+        {
+            if (subscription.Type == V4l2Const.EventAll)
+            {
+                _subscriptions.Clear();
+                return 0;
+            }
+            for (int i = 0; i < _subscriptions.Count; i++)
+            {
+                if (_subscriptions[i].Type == subscription.Type && _subscriptions[i].Id == subscription.Id)
+                {
+                    _subscriptions.RemoveAt(i);
+                    break;
+                }
+            }
+        }
+        return 0;
+    }
+
+    internal void NotifyControlChanged(uint id, int value, TestPatternSession setter)
+    {
+        const uint AllowFeedback = 0x2;
+        bool send = false;
+        lock (_lock)
+        {
+            foreach ((uint type, uint sid, uint flags) in _subscriptions)
+            {
+                if (type == V4l2Const.EventCtrl && sid == id && (setter != this || (flags & AllowFeedback) != 0))
+                {
+                    send = true;
+                }
+            }
+        }
+        if (send)
+        {
+            SendControlEvent(id, value, V4l2Const.EventCtrlChValue);
+        }
+    }
+
+    private void SendControlEvent(uint id, int value, uint changes)
+    {
+        int i = TestPatternBackend.FindControl(id);
+        TestPatternBackend.ControlInfo c = TestPatternBackend.ControlTable[i];
+        var e = new V4l2Event
+        {
+            Type = V4l2Const.EventCtrl,
+            Id = id,
+            CtrlChanges = changes,
+            CtrlType = c.Type,
+            CtrlFlags = c.Flags,
+            CtrlMinimum = c.Min,
+            CtrlMaximum = c.Max,
+            CtrlStep = c.Step,
+            CtrlDefaultValue = c.Default,
+        };
+        e.CtrlValue64 = 0;
+        e.CtrlValue = value;
+        _host.SendEvent(e);
+    }
+
+    public override void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return;
+            }
+            _closed = true;
+            StopStreamingLocked();
+            FreeBuffersLocked();
+            _subscriptions.Clear();
+        }
+        _backend.Closed(this);
+    }
+}

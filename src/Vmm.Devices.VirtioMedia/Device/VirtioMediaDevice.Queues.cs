@@ -1,0 +1,173 @@
+using Vmm.Core.Events;
+using Vmm.Core.Virtio;
+using Vmm.Core.Virtio.Queues;
+using Vmm.Devices.VirtioMedia.Interop;
+using Vmm.Devices.VirtioMedia.Protocol;
+
+namespace Vmm.Devices.VirtioMedia.Device;
+
+public sealed partial class VirtioMediaDevice
+{
+    public const int CommandQueueIndex = 0;
+    public const int EventQueueIndex = 1;
+
+    // Largest readable/writable part handled: a QBUF of 8 planes plus a full 16 KiB shadow buffer of SG entries.
+    private const int MaxCommandBytes = 64 * 1024;
+
+    private readonly byte[] _request = new byte[MaxCommandBytes];
+    private readonly byte[] _response = new byte[MaxCommandBytes];
+    private readonly byte[] _event = new byte[VirtioMediaWire.EventMaxSize];
+    private readonly object _lifecycle = new();
+    private VirtioActivation? _activation;
+    private EventFd? _wakeWorker;
+    private Thread? _worker;
+    private volatile bool _stopWorker;
+
+    /// <summary>Starts the device on the transport's (already activated) queues: a command worker fed by the
+    /// commandq eventfd, which also hands pending events to the eventq, plus the frame clock.</summary>
+    public void Activate(VirtioActivation activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        if (activation.Queues.Count < 2 || activation.QueueEvents.Count < 2)
+        {
+            throw new ArgumentException("virtio-media needs the command and event queues", nameof(activation));
+        }
+        lock (_lifecycle)
+        {
+            StopWorker();
+            _activation = activation;
+            Volatile.Write(ref _memory, activation.Memory);
+            _wakeWorker = new EventFd();
+            _stopWorker = false;
+            _worker = new Thread(WorkerLoop) { IsBackground = true, Name = "virtio-media commands" };
+            _worker.Start();
+            _clock.Start();
+        }
+    }
+
+    public void Reset()
+    {
+        lock (_lifecycle)
+        {
+            StopWorker();
+            StopAll();
+            _activation = null;
+        }
+    }
+
+    partial void OnEventAddedCore()
+    {
+        try
+        {
+            _wakeWorker?.Signal();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Reset raced with a frame: the event is dropped with the sessions anyway.
+        }
+    }
+
+    private void StopWorker()
+    {
+        if (_worker is null)
+        {
+            return;
+        }
+        _stopWorker = true;
+        _wakeWorker!.Signal();
+        _worker.Join();
+        _worker = null;
+        _wakeWorker.Dispose();
+        _wakeWorker = null;
+    }
+
+    private unsafe void WorkerLoop()
+    {
+        VirtioActivation a = _activation!;
+        VirtQueue commands = a.Queues[CommandQueueIndex];
+        VirtQueue events = a.Queues[EventQueueIndex];
+        EventFd wake = _wakeWorker!;
+        Poll.PollFd* fds = stackalloc Poll.PollFd[3];
+        fds[0] = new Poll.PollFd { Fd = a.QueueEvents[CommandQueueIndex].Handle.Fd, Events = Poll.PollIn };
+        fds[1] = new Poll.PollFd { Fd = a.QueueEvents[EventQueueIndex].Handle.Fd, Events = Poll.PollIn };
+        fds[2] = new Poll.PollFd { Fd = wake.Handle.Fd, Events = Poll.PollIn };
+        bool broken = false;
+        while (!_stopWorker)
+        {
+            // Clear the doorbells first, then drain: a kick or event arriving during the drain re-arms the poll.
+            // Draining at start also covers chains queued before DRIVER_OK.
+            a.QueueEvents[CommandQueueIndex].TryRead(out _);
+            a.QueueEvents[EventQueueIndex].TryRead(out _);
+            wake.TryRead(out _);
+            if (!broken)
+            {
+                broken = !DrainCommands(a, commands, events) || !DeliverEvents(a, events);
+            }
+            if (!broken && commands.EnableNotifications())
+            {
+                continue;
+            }
+            // Safe: fds points to three initialised pollfd structs on this thread's stack.
+            Poll.Wait(fds, 3, 1000);
+        }
+    }
+
+    // Returns false when the command queue broke (the driver violated the ring protocol).
+    private bool DrainCommands(VirtioActivation a, VirtQueue commands, VirtQueue events)
+    {
+        commands.DisableNotifications();
+        bool any = false;
+        while (commands.TryPop(out DescriptorChain chain, out VirtQueueError error))
+        {
+            ChainReader reader = chain.CreateReader();
+            int requestLength = reader.Read(_request);
+            int capacity = (int)Math.Min(chain.WritableLength, (uint)_response.Length);
+            int written = Processor.Process(_request.AsSpan(0, requestLength), _response.AsSpan(0, capacity));
+            // Events produced by the command (SUBSCRIBE_EVENT initial events) go out before its answer.
+            DeliverEvents(a, events);
+            ChainWriter writer = chain.CreateWriter();
+            writer.Write(_response.AsSpan(0, written));
+            commands.AddUsed(chain, writer.BytesWritten);
+            any = true;
+        }
+        if (any && commands.ShouldNotify())
+        {
+            a.Notifier.SignalUsedQueue(CommandQueueIndex);
+        }
+        if (!commands.IsActive)
+        {
+            a.Notifier.SignalNeedsReset($"virtio-media command queue: {commands.Error}");
+            return false;
+        }
+        return true;
+    }
+
+    // Moves pending events into posted eventq buffers; events wait in PendingEvents while none is posted.
+    private bool DeliverEvents(VirtioActivation a, VirtQueue events)
+    {
+        bool any = false;
+        while (Processor.Events.Count > 0 && events.TryPop(out DescriptorChain chain, out _))
+        {
+            int n = Processor.Events.TryDequeue(_event);
+            uint written = 0;
+            if (n > 0 && chain.WritableLength >= (uint)n)
+            {
+                ChainWriter writer = chain.CreateWriter();
+                writer.Write(_event.AsSpan(0, n));
+                written = writer.BytesWritten;
+            }
+            events.AddUsed(chain, written);
+            any = true;
+        }
+        if (any && events.ShouldNotify())
+        {
+            a.Notifier.SignalUsedQueue(EventQueueIndex);
+        }
+        if (!events.IsActive && events.Error != VirtQueueError.NotReady)
+        {
+            a.Notifier.SignalNeedsReset($"virtio-media event queue: {events.Error}");
+            return false;
+        }
+        return true;
+    }
+}

@@ -1,0 +1,150 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.InteropServices;
+using Vmm.Core.Memory;
+using Vmm.Core.Virtio;
+using Vmm.Devices.VirtioMedia.Backends;
+using Vmm.Devices.VirtioMedia.Backends.TestPattern;
+using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Protocol;
+
+namespace Vmm.Devices.VirtioMedia.Device;
+
+/// <summary>
+/// The virtio-media device (virtio type 48): config space (device_caps, device_type, card), commandq (0) and
+/// eventq (1), shared-memory region 0 for MMAP buffers. Commands are executed by <see cref="CommandProcessor"/>,
+/// frames paced by <see cref="FrameClock"/>, events held in <see cref="PendingEvents"/> until the driver posts
+/// eventq buffers. Transport- and hypervisor-independent.
+/// </summary>
+public sealed partial class VirtioMediaDevice : IVirtioDevice
+{
+    /// <summary>Queue sizes (crosvm uses 256 for both).</summary>
+    public const ushort QueueSize = 256;
+
+    private static readonly ushort[] QueueSizes = [QueueSize, QueueSize];
+
+    private readonly IMediaBackend _backend;
+    private readonly SharedMemoryRegion? _shm;
+    private readonly SharedMemoryRegion[] _regions;
+    private readonly byte[] _config = new byte[VirtioMediaWire.ConfigSize];
+    private readonly FrameClock _clock;
+    private GuestMemory? _memory;
+    private bool _disposed;
+
+    /// <summary>Creates the device around <paramref name="backend"/> (owned and disposed by the device).</summary>
+    /// <param name="backend">The video source.</param>
+    /// <param name="sharedMemorySize">Size of region 0 (page multiple, ≤ 4 GiB), or 0 for no region (MMAP then
+    /// fails with ENOTTY, as the protocol prescribes).</param>
+    public VirtioMediaDevice(IMediaBackend backend, ulong sharedMemorySize)
+    {
+        _backend = backend;
+        if (sharedMemorySize > 1UL << 32)
+        {
+            throw new ArgumentOutOfRangeException(nameof(sharedMemorySize), "mem_offset is 32-bit: region 0 is at most 4 GiB");
+        }
+        if (sharedMemorySize != 0)
+        {
+            _shm = new SharedMemoryRegion(VirtioMediaWire.ShmIdMmap, sharedMemorySize, "virtio-media-shm0");
+            _regions = [_shm];
+        }
+        else
+        {
+            _regions = [];
+        }
+        Processor = new CommandProcessor(backend, _shm is null ? null : new ShmAllocator(_shm), () => Volatile.Read(ref _memory), WakeClock);
+        _clock = new FrameClock(Processor.Sessions);
+        Processor.Events.Added += OnEventAdded;
+
+        var config = new VirtioMediaConfig { DeviceCaps = backend.DeviceCaps & ~V4l2.V4l2Const.CapDeviceCaps, DeviceType = 0 };
+        MemoryMarshal.Write(_config, in config);
+        V4l2.V4l2Text.Write(_config.AsSpan(8, VirtioMediaWire.CardNameSize), backend.Card);
+    }
+
+    /// <summary>Builds a test-pattern camera device from validated options.</summary>
+    public static VirtioMediaDevice CreateTestPattern(TestPatternOptions options) =>
+        new(new TestPatternBackend(options), options.SharedMemorySize);
+
+    /// <summary>
+    /// Builds a device from the CLI option string, e.g. <c>test-pattern,width=1280,height=720,fps=30,format=NV12</c>.
+    /// On failure returns false with a one-line <paramref name="error"/>.
+    /// </summary>
+    public static bool TryCreate(string option, [NotNullWhen(true)] out VirtioMediaDevice? device, [NotNullWhen(false)] out string? error)
+    {
+        device = null;
+        if (!TestPatternOptions.TryParse(option, out TestPatternOptions? options, out error))
+        {
+            return false;
+        }
+        try
+        {
+            device = CreateTestPattern(options);
+            return true;
+        }
+        catch (Exception e) when (e is ArgumentException or Core.Interop.ErrnoException)
+        {
+            error = e.Message;
+            return false;
+        }
+    }
+
+    /// <summary>The command executor (sessions, mappings, pending events).</summary>
+    public CommandProcessor Processor { get; }
+
+    public IMediaBackend Backend => _backend;
+
+    /// <summary>Region 0, or null.</summary>
+    public SharedMemoryRegion? SharedMemory => _shm;
+
+    public VirtioDeviceType DeviceType => VirtioDeviceType.Media;
+
+    public ReadOnlySpan<ushort> QueueMaxSizes => QueueSizes;
+
+    /// <summary>No device-specific features; EVENT_IDX is supported by the queue implementation.</summary>
+    public ulong AvailableFeatures => VirtioFeatures.EventIdx;
+
+    public IReadOnlyList<SharedMemoryRegion> SharedMemoryRegions => _regions;
+
+    /// <summary>The guest RAM used for SHARED_PAGES buffers (set by <see cref="Activate"/>, or by the testbed).</summary>
+    public GuestMemory? GuestMemory => Volatile.Read(ref _memory);
+
+    public void ReadConfig(uint offset, Span<byte> data)
+    {
+        data.Clear();
+        if (offset >= _config.Length)
+        {
+            return;
+        }
+        ReadOnlySpan<byte> src = _config.AsSpan((int)offset);
+        src[..Math.Min(src.Length, data.Length)].CopyTo(data);
+    }
+
+    /// <summary>The configuration space is read-only.</summary>
+    public void WriteConfig(uint offset, ReadOnlySpan<byte> data)
+    {
+    }
+
+    private void WakeClock() => _clock.Wake();
+
+    private void OnEventAdded() => OnEventAddedCore();
+
+    partial void OnEventAddedCore();
+
+    /// <summary>Stops the frame clock and closes every session.</summary>
+    private void StopAll()
+    {
+        _clock.Stop(TimeSpan.FromSeconds(2));
+        Processor.CloseAll();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        Reset();
+        _clock.Dispose();
+        _backend.Dispose();
+        _shm?.Dispose();
+    }
+}

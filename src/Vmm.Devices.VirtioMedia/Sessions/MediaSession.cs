@@ -1,0 +1,109 @@
+using System.Runtime.InteropServices;
+using Vmm.Core.Memory;
+using Vmm.Devices.VirtioMedia.Backends;
+using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Device;
+using Vmm.Devices.VirtioMedia.Protocol;
+using Vmm.Devices.VirtioMedia.V4l2;
+
+namespace Vmm.Devices.VirtioMedia.Sessions;
+
+/// <summary>
+/// The device's side of one guest open(): the session id, the backend session, and the services the backend uses
+/// (<see cref="IMediaSessionHost"/>). After an ERROR event the session is <see cref="Failed"/>: its commands fail
+/// with EIO until the driver CLOSEs it, and the id is not reused.
+/// </summary>
+public sealed class MediaSession : IMediaSessionHost
+{
+    private readonly PendingEvents _events;
+    private readonly Action _wakeClock;
+    private volatile bool _failed;
+
+    internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock)
+    {
+        SessionId = id;
+        _events = events;
+        Shm = shm;
+        _memory = memory;
+        _wakeClock = wakeClock;
+    }
+
+    private readonly Func<GuestMemory?> _memory;
+
+    public uint SessionId { get; }
+
+    public ShmAllocator? Shm { get; }
+
+    public GuestMemory? GuestMemory => _memory();
+
+    /// <summary>The backend's session; set right after the backend accepted the open.</summary>
+    public MediaBackendSession Backend { get; internal set; } = null!;
+
+    /// <summary>True after an ERROR event was sent for this session.</summary>
+    public bool Failed => _failed;
+
+    /// <summary>Serialises ioctls against CLOSE; the command thread is the only caller today, but the frame clock
+    /// uses the backend concurrently and the backend does its own locking.</summary>
+    internal object CommandLock { get; } = new();
+
+    public void SendDqbuf(in V4l2Buffer buffer, ReadOnlySpan<V4l2Plane> planes)
+    {
+        if (_failed)
+        {
+            return;
+        }
+        Span<byte> bytes = stackalloc byte[VirtioMediaWire.EventDqbufSize];
+        bytes.Clear();
+        var ev = new EventDqbuf
+        {
+            Header = new EventHeader { Event = (uint)VirtioMediaEventType.Dqbuf, SessionId = SessionId },
+            Buffer = buffer,
+        };
+        int n = Math.Min(planes.Length, V4l2Const.VideoMaxPlanes);
+        for (int i = 0; i < n; i++)
+        {
+            ev.Planes[i] = planes[i];
+        }
+        MemoryMarshal.Write(bytes, in ev);
+        // The driver requires the full 608 bytes even for single-planar buffers.
+        _events.Enqueue(SessionId, VirtioMediaEventType.Dqbuf, bytes);
+    }
+
+    public void SendEvent(in V4l2Event v4l2Event)
+    {
+        if (_failed)
+        {
+            return;
+        }
+        var ev = new EventEvent
+        {
+            Header = new EventHeader { Event = (uint)VirtioMediaEventType.Event, SessionId = SessionId },
+            Event = v4l2Event,
+        };
+        Span<byte> bytes = stackalloc byte[VirtioMediaWire.EventEventSize];
+        MemoryMarshal.Write(bytes, in ev);
+        _events.Enqueue(SessionId, VirtioMediaEventType.Event, bytes);
+    }
+
+    public void SendError(int errno)
+    {
+        if (_failed)
+        {
+            return;
+        }
+        _failed = true;
+        _events.Drop(SessionId, null);
+        var ev = new EventError
+        {
+            Header = new EventHeader { Event = (uint)VirtioMediaEventType.Error, SessionId = SessionId },
+            Errno = (uint)errno,
+        };
+        Span<byte> bytes = stackalloc byte[VirtioMediaWire.EventErrorSize];
+        MemoryMarshal.Write(bytes, in ev);
+        _events.Enqueue(SessionId, VirtioMediaEventType.Error, bytes);
+    }
+
+    public void DropPendingDqbufs() => _events.Drop(SessionId, VirtioMediaEventType.Dqbuf);
+
+    public void WakeFrameClock() => _wakeClock();
+}

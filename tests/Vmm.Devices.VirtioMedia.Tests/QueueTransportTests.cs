@@ -1,0 +1,76 @@
+using System.Runtime.InteropServices;
+using Vmm.Core.Virtio.Queues;
+using Vmm.Devices.VirtioMedia.Protocol;
+using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Devices.VirtioMedia.V4l2;
+
+namespace Vmm.Devices.VirtioMedia.Tests;
+
+/// <summary>The device on real split virtqueues (driven by the Core driver simulator).</summary>
+public class QueueTransportTests
+{
+    [Fact]
+    public void MoreEventsThanEventBuffersAreAllDeliveredInOrder()
+    {
+        using VirtioMediaTestbed bed = TestbedStreamingTests.NewBed();
+        using TestbedSession watcher = bed.OpenSession();
+        using TestbedSession setter = bed.OpenSession();
+        Assert.Equal(0, watcher.IoctlWrite(V4l2IoctlCode.SubscribeEvent, new V4l2EventSubscription { Type = V4l2Const.EventCtrl, Id = V4l2Const.CidBrightness }));
+        // 40 changes, only 16 event buffers posted and nobody reaping: the device must hold the rest.
+        for (int i = 1; i <= 40; i++)
+        {
+            setter.SetControl(V4l2Const.CidBrightness, i);
+        }
+        for (int i = 1; i <= 40; i++)
+        {
+            byte[]? e = watcher.WaitEvent(VirtioMediaEventType.Event, TimeSpan.FromSeconds(5));
+            Assert.NotNull(e);
+            Assert.Equal(i, MemoryMarshal.Read<EventEvent>(e).Event.CtrlValue);
+        }
+    }
+
+    [Fact]
+    public void CloseHasNoWritablePartAndUsedLengthIsZero()
+    {
+        using VirtioMediaTestbed bed = TestbedStreamingTests.NewBed();
+        TestbedSession s = bed.OpenSession();
+        byte[] close = new byte[16];
+        MemoryMarshal.Write(close, new CmdClose { Header = new CmdHeader { Cmd = 2 }, SessionId = s.Id });
+        Assert.Equal(0, bed.SendCommand(close, Span<byte>.Empty));
+        Assert.Equal(0, bed.Device.Processor.Sessions.Count);
+    }
+
+    [Fact]
+    public void ResponsesNeverExceedTheWritableBuffer()
+    {
+        using VirtioMediaTestbed bed = TestbedStreamingTests.NewBed();
+        using TestbedSession s = bed.OpenSession();
+        // G_FMT with room for the header only: the device answers EINVAL in 8 bytes rather than overflowing.
+        byte[] req = new byte[16 + 208];
+        MemoryMarshal.Write(req, new CmdIoctl { Header = new CmdHeader { Cmd = 3 }, SessionId = s.Id, Code = 4 });
+        req[16] = 1;
+        byte[] resp = new byte[8];
+        Assert.Equal(8, bed.SendCommand(req, resp));
+        Assert.Equal((uint)Errno.EINVAL, MemoryMarshal.Read<RespHeader>(resp).Status);
+        // And with room: exactly 8 + 208.
+        resp = new byte[4096];
+        Assert.Equal(8 + 208, bed.SendCommand(req, resp));
+    }
+
+    [Fact]
+    public void BrokenCommandRingSetsNeedsResetWithoutHanging()
+    {
+        using VirtioMediaTestbed bed = TestbedStreamingTests.NewBed();
+        VirtQueueDriver driver = bed.CommandDriver;
+        // Publish a head index beyond the queue size and kick.
+        driver.PublishHead(1000);
+        driver.Kick();
+        long deadline = Environment.TickCount64 + 5000;
+        while (bed.NeedsResetReason is null && Environment.TickCount64 < deadline)
+        {
+            Thread.Sleep(5);
+        }
+        Assert.NotNull(bed.NeedsResetReason);
+        Assert.Contains("command queue", bed.NeedsResetReason);
+    }
+}
