@@ -14,7 +14,7 @@ internal sealed class QueueFixture : IDisposable
     public QueueFixture(ushort size = 16, bool eventIdx = false, bool indirect = true, bool activate = true)
     {
         Memory = GuestMemory.CreateAnonymous((new GuestAddress(0), RamSize));
-        Queue = new VirtQueue(Math.Max((ushort)256, size));
+        Queue = new VirtQueue(size <= 256 ? (ushort)256 : SplitRingLayout.MaxQueueSize);
         Driver = new VirtQueueDriver(Memory, RingArea, size, BufferArea, RamSize - BufferArea.Value, eventIdx);
         Driver.ConfigureDevice(Queue);
         Features = VirtioFeatures.Version1 | (eventIdx ? VirtioFeatures.EventIdx : 0) | (indirect ? VirtioFeatures.IndirectDesc : 0);
