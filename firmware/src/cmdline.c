@@ -122,6 +122,26 @@ static void apply(struct fw_params *p, const char *key, size_t kn, const char *v
     }
 }
 
+/*
+ * Parameters the VMM adds to every command line for Linux guests (console, reset and panic policy, host-profile
+ * CPU masks, driver options with a dot). They mean nothing here; skipping them lets `vmm run` start this payload
+ * like a kernel. Any other unknown word is still an error.
+ */
+static bool is_kernel_parameter(const char *word, size_t len)
+{
+    static const char *const names[] = { "console", "reboot", "panic", "quiet", "noxsave", "clearcpuid", "rodata" };
+    size_t key_len = 0;
+    while (key_len < len && word[key_len] != '=')
+        key_len++;
+    for (size_t k = 0; k < key_len; k++)
+        if (word[k] == '.')
+            return true;
+    for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++)
+        if (key_is(word, key_len, names[n]))
+            return true;
+    return false;
+}
+
 void cmdline_parse(uint64_t start_info_paddr, struct fw_params *out)
 {
     set_defaults(out);
@@ -149,6 +169,8 @@ void cmdline_parse(uint64_t start_info_paddr, struct fw_params *out)
             break;
         const char *word = cmd + start;
         size_t len = i - start;
+        if (is_kernel_parameter(word, len))
+            continue;
         size_t eq = 0;
         while (eq < len && word[eq] != '=')
             eq++;

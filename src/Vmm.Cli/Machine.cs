@@ -24,18 +24,23 @@ internal sealed class Machine : IDisposable
     private StdioConsole? _console;
     private Uart16550? _uart;
 
-    private Machine(VmConfig config, Log log)
+    private readonly Action<string>? _consoleObserver;
+
+    private Machine(VmConfig config, Log log, Action<string>? consoleObserver)
     {
         _config = config;
         _log = log;
+        _consoleObserver = consoleObserver;
     }
 
     public IoBus PioBus { get; } = new("port I/O");
     public IoBus MmioBus { get; } = new("MMIO");
 
-    public static Machine Build(VmConfig config, Log log)
+    /// <param name="consoleObserver">Also receives each line the guest prints on its console (the demo and tests
+    /// read results this way); the console still goes to stdout.</param>
+    public static Machine Build(VmConfig config, Log log, Action<string>? consoleObserver = null)
     {
-        var m = new Machine(config, log);
+        var m = new Machine(config, log, consoleObserver);
         try
         {
             m.Compose();
@@ -98,7 +103,9 @@ internal sealed class Machine : IDisposable
 
     private void AddLegacyDevices(KvmVm vm)
     {
-        _uart = new Uart16550(vm.InterruptLine(X86Layout.Com1Irq), Console.OpenStandardOutput());
+        Stream stdout = StdioConsole.OpenOutput();
+        Stream consoleOut = _consoleObserver is null ? stdout : new LineObserverStream(stdout, _consoleObserver);
+        _uart = new Uart16550(vm.InterruptLine(X86Layout.Com1Irq), consoleOut);
         _owned.Add(_uart);
         PioBus.Insert(_uart, X86Layout.Com1Port, Uart16550.PortCount);
         PioBus.Insert(new I8042Device(vm.Control), X86Layout.I8042Port, I8042Device.PortCount);

@@ -19,11 +19,14 @@ internal static class VmmCommandLine
         stderr ??= Console.Error;
         var o = new RunOptions();
         Command run = o.BuildCommand();
+        var d = new DemoCommandOptions();
+        Command demo = d.BuildCommand();
         var root = new RootCommand(
             "vmm — a KVM virtual machine monitor for virtio-media (V4L2 cameras and decoders over virtio).\n" +
             "Boots an x86_64 Linux kernel (vmlinux, bzImage) or a PVH ELF payload with a serial console on stdio.")
         {
             run,
+            demo,
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -46,6 +49,7 @@ internal static class VmmCommandLine
             return ExitUsage;
         }
         run.SetAction(pr => RunVm(o, pr, stdout, stderr));
+        demo.SetAction(pr => RunDemo(d, pr, stdout, stderr));
         return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
 
@@ -81,6 +85,55 @@ internal static class VmmCommandLine
             stderr.WriteLine($"vmm: error: {e.Message}");
             return ExitFailure;
         }
+    }
+
+    private static int RunDemo(DemoCommandOptions d, ParseResult pr, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            Demo.DemoOptions options = d.ToOptions(pr);
+            return Demo.DemoRunner.Run(options, new Log(options.LogLevel, stderr), stdout);
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"vmm: error: {e.Message}");
+            return ExitUsage;
+        }
+        catch (VmStartException e)
+        {
+            stderr.WriteLine($"vmm: error: {e.Message}");
+            return ExitFailure;
+        }
+    }
+
+    /// <summary>The options of <c>vmm demo</c>.</summary>
+    internal sealed class DemoCommandOptions
+    {
+        public readonly Option<string> Firmware = new("--firmware")
+        { Description = "Streaming guest payload [default: firmware/out/media-stream.elf]", HelpName = "FILE" };
+        public readonly Option<string> Width = new("--width") { Description = "Frame width [default: 1920]", HelpName = "W" };
+        public readonly Option<string> Height = new("--height") { Description = "Frame height [default: 1080]", HelpName = "H" };
+        public readonly Option<string> Format = new("--format") { Description = "Pixel format: YUYV, NV12, YU12, RGB3, BGR3 [default: NV12]", HelpName = "FOURCC" };
+        public readonly Option<string> Fps = new("--fps") { Description = "Camera frame rate, 1-120 [default: 60]", HelpName = "N" };
+        public readonly Option<string> Frames = new("--frames") { Description = "Frames to stream [default: 300]", HelpName = "N" };
+        public readonly Option<string> LogLevel = new("--log-level") { Description = "VMM log level [default: warn]", HelpName = "LEVEL" };
+
+        public Command BuildCommand() => new("demo",
+            "Stream from the built-in test-pattern camera through a firmware guest and check every frame (no camera, no Linux needed)")
+        {
+            Firmware, Width, Height, Format, Fps, Frames, LogLevel,
+        };
+
+        public Demo.DemoOptions ToOptions(ParseResult pr) => new()
+        {
+            FirmwarePath = pr.GetValue(Firmware) ?? Path.Combine("firmware", "out", "media-stream.elf"),
+            Width = VmConfig.ParseInt(pr.GetValue(Width), "--width", "pixels", 1920, 16, 8192),
+            Height = VmConfig.ParseInt(pr.GetValue(Height), "--height", "pixels", 1080, 16, 8192),
+            Format = pr.GetValue(Format) ?? "NV12",
+            Fps = VmConfig.ParseInt(pr.GetValue(Fps), "--fps", "frames per second", 60, 1, 120),
+            Frames = VmConfig.ParseInt(pr.GetValue(Frames), "--frames", "frames", 300, 1, 1_000_000),
+            LogLevel = VmConfig.ParseEnum(pr.GetValue(LogLevel), "--log-level", Diagnostics.LogLevel.Warn),
+        };
     }
 
     /// <summary>The options of <c>vmm run</c> and how they map to config keys.</summary>
