@@ -174,6 +174,10 @@ public abstract class PciDevice
     {
         lock (ConfigLock)
         {
+            if (offset < ConfigSpaceSize && offset + data.Length > 0)
+            {
+                OnConfigRead(Math.Max(offset, 0), Math.Min(data.Length, ConfigSpaceSize - Math.Max(offset, 0)));
+            }
             for (int i = 0; i < data.Length; i++)
             {
                 int o = offset + i;
@@ -216,6 +220,15 @@ public abstract class PciDevice
             }
         }
     }
+
+    /// <summary>Hook to refresh registers with read side effects (called under <see cref="ConfigLock"/> before a
+    /// read is served from the configuration bytes).</summary>
+    protected virtual void OnConfigRead(int offset, int length)
+    {
+    }
+
+    /// <summary>Direct access to configuration bytes for subclasses' read/write hooks.</summary>
+    protected Span<byte> ConfigBytes(int offset, int length) => _config.AsSpan(offset, length);
 
     /// <summary>Hook for capability side effects (called under <see cref="ConfigLock"/> after a write).</summary>
     protected virtual void OnConfigWritten(int offset, int length)

@@ -465,3 +465,39 @@ public sealed class VirtioPciTests
         }
     }
 }
+
+public sealed class VirtioPciCfgWindowTests
+{
+    [Fact]
+    public void PciCfgCapability_ReachesBar0ThroughConfigSpace()
+    {
+        using var b = new PciBench();
+        (var pci, _, int slot) = b.AddVirtio();
+        int pos = -1;
+        for (int p = (int)b.ConfigRead(slot, PciConfigRegisters.CapabilitiesPointer, 1); p != 0; p = (int)b.ConfigRead(slot, p + 1, 1))
+        {
+            if (b.ConfigRead(slot, p, 1) == PciConfigRegisters.CapabilityIdVendor && b.ConfigRead(slot, p + 3, 1) == VirtioPciLayout.CfgTypePci)
+            {
+                pos = p;
+            }
+        }
+        Assert.True(pos > 0);
+        Assert.Equal(20u, b.ConfigRead(slot, pos + 2, 1));
+        // Read num_queues (common cfg 0x12, 2 bytes) through the window, without memory decoding enabled.
+        b.ConfigWrite(slot, pos + 4, 0, 1);
+        b.ConfigWrite(slot, pos + 8, 0x12);
+        b.ConfigWrite(slot, pos + 12, 2);
+        Assert.Equal(2u, b.ConfigRead(slot, pos + 16) & 0xFFFF);
+        // Write queue_select = 1 through the window and read it back directly.
+        b.ConfigWrite(slot, pos + 8, 0x16);
+        b.ConfigWrite(slot, pos + 16, 1, 2);
+        b.ConfigWrite(slot, PciConfigRegisters.Command, PciConfigRegisters.CommandMemorySpace, 2);
+        Assert.Equal(1UL, b.MmioRead(pci.GetBarAddress(0) + 0x16, 2));
+        // A window that names another BAR, a bad width or runs past the BAR does nothing and reads zero.
+        b.ConfigWrite(slot, pos + 12, 3);
+        Assert.Equal(0u, b.ConfigRead(slot, pos + 16));
+        b.ConfigWrite(slot, pos + 12, 4);
+        b.ConfigWrite(slot, pos + 8, 0x7FFE);
+        Assert.Equal(0u, b.ConfigRead(slot, pos + 16));
+    }
+}

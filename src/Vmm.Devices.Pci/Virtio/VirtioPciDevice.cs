@@ -37,6 +37,7 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
     private readonly IDisposable?[] _ioEventRegistrations;
     private readonly MsixTable _msix;
     private readonly int _msixCapOffset;
+    private readonly int _pciCfgCapOffset;
     private readonly Lock _commonLock = new();
     private readonly ulong _offeredFeatures;
     private readonly ulong[] _shmOffsets;
@@ -112,6 +113,16 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
             DefineMappedBar(SharedMemoryBarIndex, RoundUpToPowerOfTwo(Math.Max(total, 0x1000)), prefetchable: true,
                 address => MapSharedMemory(memoryMapper, address));
         }
+
+        // VIRTIO_PCI_CAP_PCI_CFG (virtio 1.2 §4.1.4.9): an access window into the BARs through config space;
+        // bar, offset, length and pci_cfg_data are driver-writable.
+        Span<byte> pciCfgBody = stackalloc byte[NotifyCapLength - 2];
+        pciCfgBody[0] = NotifyCapLength;
+        pciCfgBody[1] = CfgTypePci;
+        Span<byte> pciCfgWritable = stackalloc byte[NotifyCapLength - 2];
+        pciCfgWritable[2] = 0xFF;
+        pciCfgWritable[6..18].Fill(0xFF);
+        _pciCfgCapOffset = AddCapability(PciConfigRegisters.CapabilityIdVendor, pciCfgBody, pciCfgWritable);
 
         Span<byte> msixBody = stackalloc byte[10];
         BinaryPrimitives.WriteUInt16LittleEndian(msixBody, (ushort)(_msix.VectorCount - 1));
@@ -207,8 +218,38 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
 
     private static ulong RoundUpToPowerOfTwo(ulong v) => v <= 1 ? 1 : 1UL << (64 - System.Numerics.BitOperations.LeadingZeroCount(v - 1));
 
+    /// <summary>The PCI_CFG window's target, when it names a BAR0 access of width 1, 2 or 4 inside the BAR.</summary>
+    private bool PciCfgWindow(out ulong barOffset, out int width)
+    {
+        int cap = _pciCfgCapOffset;
+        byte bar = ConfigBytes(cap + 4, 1)[0];
+        barOffset = ReadConfigDword(cap + 8);
+        uint length = ReadConfigDword(cap + 12);
+        width = (int)length;
+        return bar == Bar0Index && length is 1 or 2 or 4 && barOffset + length <= Bar0Size && barOffset % length == 0;
+    }
+
+    protected override void OnConfigRead(int offset, int length)
+    {
+        int data = _pciCfgCapOffset + 16;
+        if (offset < data + 4 && offset + length > data)
+        {
+            Span<byte> window = ConfigBytes(data, 4);
+            window.Clear();
+            if (PciCfgWindow(out ulong barOffset, out int width))
+            {
+                ReadBar0(barOffset, window[..width]);
+            }
+        }
+    }
+
     protected override void OnConfigWritten(int offset, int length)
     {
+        int data = _pciCfgCapOffset + 16;
+        if (offset < data + 4 && offset + length > data && PciCfgWindow(out ulong barOffset, out int width))
+        {
+            WriteBar0(barOffset, ConfigBytes(data, width));
+        }
         int control = _msixCapOffset + 2;
         if (offset <= control + 1 && offset + length > control)
         {
