@@ -70,7 +70,8 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
         _ioEvents = ioEvents;
         ReadOnlySpan<ushort> maxSizes = device.QueueMaxSizes;
         int queueCount = maxSizes.Length;
-        if (queueCount > NotifyLength / NotifyOffMultiplier)
+        // The MSI-X table (queues + 1 entries of 16 bytes) must fit between its offset and the PBA.
+        if (queueCount + 1 > (MsixPbaOffset - MsixTableOffset) / MsixTable.EntrySize)
         {
             throw new ArgumentException("too many queues", nameof(device));
         }
