@@ -210,7 +210,7 @@ public sealed class HostileDriverTests
         f.Driver.PublishHead(3);
         f.Driver.PublishHead(3);
         f.PopOk();
-        Assert.Equal(VirtQueueError.HeadIndexOutOfRange, f.PopError());
+        Assert.Equal(VirtQueueError.HeadAlreadyInFlight, f.PopError());
     }
 
     [Theory]

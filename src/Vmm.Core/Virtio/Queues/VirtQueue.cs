@@ -17,6 +17,27 @@ namespace Vmm.Core.Virtio.Queues;
 /// <para>Hostile driver policy: see <see cref="VirtQueueError"/> — the first violation breaks the queue
 /// (<see cref="Error"/>), the device then reports DEVICE_NEEDS_RESET. The VMM never reads or writes outside guest
 /// RAM and never loops unboundedly whatever the driver writes, including concurrently with the device.</para>
+/// <para>The device-thread loop (suppresses kicks while draining, re-arms them — required with EVENT_IDX — and
+/// interrupts once per batch):
+/// <code>
+/// bool used = false;
+/// VirtQueueError error;
+/// do
+/// {
+///     queue.DisableNotifications();
+///     while (queue.TryPop(out DescriptorChain chain, out error))
+///     {
+///         ChainReader request = chain.CreateReader();
+///         ChainWriter reply = chain.CreateWriter();
+///         ... // or keep `chain` (a small struct) and complete it later, from any thread
+///         queue.AddUsed(chain, reply.BytesWritten);
+///         used = true;
+///     }
+/// }
+/// while (error == VirtQueueError.None &amp;&amp; queue.EnableNotifications());
+/// if (used &amp;&amp; queue.ShouldNotify()) notifier.SignalUsedQueue(index);
+/// if (error != VirtQueueError.None) notifier.SignalNeedsReset($"queue {index}: {error}");
+/// </code></para>
 /// </summary>
 public sealed unsafe partial class VirtQueue
 {
@@ -225,7 +246,7 @@ public sealed unsafe partial class VirtQueue
             if (_inFlight[head])
             {
                 // The driver offered a head the device still owns: the chain would be processed twice.
-                Break(VirtQueueError.HeadIndexOutOfRange);
+                Break(VirtQueueError.HeadAlreadyInFlight);
                 error = _error;
                 return false;
             }

@@ -39,6 +39,8 @@ public enum VirtQueueError : byte
     IndirectWithNext,
     /// <summary>An indirect table's length is zero, not a multiple of 16, or above 65536 entries.</summary>
     IndirectBadLength,
+    /// <summary>The avail ring offers a head the device has popped and not yet returned.</summary>
+    HeadAlreadyInFlight,
     /// <summary>The chain handle belongs to a queue generation that was reset since it was popped.</summary>
     StaleChain,
 }
