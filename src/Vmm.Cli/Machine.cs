@@ -8,6 +8,12 @@ using Vmm.Core.Memory;
 using Vmm.Devices.Legacy.DebugExit;
 using Vmm.Devices.Legacy.I8042;
 using Vmm.Devices.Legacy.Serial;
+using Vmm.Core.Virtio;
+using Vmm.Devices.Pci;
+using Vmm.Devices.Pci.Virtio;
+using Vmm.Devices.Virtio.Console;
+using Vmm.Devices.Virtio.Rng;
+using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Kvm;
 using Vmm.Kvm.Vcpus;
 
@@ -23,6 +29,8 @@ internal sealed class Machine : IDisposable
     private X86BootCpuState? _boot;
     private StdioConsole? _console;
     private Uart16550? _uart;
+    private Stream? _consoleOut;
+    private Action<ReadOnlySpan<byte>>? _consoleInput;
 
     private readonly Action<string>? _consoleObserver;
 
@@ -82,7 +90,6 @@ internal sealed class Machine : IDisposable
         try
         {
             boot = LinuxBootLoader.Load(memory, kernel, initrd, cmdline, VmLauncher.BootOptionsFor(_config.Boot));
-            MpTable.Write(memory, _config.Cpus);
         }
         catch (Exception e) when (e is KernelImageException or BootException)
         {
@@ -99,13 +106,60 @@ internal sealed class Machine : IDisposable
         _vm = kvm.CreateVm(memory);
         _owned.Add(_vm);
         AddLegacyDevices(_vm);
+        List<MpPciInterrupt> intx = AddPciDevices(_vm, memory);
+        try
+        {
+            MpTable.Write(memory, _config.Cpus, intx.ToArray());
+        }
+        catch (BootException e)
+        {
+            throw new VmStartException(e.Message, e);
+        }
+    }
+
+    /// <summary>The PCI host bridge and the virtio devices behind it; returns the INTx routes for the MP table
+    /// (used only by a guest that does not enable MSI-X).</summary>
+    private List<MpPciInterrupt> AddPciDevices(KvmVm vm, GuestMemory memory)
+    {
+        var intx = new List<MpPciInterrupt>();
+        var pci = PciRoot.CreateX86(MmioBus, (ulong)_config.MemMiB << 20, gsi => vm.InterruptLine(gsi));
+        void Add(IVirtioDevice device, string what)
+        {
+            var transport = new VirtioPciDevice(device, memory, vm.Msi, vm.IoEvents, vm.MemoryMapper);
+            _owned.Add(transport);
+            int slot = pci.Add(transport);
+            intx.Add(new MpPciInterrupt((byte)slot, 1, (byte)PciRoot.IntxGsiForSlot(slot)));
+            _log.Info($"pci 00:{slot:x2}.0: {what}");
+        }
+        if (_config.Rng)
+        {
+            Add(new VirtioRng(), "virtio-rng");
+        }
+        if (_config.Console == ConsoleKind.Virtio)
+        {
+            var console = new VirtioConsole(_consoleOut!);
+            _consoleInput = data => console.EnqueueInput(data);
+            Add(console, "virtio-console (hvc0)");
+        }
+        foreach (string spec in _config.Media)
+        {
+            if (!VirtioMediaDevice.TryCreate(spec, out VirtioMediaDevice? media, out string? error))
+            {
+                throw new UsageException($"--media {spec}: {error}");
+            }
+            Add(media, $"virtio-media ({spec})");
+        }
+        pci.AttachTo(PioBus, MmioBus);
+        return intx;
     }
 
     private void AddLegacyDevices(KvmVm vm)
     {
         Stream stdout = StdioConsole.OpenOutput();
-        Stream consoleOut = _consoleObserver is null ? stdout : new LineObserverStream(stdout, _consoleObserver);
-        _uart = new Uart16550(vm.InterruptLine(X86Layout.Com1Irq), consoleOut);
+        _consoleOut = _consoleObserver is null ? stdout : new LineObserverStream(stdout, _consoleObserver);
+        _uart = new Uart16550(vm.InterruptLine(X86Layout.Com1Irq), _consoleOut);
+        Uart16550 uart = _uart;
+        _consoleInput = data => uart.Enqueue(data);
         _owned.Add(_uart);
         PioBus.Insert(_uart, X86Layout.Com1Port, Uart16550.PortCount);
         PioBus.Insert(new I8042Device(vm.Control), X86Layout.I8042Port, I8042Device.PortCount);
@@ -117,8 +171,9 @@ internal sealed class Machine : IDisposable
         KvmVm vm = _vm ?? throw new InvalidOperationException("machine not built");
         Uart16550 uart = _uart!;
         _console = new StdioConsole();
+        Action<ReadOnlySpan<byte>> consoleInput = _consoleInput!;
         _console.Start(
-            input => uart.Enqueue(input),
+            input => consoleInput(input),
             () => vm.Control.RequestExit(0, "Ctrl-A X pressed on the console"));
         try
         {
