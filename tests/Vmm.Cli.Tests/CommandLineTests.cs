@@ -87,9 +87,9 @@ public sealed class CommandLineTests : IDisposable
     public void Media_flags_replace_the_config_file_list()
     {
         string config = Path.Combine(_dir, "vm.json");
-        File.WriteAllText(config, $$"""{ "kernel": "{{_kernel}}", "media": ["a", "b"] }""");
-        Assert.Equal(["c"], VmmCommandLine.ParseRunConfig("--config", config, "--media", "c").Media);
-        Assert.Equal(["a", "b"], VmmCommandLine.ParseRunConfig("--config", config).Media);
+        File.WriteAllText(config, $$"""{ "kernel": "{{_kernel}}", "media": ["test-pattern,fps=10", "test-pattern,fps=20"] }""");
+        Assert.Equal(["test-pattern,fps=30"], VmmCommandLine.ParseRunConfig("--config", config, "--media", "test-pattern,fps=30").Media);
+        Assert.Equal(["test-pattern,fps=10", "test-pattern,fps=20"], VmmCommandLine.ParseRunConfig("--config", config).Media);
     }
 
     [Theory]
@@ -119,6 +119,13 @@ public sealed class CommandLineTests : IDisposable
     [InlineData(new[] { "run", "--log-level", "loud", "-k", "K" }, "--log-level: 'loud'")]
     [InlineData(new[] { "run", "--rng", "maybe", "-k", "K" }, "--rng: 'maybe'")]
     [InlineData(new[] { "run" }, "no kernel given")]
+    [InlineData(new[] { "run", "-k", "K", "--media", "test-pattern,width=641" }, "--media test-pattern,width=641: width 641")]
+    [InlineData(new[] { "run", "-k", "K", "--media", "webcam" }, "--media webcam:")]
+    [InlineData(new[] { "run", "-k", "K", "--media", "test-pattern,format=ABCD" }, "format")]
+    [InlineData(new[] { "run", "-k", "K", "--media", "/dev/video0" }, "host V4L2 proxy backend is not available")]
+    [InlineData(new[] { "demo", "--firmware", "/nonexistent.elf" }, "firmware payload '/nonexistent.elf' does not exist")]
+    [InlineData(new[] { "demo", "--width", "wide" }, "--width: 'wide'")]
+    [InlineData(new[] { "demo", "--fps", "500" }, "--fps: 500 is out of range")]
     [InlineData(new[] { "run", "--kernel", "/nonexistent/vmlinux" }, "kernel file '/nonexistent/vmlinux' does not exist")]
     [InlineData(new[] { "run", "--kernel", "/tmp" }, "is a directory")]
     [InlineData(new[] { "run", "-k", "K", "--initrd", "/nonexistent/initrd" }, "initrd file '/nonexistent/initrd' does not exist")]

@@ -65,7 +65,7 @@ internal sealed record VmConfig
         {
             if (!string.IsNullOrWhiteSpace(m))
             {
-                media.Add(m.Trim());
+                media.Add(CheckMediaSpec(m.Trim()));
             }
         }
         return new VmConfig
@@ -81,6 +81,20 @@ internal sealed record VmConfig
             LogLevel = ParseEnum(s.LogLevel, "--log-level", LogLevel.Info),
             Media = media,
         };
+    }
+
+    /// <summary>Checks a <c>--media</c> spec now, so a typo is one line before any VM exists.</summary>
+    private static string CheckMediaSpec(string spec)
+    {
+        if (spec.StartsWith("/dev/", StringComparison.Ordinal))
+        {
+            throw new UsageException($"--media {spec}: the host V4L2 proxy backend is not available yet; use test-pattern[,width=W,height=H,fps=F,format=FOURCC]");
+        }
+        if (!Vmm.Devices.VirtioMedia.Backends.TestPattern.TestPatternOptions.TryParse(spec, out _, out string? error))
+        {
+            throw new UsageException($"--media {spec}: {error}");
+        }
+        return spec;
     }
 
     private static void CheckReadableFile(string path, string what)

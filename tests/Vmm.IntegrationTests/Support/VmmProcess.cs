@@ -18,7 +18,12 @@ internal static class VmmProcess
     /// <summary>Path of vmm.dll copied into the test output directory by the project reference.</summary>
     public static string VmmDll => Path.Combine(AppContext.BaseDirectory, "vmm.dll");
 
-    public static VmmRun Run(IEnumerable<string> args, TimeSpan timeout, params string[] markers)
+    public static VmmRun Run(IEnumerable<string> args, TimeSpan timeout, params string[] markers) =>
+        Run(args, timeout, [], markers);
+
+    /// <summary>Runs vmm; each (marker, input) pair writes <c>input</c> to vmm's stdin once <c>marker</c> has appeared
+    /// on its stdout (in order), then stdin is closed.</summary>
+    public static VmmRun Run(IEnumerable<string> args, TimeSpan timeout, IReadOnlyList<(string Marker, string Input)> inputs, params string[] markers)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -65,10 +70,39 @@ internal static class VmmProcess
                 }
             }
         };
+        string[] allMarkers = [.. markers, .. inputs.Select(i => i.Marker)];
+        markers = allMarkers;
         p.Start();
-        p.StandardInput.Close();
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
+        var feeder = new Thread(() =>
+        {
+            try
+            {
+                foreach ((string marker, string input) in inputs)
+                {
+                    while (!p.HasExited && sw.Elapsed < timeout)
+                    {
+                        lock (stdout)
+                        {
+                            if (seen.ContainsKey(marker))
+                            {
+                                break;
+                            }
+                        }
+                        Thread.Sleep(50);
+                    }
+                    p.StandardInput.Write(input);
+                    p.StandardInput.Flush();
+                }
+                p.StandardInput.Close();
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException)
+            {
+                // vmm exited before all input was written; the assertions on its output say what happened.
+            }
+        }) { IsBackground = true };
+        feeder.Start();
         bool exited = p.WaitForExit(timeout);
         if (!exited)
         {

@@ -1,0 +1,65 @@
+using System.Text.RegularExpressions;
+using Vmm.IntegrationTests.Support;
+using Xunit.Abstractions;
+
+namespace Vmm.IntegrationTests;
+
+/// <summary>
+/// The fast end-to-end test in a real VM with no Linux: the firmware guest (firmware/media-stream.elf) finds the
+/// virtio-media device over PCI, streams MMAP frames out of the shared-memory BAR from ring 3, and prints checksums
+/// that <c>vmm demo</c> checks against the test-pattern generator — every frame, through the combined value.
+/// </summary>
+[Collection(VmCollection.Name)]
+public sealed partial class FirmwareStreamTests(ITestOutputHelper output)
+{
+    private VmmRun Demo(params string[] args)
+    {
+        VmmRun run = VmmProcess.Run(["demo", "--firmware", TestEnvironment.RequireFirmware("media-stream.elf"), .. args],
+            TimeSpan.FromSeconds(120));
+        output.WriteLine(run.ToString());
+        return run;
+    }
+
+    [VmFact(firmware: true)]
+    [Trait("Category", "Media")]
+    public void Streams_300_frames_at_640x480_with_every_checksum_matching_the_generator()
+    {
+        VmmRun run = Demo("--width", "640", "--height", "480", "--format", "YUYV", "--fps", "60", "--frames", "300");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("RESULT frames=300 width=640 height=480 format=YUYV", run.Stdout);
+        Assert.Contains("demo: frames checked against the generator: 300, mismatches: 0", run.Stdout);
+        Assert.Contains("demo: OK", run.Stdout);
+        Assert.InRange(GuestFps(run), 50, 70); // paced at 60 fps by the device
+    }
+
+    [VmFact(firmware: true)]
+    [Trait("Category", "Media")]
+    public void Streams_60_frames_at_3840x2160_with_every_checksum_matching_the_generator()
+    {
+        VmmRun run = Demo("--width", "3840", "--height", "2160", "--format", "NV12", "--fps", "60", "--frames", "60");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("RESULT frames=60 width=3840 height=2160 format=NV12", run.Stdout);
+        Assert.Contains("demo: frames checked against the generator: 60, mismatches: 0", run.Stdout);
+    }
+
+    [VmFact(firmware: true)]
+    public void Every_single_planar_format_streams_with_matching_checksums()
+    {
+        foreach (string format in new[] { "YUYV", "NV12", "YU12", "RGB3", "BGR3" })
+        {
+            VmmRun run = Demo("--width", "320", "--height", "240", "--format", format, "--fps", "120", "--frames", "20");
+            Assert.True(run.ExitCode == 0, $"{format}: {run}");
+            Assert.Contains("demo: frames checked against the generator: 20, mismatches: 0", run.Stdout);
+        }
+    }
+
+    private static double GuestFps(VmmRun run)
+    {
+        Match m = FpsPattern().Match(run.Stdout);
+        Assert.True(m.Success, "no fps in the demo output");
+        return double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [GeneratedRegex(@"([0-9.]+) fps measured in the guest")]
+    private static partial Regex FpsPattern();
+}
