@@ -10,7 +10,7 @@ namespace Vmm.IntegrationTests;
 [Collection(VmCollection.Name)]
 public sealed class VirtioPciTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(180);
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(300);
 
     private VmmRun Boot(IReadOnlyList<(string, string)> inputs, params string[] extra)
     {
