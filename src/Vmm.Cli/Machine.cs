@@ -66,7 +66,13 @@ internal sealed class Machine : IDisposable
         KvmSystem kvm;
         try
         {
-            kvm = KvmSystem.Open(msg => _log.Debug(msg));
+            HostProfile? forced = _config.HostProfile switch
+            {
+                HostProfileChoice.Pvm => HostProfile.Pvm,
+                HostProfileChoice.Standard => HostProfile.Standard,
+                _ => null,
+            };
+            kvm = KvmSystem.Open(msg => _log.Debug(msg), profile: forced);
         }
         catch (KvmUnavailableException e)
         {

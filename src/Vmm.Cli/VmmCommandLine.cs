@@ -159,10 +159,12 @@ internal static class VmmCommandLine
         { Description = "Kernel entry: auto, pvh, linux64, bzimage (in-guest decompression) [default: auto]", HelpName = "METHOD" };
         public readonly Option<string> Config = new("--config") { Description = "JSON config file; flags given on the command line override its keys", HelpName = "FILE" };
         public readonly Option<string> LogLevel = new("--log-level") { Description = "trace, debug, info, warn, error, off [default: info]", HelpName = "LEVEL" };
+        public readonly Option<string> HostProfile = new("--host-profile")
+        { Description = "auto, pvm (software-KVM work-arounds) or standard (none) [default: auto]", HelpName = "PROFILE" };
 
         public Command BuildCommand() => new("run", "Boot a VM. The serial console is on stdin/stdout; press Ctrl-A X to quit.")
         {
-            Kernel, Initrd, Cmdline, Mem, Cpus, Media, Rng, Console, Boot, Config, LogLevel,
+            Kernel, Initrd, Cmdline, Mem, Cpus, Media, Rng, Console, Boot, Config, LogLevel, HostProfile,
         };
 
         public VmConfig ToConfig(ParseResult pr)
@@ -177,6 +179,7 @@ internal static class VmmCommandLine
             Override(pr, Console, v => s.Console = v);
             Override(pr, Boot, v => s.Boot = v);
             Override(pr, LogLevel, v => s.LogLevel = v);
+            Override(pr, HostProfile, v => s.HostProfile = v);
             if (pr.GetResult(Rng) is { Implicit: false } rng)
             {
                 s.Rng = rng.Tokens.Count == 0 ? "true" : rng.Tokens[0].Value;

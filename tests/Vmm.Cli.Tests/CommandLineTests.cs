@@ -38,7 +38,7 @@ public sealed class CommandLineTests : IDisposable
     {
         VmConfig c = VmmCommandLine.ParseRunConfig("--kernel", _kernel, "--mem", "128", "--cpus", "2", "--cmdline", "quiet",
             "--media", "test-pattern,width=640", "--media", "test-pattern", "--rng", "--console", "virtio", "--boot", "linux64",
-            "--log-level", "debug");
+            "--log-level", "debug", "--host-profile", "standard");
         Assert.Equal(_kernel, c.KernelPath);
         Assert.Equal(128, c.MemMiB);
         Assert.Equal(2, c.Cpus);
@@ -48,6 +48,7 @@ public sealed class CommandLineTests : IDisposable
         Assert.Equal(ConsoleKind.Virtio, c.Console);
         Assert.Equal(BootSelection.Linux64, c.Boot);
         Assert.Equal(LogLevel.Debug, c.LogLevel);
+        Assert.Equal(HostProfileChoice.Standard, c.HostProfile);
     }
 
     [Fact]
@@ -118,6 +119,7 @@ public sealed class CommandLineTests : IDisposable
     [InlineData(new[] { "run", "--console", "vga", "-k", "K" }, "--console: 'vga'")]
     [InlineData(new[] { "run", "--log-level", "loud", "-k", "K" }, "--log-level: 'loud'")]
     [InlineData(new[] { "run", "--rng", "maybe", "-k", "K" }, "--rng: 'maybe'")]
+    [InlineData(new[] { "run", "--host-profile", "fast", "-k", "K" }, "--host-profile: 'fast'")]
     [InlineData(new[] { "run" }, "no kernel given")]
     [InlineData(new[] { "run", "-k", "K", "--media", "test-pattern,width=641" }, "--media test-pattern,width=641: width 641")]
     [InlineData(new[] { "run", "-k", "K", "--media", "webcam" }, "--media webcam:")]

@@ -10,7 +10,7 @@ namespace Vmm.Cli.Configuration;
 internal static class ConfigFile
 {
     private static readonly string[] KnownKeys =
-        ["kernel", "initrd", "cmdline", "mem", "cpus", "boot", "console", "rng", "logLevel", "media"];
+        ["kernel", "initrd", "cmdline", "mem", "cpus", "boot", "console", "rng", "logLevel", "media", "hostProfile"];
 
     public static VmSettings Load(string path)
     {

@@ -17,6 +17,17 @@ internal enum BootSelection
     BzImage,
 }
 
+/// <summary>Which host profile applies (see HostProfile in Vmm.Kvm): detected, or forced for debugging.</summary>
+internal enum HostProfileChoice
+{
+    /// <summary>PVM when /sys/module/kvm_pvm exists, else standard.</summary>
+    Auto,
+    /// <summary>The software-KVM work-arounds (command-line masks, CPUID rules, int3/fwait repairs).</summary>
+    Pvm,
+    /// <summary>No work-arounds: an ordinary VMX/SVM host. On a PVM host this shows how a guest fails without them.</summary>
+    Standard,
+}
+
 /// <summary>Which device carries the guest console.</summary>
 internal enum ConsoleKind
 {
@@ -42,6 +53,7 @@ internal sealed record VmConfig
     public ConsoleKind Console { get; init; } = ConsoleKind.Serial;
     public bool Rng { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Info;
+    public HostProfileChoice HostProfile { get; init; } = HostProfileChoice.Auto;
     /// <summary>Media device specs, e.g. <c>test-pattern,width=640,height=480</c> or <c>/dev/video0</c>.</summary>
     public IReadOnlyList<string> Media { get; init; } = [];
 
@@ -79,6 +91,7 @@ internal sealed record VmConfig
             Console = ParseEnum(s.Console, "--console", ConsoleKind.Serial),
             Rng = ParseBool(s.Rng, "--rng"),
             LogLevel = ParseEnum(s.LogLevel, "--log-level", LogLevel.Info),
+            HostProfile = ParseEnum(s.HostProfile, "--host-profile", HostProfileChoice.Auto),
             Media = media,
         };
     }

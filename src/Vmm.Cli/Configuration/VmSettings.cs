@@ -16,5 +16,6 @@ internal sealed class VmSettings
     public string? Console { get; set; }
     public string? Rng { get; set; }
     public string? LogLevel { get; set; }
+    public string? HostProfile { get; set; }
     public List<string> Media { get; set; } = [];
 }
