@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Time from process start to the test guest's "VMM-GUEST: init reached" marker, our vmm against QEMU microvm,
+# run alternately (vmm, qemu, vmm, qemu, …) on the same kernel, initramfs, memory and command line, so that drift in
+# host load hits both equally. Prints every run and the medians.
+#   benchmarks/boot/compare-qemu-microvm.sh [RUNS] [initramfs-min|initramfs]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+RUNS=${1:-5}
+IMAGE=${2:-initramfs-min}
+KIT=${VMM_GUEST_DIR:-$(bash "$ROOT/firmware/linux-guest/build.sh" --print-dir | tail -n 1)}
+VMM=$ROOT/src/Vmm.Cli/bin/Release/net10.0/vmm.dll
+[ -f "$VMM" ] || dotnet build "$ROOT/src/Vmm.Cli" -c Release -nologo -v quiet >&2
+command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 2; }
+MARK="VMM-GUEST: init reached"
+# The command line qemu-microvm.sh uses; vmm gets the same (its host-profile additions are the same masks).
+CMDLINE=$(sed -n 's/^CMDLINE="\(.*\)"$/\1/p; s/^CMDLINE+=" \(.*\)"$/\1/p' "$ROOT/firmware/linux-guest/qemu-microvm.sh" | tr '\n' ' ')
+
+# Runs "$@", prints seconds until the marker appears on its stdout (or "timeout").
+time_to_marker() {
+  local start end line
+  start=$EPOCHREALTIME
+  while IFS= read -r line; do
+    if [[ $line == *"$MARK"* ]]; then
+      end=$EPOCHREALTIME
+      echo "$start $end" | awk '{printf "%.2f\n", $2 - $1}'
+      cat >/dev/null
+      return
+    fi
+  done < <(timeout 300 "$@" </dev/null 2>/dev/null)
+  echo timeout
+}
+
+vmm=() qemu=()
+for i in $(seq 1 "$RUNS"); do
+  v=$(time_to_marker dotnet "$VMM" run --kernel "$KIT/vmlinux" --initrd "$KIT/$IMAGE.cpio" --mem 128 --cmdline "$CMDLINE")
+  q=$(time_to_marker bash "$ROOT/firmware/linux-guest/qemu-microvm.sh" --kit "$KIT" --initrd "$KIT/$IMAGE.cpio" --mem 128)
+  echo "run $i: vmm ${v} s   qemu-microvm ${q} s"
+  vmm+=("$v") qemu+=("$q")
+done
+median() { printf '%s\n' "$@" | grep -v timeout | sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "n/a"}'; }
+echo "median to '$MARK' ($IMAGE, $RUNS runs each): vmm $(median "${vmm[@]}") s, qemu-microvm $(median "${qemu[@]}") s"
