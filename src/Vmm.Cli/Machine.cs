@@ -80,7 +80,9 @@ internal sealed class Machine : IDisposable
         }
         _owned.Add(kvm);
         HostProfile profile = kvm.Profile;
-        _log.Info($"host: {profile.Description}");
+        _log.Info(_config.HostProfile == HostProfileChoice.Auto
+            ? $"host: {profile.Description}"
+            : $"host profile forced by --host-profile: {profile.Description}");
         if (_config.Cpus > kvm.MaxVcpus || _config.Cpus > MpTable.MaxCpus)
         {
             throw new VmStartException($"--cpus {_config.Cpus} is more than this host supports ({Math.Min(kvm.MaxVcpus, MpTable.MaxCpus)})");
