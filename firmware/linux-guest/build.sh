@@ -155,7 +155,7 @@ log "kernel built in $(( $(date +%s) - tb ))s"
 
 cp vmlinux System.map .config "$STAGE/"
 cp arch/x86/boot/bzImage "$STAGE/bzImage"
-cp "$TMP/make.log" "$STAGE/make.log"
+cp "$TMP/config.log" "$TMP/make.log" "$STAGE/"
 # Modules built in-tree (e.g. vim2m), for tests that want to insmod them.
 mkdir -p "$STAGE/modules"
 find . -name '*.ko' -not -path './build/*' -exec cp {} "$STAGE/modules/" \;

@@ -10,6 +10,7 @@
 #     --append ARGS    extra kernel command-line arguments
 #     --timeout S      kill QEMU after S seconds (default 120)
 #     --stamp          prefix each console line with the elapsed wall time
+#   VMM_GUEST_CMDLINE  replaces the base kernel command line (see below)
 #
 # Prints the guest console on stdout; on stderr it prints the time from QEMU
 # start to the "VMM-GUEST: init reached" line and to VM exit.  Exit status:
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
 	--timeout) TIMEOUT=$2; shift 2 ;;
 	--stamp) STAMP=1; shift ;;
 	--) shift; break ;;
-	-h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "qemu-microvm.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -42,8 +43,13 @@ esac
 [ -f "$KIT/vmlinux" ] && [ -f "$INITRD" ] || { echo "missing $KIT/vmlinux or $INITRD" >&2; exit 2; }
 
 # Guest command line for a software-virtualised (PVM) KVM host; see README.md.
-CMDLINE="console=ttyS0 noxsave clearcpuid=popcnt,smap,erms,fsrm,fsgsbase,clwb,rep_good"
-CMDLINE+=" rodata=off quiet panic=-1 reboot=k no_int3_selftest percpu_alloc=page noreplace-smp"
+# VMM_GUEST_CMDLINE replaces this base (console, vmmtest and --append still added).
+BASE="noxsave clearcpuid=popcnt,smap,erms,fsrm,fsgsbase,clwb"
+BASE+=" rodata=off quiet panic=-1 reboot=k no_int3_selftest percpu_alloc=page noreplace-smp"
+# Keep glibc (busybox) off AVX: noxsave means the guest kernel does not
+# preserve YMM/ZMM state (see README.md, "AVX in guest userspace").
+BASE+=" GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX_Fast_Unaligned_Load,-FMA,-F16C"
+CMDLINE="console=ttyS0 ${VMM_GUEST_CMDLINE:-$BASE}"
 [ -z "$TEST" ] || CMDLINE+=" vmmtest=$TEST"
 [ -z "$APPEND" ] || CMDLINE+=" $APPEND"
 
