@@ -23,7 +23,7 @@ media_secs() {
 
 # Show the kernel's last messages, marked, after something failed.
 media_dmesg() {
-	dmesg | tail -n "${1:-15}" | while IFS= read -r l; do echo "VMM-GUEST: dmesg $l"; done
+	dmesg | tail -n "${1:-15}" | sed 's/^/VMM-GUEST: dmesg /'
 }
 
 # insmod the extra modules (if any, in build order), then virtio_media.ko.
@@ -57,7 +57,7 @@ media_wait_dev() {
 	while [ ! -c "$MEDIA_DEV" ]; do
 		if [ $(( $(media_cs) - t0 )) -ge "$limit" ]; then
 			echo "VMM-GUEST: $MEDIA_DEV missing after ${vmmwait:-10} s"
-			ls /dev | grep -E '^(video|v4l|media)' | while read -r n; do echo "VMM-GUEST: dev /dev/$n"; done
+			ls /dev | sed -n 's#^\(video\|v4l\|media\).*#VMM-GUEST: dev /dev/&#p'
 			media_dmesg
 			return 1
 		fi

@@ -15,7 +15,7 @@ media_time() {
 	return $rc
 }
 media_tools() {
-	local ok=0 line
+	local ok=0
 	media_insmod || return 1
 	if [ -d /sys/bus/virtio/drivers/virtio-media ]; then
 		echo "VMM-GUEST: driver registered"
@@ -28,7 +28,7 @@ media_tools() {
 	sed 's/^/VMM-GUEST: version /' /tmp/tool.log
 	# No device: v4l2-ctl says so and exits non-zero; it must run, not crash.
 	media_time v4l2-ctl-list-devices v4l2-ctl --list-devices
-	while IFS= read -r line; do echo "VMM-GUEST: list-devices $line"; done < /tmp/tool.log
+	sed 's/^/VMM-GUEST: list-devices /' /tmp/tool.log
 	grep -q 'error while loading shared libraries\|not found' /tmp/tool.log && ok=1
 	return $ok
 }
