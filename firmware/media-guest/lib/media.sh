@@ -6,6 +6,14 @@
 #   vmmwait=S              seconds to wait for the node after insmod (default 10)
 #   vmmmodparams="a=b c=d" parameters for virtio_media.ko (quote on the command line)
 export PATH=/bin:/sbin:/usr/bin
+# Guest user mode runs natively on this host's CPU and sees its AVX/AVX-512,
+# so glibc picks AVX2/EVEX string functions (ymm/zmm registers), but the guest
+# kernel runs with `noxsave` and saves only the x87/SSE state on a task switch:
+# two such processes (e.g. a pipeline) corrupt each other's registers (seen: a
+# segfault in a busybox pipeline).  Make glibc (dynamic and static busybox)
+# keep to SSE code in everything the tests start; a value given on the kernel
+# command line wins.
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,-AVX512VL,-AVX512ER,-AVX512PF,-FMA,-FMA4,-XSAVE,-XSAVEC,-AVX_Fast_Unaligned_Load}
 MEDIA_DEV=${vmmvideo:-/dev/video0}
 
 # Guest monotonic time since boot in centiseconds, from /proc/uptime.

@@ -3,6 +3,7 @@
 # start of v4l2-ctl and v4l2-compliance and run v4l2-ctl --list-devices.
 # Markers: "VMM-GUEST: insmod virtio_media ok seconds=S",
 # "VMM-GUEST: driver registered" (sysfs /sys/bus/virtio/drivers/virtio-media),
+# "VMM-GUEST: glibc AVX_Fast_Unaligned_Load=0x0" (AVX off, see lib/media.sh),
 # "VMM-GUEST: tool <name> seconds=S rc=R", "VMM-GUEST: list-devices <line>".
 . /lib/media.sh
 media_time() {
@@ -22,6 +23,9 @@ media_tools() {
 	else
 		echo "VMM-GUEST: driver not registered"; ok=1
 	fi
+	# GLIBC_TUNABLES (lib/media.sh) must keep glibc off AVX: 0x0 expected.
+	/lib64/ld-linux-x86-64.so.2 --list-diagnostics 2>&1 |
+		sed -n 's/^x86.cpu_features.preferred.AVX_Fast_Unaligned_Load=/VMM-GUEST: glibc AVX_Fast_Unaligned_Load=/p'
 	media_time v4l2-ctl-version v4l2-ctl --version || ok=1
 	sed 's/^/VMM-GUEST: version /' /tmp/tool.log
 	media_time v4l2-compliance-version v4l2-compliance --version || ok=1
