@@ -14,7 +14,7 @@ media_compliance() {
 	cat /tmp/compliance.log
 	echo "VMM-GUEST: compliance seconds=$(media_secs "$t0" "$(media_cs)") rc=$rc"
 	# With a media controller there is also a "Grand Total" line; it covers all.
-	summary=$(grep -E '^(Grand )?Total for ' /tmp/compliance.log | tail -n 1)
+	summary=$(sed -n '/^\(Grand \)\{0,1\}Total for /h; ${x;p}' /tmp/compliance.log)
 	if [ -z "$summary" ]; then
 		echo "VMM-GUEST: compliance no summary line"
 		return 1
