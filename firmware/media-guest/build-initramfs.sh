@@ -53,6 +53,19 @@ if command -v modinfo >/dev/null && [ -f "$KIT/vmlinux" ]; then
 		grep -qaF -- "$vm" "$KIT/vmlinux" || die "$m vermagic '$vm' does not match the kit's kernel"
 	done
 fi
+# The kit has no MODVERSIONS, so vermagic is all insmod checks.  At least make
+# sure every symbol the module imports is exported by the kit's vmlinux (or by
+# one of the extra modules); a module built for another config fails here.
+if command -v nm >/dev/null && [ -f "$KIT/build/Module.symvers" ]; then
+	exported=$(mktemp)
+	{
+		awk -F "\t" '$3 == "vmlinux" { print $2 }' "$KIT/build/Module.symvers"
+		for m in "${extras[@]}"; do nm --defined-only "$m" | awk '{ print $3 }'; done
+	} | LC_ALL=C sort -u > "$exported"
+	unresolved=$(nm -u "$MODULE" | awk '{ print $2 }' | LC_ALL=C sort -u | LC_ALL=C comm -23 - "$exported")
+	rm -f "$exported"
+	[ -z "$unresolved" ] || die "$MODULE imports symbols the kit's kernel does not export:" $unresolved
+fi
 
 missing=()
 for b in "${BINARIES[@]}"; do [ -x "$b" ] || missing+=(v4l-utils); done
