@@ -30,4 +30,19 @@ public sealed class ReadmeExampleTests
         s.StreamOff();
         Assert.Equal(100, good);
     }
+
+    [Fact]
+    public void Raw_capture_buffers_carry_a_monotonic_timestamp_and_no_compressed_frame_flags()
+    {
+        using var bed = VirtioMediaTestbed.Create(new TestPatternOptions { Width = 320, Height = 240, Fps = 120 });
+        using TestbedSession s = bed.OpenSession();
+        s.SetFormat(FourCc.Yuyv, 320, 240);
+        s.RequestBuffers(2, V4l2Memory.Mmap);
+        s.QueueAllBuffers();
+        s.StreamOn();
+        using TestbedFrame frame = s.DequeueFrame(TimeSpan.FromSeconds(1));
+        uint flags = frame.Event.Buffer.Flags;
+        Assert.Equal(V4l2Const.BufFlagTimestampMonotonic, flags & V4l2Const.BufFlagTimestampMonotonic);
+        Assert.Equal(0u, flags & (V4l2Const.BufFlagKeyframe | 0x10 | 0x20)); // KEYFRAME, PFRAME, BFRAME
+    }
 }

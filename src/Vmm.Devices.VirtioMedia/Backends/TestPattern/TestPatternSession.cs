@@ -856,7 +856,8 @@ public sealed class TestPatternSession : MediaBackendSession
             b.BytesUsed = TotalLength(b);
             var buffer = default(V4l2Buffer);
             DescribeBuffer(index, b, ref buffer, planes);
-            buffer.Flags = V4l2Const.BufFlagTimestampMonotonic | V4l2Const.BufFlagKeyframe;
+            // Raw frames: no KEYFRAME/PFRAME/BFRAME flags (those describe compressed streams; v4l2-ctl prints them).
+            buffer.Flags = V4l2Const.BufFlagTimestampMonotonic;
             buffer.Sequence = sequence;
             long usec = (long)((double)timestamp * 1_000_000 / Stopwatch.Frequency);
             buffer.TimestampSec = usec / 1_000_000;
