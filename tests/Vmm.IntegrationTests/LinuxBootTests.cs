@@ -12,7 +12,7 @@ namespace Vmm.IntegrationTests;
 public sealed class LinuxBootTests(ITestOutputHelper output)
 {
     private const string InitMarker = "VMM-GUEST: init reached";
-    private static readonly TimeSpan BootBudget = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan BootBudget = TimeSpan.FromSeconds(300);
 
     private VmmRun Boot(string kernel, string initrd, params string[] extra)
     {
