@@ -177,8 +177,11 @@ public class IoctlTests
         c = new V4l2Control { Id = V4l2Const.CidBrightness };
         Assert.Equal(0, s.Ioctl(V4l2IoctlCode.GCtrl, ref c));
         Assert.Equal(127, c.Value);
+        // A menu index outside min…max is ERANGE (the kernel's answer; v4l2-compliance tries minimum - 1).
         c = new V4l2Control { Id = V4l2Const.CidTestPattern, Value = 9 };
-        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.SCtrl, ref c));
+        Assert.Equal(Errno.ERANGE, s.Ioctl(V4l2IoctlCode.SCtrl, ref c));
+        c = new V4l2Control { Id = V4l2Const.CidTestPattern, Value = -1 };
+        Assert.Equal(Errno.ERANGE, s.Ioctl(V4l2IoctlCode.SCtrl, ref c));
         c = new V4l2Control { Id = 0x00980001 };
         Assert.Equal(Errno.EACCES, s.Ioctl(V4l2IoctlCode.GCtrl, ref c));
         c = new V4l2Control { Id = 0x12345 };
@@ -213,7 +216,7 @@ public class IoctlTests
         Assert.Equal(128, MemoryMarshal.Read<V4l2ExtControl>(output.AsSpan(32)).Value);
 
         // TRY with a bad menu value: error_idx names the control, and the payload comes back with the error.
-        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.TryExtCtrls, ExtControls(0, 0, (V4l2Const.CidBrightness, 1), (V4l2Const.CidTestPattern, 7)), output, out written));
+        Assert.Equal(Errno.ERANGE, s.Ioctl(V4l2IoctlCode.TryExtCtrls, ExtControls(0, 0, (V4l2Const.CidBrightness, 1), (V4l2Const.CidTestPattern, 7)), output, out written));
         Assert.Equal(72, written);
         Assert.Equal(1u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
         // S with an unknown id: nothing is applied, error_idx = count.
@@ -224,6 +227,16 @@ public class IoctlTests
         Assert.Equal(40, c.Value);
         // A control of another class than `which`.
         Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GExtCtrls, ExtControls(V4l2Const.CtrlClassUser, 0, (V4l2Const.CidTestPattern, 0)), output.AsSpan(0, 52), out _));
+        // G of a class control (write-only): EACCES with error_idx = count; G of an unknown id: error_idx = count.
+        Assert.Equal(Errno.EACCES, s.Ioctl(V4l2IoctlCode.GExtCtrls, ExtControls(0, 0, (0x00980001u, 0)), output.AsSpan(0, 52), out _));
+        Assert.Equal(1u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GExtCtrls, ExtControls(0, 0, (V4l2Const.CidContrast, 0), (0, 0)), output, out _));
+        Assert.Equal(2u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
+        // TRY/S of a class control (read-only): EACCES; TRY names index 0, S answers count.
+        Assert.Equal(Errno.EACCES, s.Ioctl(V4l2IoctlCode.TryExtCtrls, ExtControls(0, 0, (0x00980001u, 0)), output.AsSpan(0, 52), out _));
+        Assert.Equal(0u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
+        Assert.Equal(Errno.EACCES, s.Ioctl(V4l2IoctlCode.SExtCtrls, ExtControls(0, 0, (0x00980001u, 0)), output.AsSpan(0, 52), out _));
+        Assert.Equal(1u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
         // Requests are not supported.
         Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.SExtCtrls, ExtControls(V4l2Const.CtrlWhichRequestVal, 0, (V4l2Const.CidContrast, 1)), output.AsSpan(0, 52), out _));
     }
@@ -284,6 +297,15 @@ public class IoctlTests
         var checkOnly = new V4l2CreateBuffers { Count = 0, Memory = 1, Format = create.Format };
         Assert.Equal(0, s.Ioctl(V4l2IoctlCode.CreateBufs, ref checkOnly));
         Assert.Equal(5u, checkOnly.Index);
+        // max_num_buffers and the reserved words come back 0 whatever the guest sent, and the capabilities do not
+        // claim SUPPORTS_MAX_NUM_BUFFERS (v4l2-compliance 1.22 sees that word as reserved).
+        var dirty = new V4l2CreateBuffers { Count = 0, Memory = 1, Format = create.Format };
+        MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref dirty, 1))[232..].Fill(0xFF);
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.CreateBufs, ref dirty));
+        Assert.Equal(0u, dirty.MaxNumBuffers);
+        Assert.True(MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref dirty, 1))[232..].IndexOfAnyExcept((byte)0) < 0);
+        Assert.Equal(0u, dirty.Capabilities & V4l2Const.BufCapSupportsMaxNumBuffers);
+        Assert.NotEqual(0u, dirty.Capabilities & V4l2Const.BufCapSupportsMmap);
 
         // QUERYBUF of a created buffer: 3 planes with distinct page-aligned offsets, and the guest's planes
         // pointer comes back unchanged.
@@ -297,14 +319,30 @@ public class IoctlTests
         Assert.NotEqual(planes[0].M, planes[1].M);
         ulong offset2 = planes[2].M;
 
+        // PREPARE_BUF marks the buffer: QUERYBUF then shows PREPARED alone (not QUEUED/DONE/ERROR), a second
+        // PREPARE_BUF is EINVAL, QBUF consumes it, and a queued buffer can be neither prepared nor queued again.
+        const uint stateFlags = V4l2Const.BufFlagQueued | V4l2Const.BufFlagPrepared | V4l2Const.BufFlagDone | V4l2Const.BufFlagError;
+        b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref b, planes, default));
+        Assert.Equal(0u, b.Flags & stateFlags);
         b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
         Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.PrepareBuf, ref b, planes, default));
-        Assert.NotEqual(0u, b.Flags & V4l2Const.BufFlagPrepared);
+        Assert.Equal(V4l2Const.BufFlagPrepared, b.Flags & stateFlags);
+        b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref b, planes, default));
+        Assert.Equal(V4l2Const.BufFlagPrepared, b.Flags & stateFlags);
+        b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(Errno.EINVAL, s.BufferIoctl(V4l2IoctlCode.PrepareBuf, ref b, planes, default)); // already prepared
+        b = new V4l2Buffer { Index = 3, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref b, planes, default));
+        Assert.Equal(0u, b.Flags & stateFlags); // other buffers are not prepared
         b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
         Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, default));
-        Assert.NotEqual(0u, b.Flags & V4l2Const.BufFlagQueued);
+        Assert.Equal(V4l2Const.BufFlagQueued, b.Flags & stateFlags);
         b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
         Assert.Equal(Errno.EINVAL, s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, default)); // already queued
+        b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(Errno.EINVAL, s.BufferIoctl(V4l2IoctlCode.PrepareBuf, ref b, planes, default)); // queued
 
         // The created buffer's plane can be mapped and streams like the others.
         (ulong addr, ulong len) = s.Mmap((uint)offset2, writable: true);

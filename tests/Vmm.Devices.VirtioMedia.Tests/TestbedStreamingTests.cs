@@ -154,6 +154,16 @@ public class TestbedStreamingTests
         Assert.Equal(2, sessions[0].RequestBuffers(2, V4l2Memory.Mmap));
         var r = new V4l2RequestBuffers { Count = 2, Type = 1, Memory = 1 };
         Assert.Equal(Errno.EBUSY, sessions[1].Ioctl(V4l2IoctlCode.ReqBufs, ref r));
+        // REQBUFS(0) from a non-owner is EBUSY too (only the owner frees), and the owner's buffers survive it.
+        r = new V4l2RequestBuffers { Count = 0, Type = 1, Memory = 1 };
+        Assert.Equal(Errno.EBUSY, sessions[1].Ioctl(V4l2IoctlCode.ReqBufs, ref r));
+        var owned = new V4l2Buffer { Index = 1, Type = 1, Memory = 1 };
+        Assert.Equal(0, sessions[0].BufferIoctl(V4l2IoctlCode.QueryBuf, ref owned, default, default));
+        // CREATE_BUFS(count 0) only checks, so a non-owner may ask; allocating is EBUSY.
+        var check = new V4l2CreateBuffers { Count = 0, Memory = 1, Format = new V4l2Format { Type = 1 } };
+        Assert.Equal(0, sessions[1].Ioctl(V4l2IoctlCode.CreateBufs, ref check));
+        check.Count = 1;
+        Assert.Equal(Errno.EBUSY, sessions[1].Ioctl(V4l2IoctlCode.CreateBufs, ref check));
         sessions[0].Dispose();
         Assert.Equal(2, sessions[1].RequestBuffers(2, V4l2Memory.Mmap));
         sessions[1].QueueAllBuffers();

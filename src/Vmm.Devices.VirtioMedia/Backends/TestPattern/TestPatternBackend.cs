@@ -87,6 +87,14 @@ public sealed class TestPatternBackend : IMediaBackend
         }
     }
 
+    internal bool IsOwnedByOther(TestPatternSession session)
+    {
+        lock (_lock)
+        {
+            return _bufferOwner is not null && _bufferOwner != session;
+        }
+    }
+
     internal void ReleaseBufferOwnership(TestPatternSession session)
     {
         lock (_lock)
@@ -200,7 +208,8 @@ public sealed class TestPatternBackend : IMediaBackend
         }
     }
 
-    /// <summary>Checks (and clamps integer) values; ERANGE for an invalid menu index, EACCES for class controls.</summary>
+    /// <summary>Checks (and clamps integer) values; ERANGE for a menu index outside min…max (as the kernel's control
+    /// framework answers), EACCES for class controls.</summary>
     internal static int ValidateControlValue(int index, ref int value)
     {
         ControlInfo c = ControlTable[index];
@@ -210,7 +219,7 @@ public sealed class TestPatternBackend : IMediaBackend
         }
         if (c.Type == V4l2Const.CtrlTypeMenu)
         {
-            return value < c.Min || value > c.Max ? Errno.EINVAL : 0;
+            return value < c.Min || value > c.Max ? Errno.ERANGE : 0;
         }
         value = Math.Clamp(value, c.Min, c.Max);
         return 0;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Ioctls;
@@ -50,6 +51,8 @@ public sealed class TestPatternSession : MediaBackendSession
         public readonly uint[] PlaneLength = new uint[3];
         public int PlaneCount;
         public BufferState State;
+        // PREPARE_BUF done while dequeued; consumed by the next QBUF (vb2 semantics), cleared by STREAMOFF.
+        public bool Prepared;
         public uint BytesUsed;
         public uint BytesUsedOf(int plane) => BytesUsed == 0 ? 0 : PlaneLength[plane];
     }
@@ -381,7 +384,9 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 return Errno.EBUSY;
             }
-            if (count > 0 && !_backend.TryTakeBufferOwnership(this))
+            // Another handle owns the buffers: EBUSY for any count, REQBUFS(0) included (vb2's queue-owner rule;
+            // only the owner may free them).
+            if (count > 0 ? !_backend.TryTakeBufferOwnership(this) : _backend.IsOwnedByOther(this))
             {
                 return Errno.EBUSY;
             }
@@ -403,9 +408,14 @@ public sealed class TestPatternSession : MediaBackendSession
             request.Count = (uint)_bufferCount;
         }
         request.Capabilities = BufferCapabilities;
-        request.Flags = 0;
+        // flags (no cache hints supported) and reserved[3] go back as 0.
+        MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref request, 1))[ReservedRequestBuffersOffset..].Clear();
         return 0;
     }
+
+    // Offsets of max_num_buffers in v4l2_create_buffers and of flags in v4l2_requestbuffers; everything from
+    // there to the end is output-only and zero for this device.
+    private const int ReservedCreateBuffersOffset = 232, ReservedRequestBuffersOffset = 16;
 
     private static uint BufferCapabilities =>
         V4l2Const.BufCapSupportsMmap | V4l2Const.BufCapSupportsUserPtr | V4l2Const.BufCapSupportsOrphanedBufs;
@@ -455,7 +465,10 @@ public sealed class TestPatternSession : MediaBackendSession
             create.Index = (uint)_bufferCount;
             create.Capabilities = BufferCapabilities;
             create.Flags = 0;
-            create.MaxNumBuffers = MaxBuffers;
+            // max_num_buffers and the reserved words go back as 0 (and SUPPORTS_MAX_NUM_BUFFERS stays unset):
+            // applications built against older headers (v4l2-compliance 1.22) see them all as reserved and
+            // require zeros, whatever they sent.
+            MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref create, 1))[ReservedCreateBuffersOffset..].Clear();
             if (create.Count == 0)
             {
                 return 0;
@@ -562,7 +575,8 @@ public sealed class TestPatternSession : MediaBackendSession
         buffer.Type = _queueType;
         buffer.Memory = (uint)_memory;
         buffer.Field = V4l2Const.FieldNone;
-        buffer.Flags = V4l2Const.BufFlagTimestampMonotonic | (b.State != BufferState.Dequeued ? V4l2Const.BufFlagQueued : 0);
+        buffer.Flags = V4l2Const.BufFlagTimestampMonotonic
+            | (b.State != BufferState.Dequeued ? V4l2Const.BufFlagQueued : b.Prepared ? V4l2Const.BufFlagPrepared : 0);
         buffer.Sequence = 0;
         buffer.TimestampSec = 0;
         buffer.TimestampUsec = 0;
@@ -619,12 +633,23 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 return status;
             }
-            if (buffer.Memory != (uint)_memory || (IsMplane(_queueType) && planes.Length < b.PlaneCount))
+            bool mplane = IsMplane(_queueType);
+            // Only a dequeued, not yet prepared buffer can be prepared (queued or twice: EINVAL, as vb2 answers).
+            if (buffer.Memory != (uint)_memory || (mplane && planes.Length < b.PlaneCount)
+                || b.State != BufferState.Dequeued || b.Prepared)
             {
                 return Errno.EINVAL;
             }
+            if (_memory == V4l2Memory.UserPtr)
+            {
+                status = AttachSharedPages(b, buffer, planes, pages, mplane);
+                if (status != 0)
+                {
+                    return status;
+                }
+            }
+            b.Prepared = true;
             DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
-            buffer.Flags |= V4l2Const.BufFlagPrepared;
         }
         return 0;
     }
@@ -656,6 +681,7 @@ public sealed class TestPatternSession : MediaBackendSession
                 }
             }
             b.State = BufferState.Queued;
+            b.Prepared = false;
             _queued.Enqueue((int)buffer.Index);
             DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
         }
@@ -757,6 +783,7 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 _buffers[i].State = BufferState.Dequeued;
             }
+            _buffers[i].Prepared = false;
         }
         _host.DropPendingDqbufs();
     }
@@ -1045,15 +1072,25 @@ public sealed class TestPatternSession : MediaBackendSession
             return Errno.EINVAL;
         }
         bool classFilter = which != V4l2Const.CtrlWhichCurVal && !defaults;
+        // error_idx as the kernel's control framework reports it: G_EXT_CTRLS always answers count (nothing was
+        // read), S_EXT_CTRLS answers count for a validation failure (nothing was written), TRY_EXT_CTRLS names
+        // the offending control.
+        uint count = header.Count;
+        uint FailedAt(int k) => isGet || isSet ? count : (uint)k;
         // Validate every control first, so S_EXT_CTRLS is all-or-nothing.
         for (int k = 0; k < controls.Length; k++)
         {
             int i = TestPatternBackend.FindControl(controls[k].Id);
-            if (i < 0 || (classFilter && (controls[k].Id & 0x0FFF0000) != which)
-                || TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]))
+            if (i < 0 || (classFilter && (controls[k].Id & 0x0FFF0000) != which))
             {
-                header.ErrorIdx = isGet ? (uint)k : isSet ? header.Count : (uint)k;
-                return i >= 0 && TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]) ? Errno.EACCES : Errno.EINVAL;
+                header.ErrorIdx = FailedAt(k);
+                return Errno.EINVAL;
+            }
+            if (TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]))
+            {
+                // Class controls are both write-only (nothing to get) and read-only (nothing to set).
+                header.ErrorIdx = FailedAt(k);
+                return Errno.EACCES;
             }
             if (!isGet)
             {
@@ -1061,7 +1098,7 @@ public sealed class TestPatternSession : MediaBackendSession
                 int status = TestPatternBackend.ValidateControlValue(i, ref value);
                 if (status != 0)
                 {
-                    header.ErrorIdx = isSet ? header.Count : (uint)k;
+                    header.ErrorIdx = FailedAt(k);
                     return status;
                 }
                 controls[k].Value = value;
