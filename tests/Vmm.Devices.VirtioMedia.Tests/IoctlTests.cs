@@ -9,14 +9,16 @@ namespace Vmm.Devices.VirtioMedia.Tests;
 /// <summary>Each ioctl a capture device needs, through the testbed's wire-level calls.</summary>
 public class IoctlTests
 {
-    private static VirtioMediaTestbed NewBed() => TestbedStreamingTests.NewBed(fps: 30, w: 1000, h: 562);
+    private static VirtioMediaTestbed NewBed(bool? mplane = null) => TestbedStreamingTests.NewBed(fps: 30, w: 1000, h: 562, mplane: mplane);
 
     [Fact]
     public void EnumFmtListsContiguousFormatsOnSinglePlanarAndAllOnMultiPlanar()
     {
         using VirtioMediaTestbed bed = NewBed();
         using TestbedSession s = bed.OpenSession();
-        List<uint> Enum(uint type)
+        using VirtioMediaTestbed mpBed = NewBed(mplane: true);
+        using TestbedSession m = mpBed.OpenSession();
+        List<uint> Enum(uint type, TestbedSession s)
         {
             var list = new List<uint>();
             for (uint i = 0; ; i++)
@@ -32,9 +34,37 @@ public class IoctlTests
                 list.Add(d.PixelFormat);
             }
         }
-        Assert.Equal([FourCc.Yuyv, FourCc.Nv12, FourCc.Yu12, FourCc.Rgb24, FourCc.Bgr24], Enum(1));
-        Assert.Equal([FourCc.Yuyv, FourCc.Nv12, FourCc.Yu12, FourCc.Rgb24, FourCc.Bgr24, FourCc.Nv12M, FourCc.Yu12M], Enum(9));
-        Assert.Empty(Enum(2)); // output type: EINVAL at index 0
+        Assert.Equal([FourCc.Yuyv, FourCc.Nv12, FourCc.Yu12, FourCc.Rgb24, FourCc.Bgr24], Enum(1, s));
+        Assert.Empty(Enum(9, s)); // the single-planar device has no multi-planar type
+        Assert.Equal([FourCc.Yuyv, FourCc.Nv12, FourCc.Yu12, FourCc.Rgb24, FourCc.Bgr24, FourCc.Nv12M, FourCc.Yu12M], Enum(9, m));
+        Assert.Empty(Enum(1, m));
+        Assert.Empty(Enum(2, s)); // output type: EINVAL at index 0
+
+        // Every format G/S/TRY_FMT return is one ENUM_FMT lists for that type (v4l2-compliance checks this).
+        foreach ((TestbedSession session, uint type, List<uint> listed) in new[] { (s, 1u, Enum(1, s)), (m, 9u, Enum(9, m)) })
+        {
+            foreach (uint fourcc in new[] { FourCc.Yuyv, FourCc.Nv12M, FourCc.Make('M', 'J', 'P', 'G') })
+            {
+                var f = new V4l2Format { Type = type };
+                f.Pix.PixelFormat = fourcc; // pixelformat is at the same offset in pix and pix_mp
+                Assert.Equal(0, session.Ioctl(V4l2IoctlCode.TryFmt, ref f));
+                Assert.Contains(f.Pix.PixelFormat, listed);
+                Assert.Equal(0, session.Ioctl(V4l2IoctlCode.SFmt, ref f));
+                Assert.Contains(f.Pix.PixelFormat, listed);
+                var g = new V4l2Format { Type = type };
+                Assert.Equal(0, session.Ioctl(V4l2IoctlCode.GFmt, ref g));
+                Assert.Contains(g.Pix.PixelFormat, listed);
+            }
+        }
+        var other = new V4l2Format { Type = 9 };
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GFmt, ref other));
+        other = new V4l2Format { Type = 1 };
+        Assert.Equal(Errno.EINVAL, m.Ioctl(V4l2IoctlCode.GFmt, ref other));
+        // Frame sizes only for formats this API offers.
+        var nm12Sizes = new V4l2FrmSizeEnum { Index = 0, PixelFormat = FourCc.Nv12M };
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.EnumFrameSizes, ref nm12Sizes));
+        nm12Sizes = new V4l2FrmSizeEnum { Index = 0, PixelFormat = FourCc.Nv12M };
+        Assert.Equal(0, m.Ioctl(V4l2IoctlCode.EnumFrameSizes, ref nm12Sizes));
     }
 
     [Fact]
@@ -280,7 +310,7 @@ public class IoctlTests
     [Fact]
     public void BufferIoctlsCreateQueryPrepareQueue()
     {
-        using VirtioMediaTestbed bed = NewBed();
+        using VirtioMediaTestbed bed = NewBed(mplane: true);
         using TestbedSession s = bed.OpenSession();
         s.SetFormat(FourCc.Yu12M, 640, 480, multiPlanar: true);
         Assert.Equal(2, s.RequestBuffers(2, V4l2Memory.Mmap));

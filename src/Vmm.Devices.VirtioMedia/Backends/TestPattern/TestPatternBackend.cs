@@ -4,7 +4,7 @@ using Vmm.Devices.VirtioMedia.V4l2;
 namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
 
 /// <summary>
-/// The built-in camera: a capture device (single- and multi-planar API) producing <see cref="TestPatternImage"/>
+/// The built-in camera: a capture device (single- or multi-planar API, chosen by the options) producing <see cref="TestPatternImage"/>
 /// frames. State shared by all sessions lives here — the controls (V4L2 controls belong to the device, not to a file
 /// handle) and the single "buffer owner" slot (v4l2-compliance expects other handles to get EBUSY).
 /// </summary>
@@ -47,7 +47,13 @@ public sealed class TestPatternBackend : IMediaBackend
     /// <summary>Enumerated frame rates in frames per second (common ones plus the configured one).</summary>
     public uint[] FrameRates { get; }
 
-    public uint DeviceCaps => V4l2Const.CapVideoCapture | V4l2Const.CapVideoCaptureMplane | V4l2Const.CapStreaming;
+    /// <summary>One capture API only (single- or multi-planar, per <see cref="TestPatternOptions.UsesMultiPlanarApi"/>).</summary>
+    public uint DeviceCaps =>
+        (Options.UsesMultiPlanarApi ? V4l2Const.CapVideoCaptureMplane : V4l2Const.CapVideoCapture) | V4l2Const.CapStreaming;
+
+    /// <summary>The buffer type of the offered API (1 = VIDEO_CAPTURE, 9 = VIDEO_CAPTURE_MPLANE).</summary>
+    internal uint CaptureBufferType =>
+        (uint)(Options.UsesMultiPlanarApi ? V4l2BufferType.VideoCaptureMplane : V4l2BufferType.VideoCapture);
 
     public string Card => Options.Card;
 

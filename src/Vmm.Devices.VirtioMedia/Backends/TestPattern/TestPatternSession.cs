@@ -81,8 +81,12 @@ public sealed class TestPatternSession : MediaBackendSession
         }
     }
 
-    private static bool IsCaptureType(uint type) =>
-        type is (uint)V4l2BufferType.VideoCapture or (uint)V4l2BufferType.VideoCaptureMplane;
+    // Only the buffer type of the API the device offers; the other one is EINVAL like any unsupported type.
+    private bool IsCaptureType(uint type) => type == _backend.CaptureBufferType;
+
+    // A format this device enumerates (multi-planar-only formats exist on the multi-planar API only).
+    private PixelFormatInfo? FindOffered(uint fourcc) =>
+        PixelFormats.Find(fourcc) is { } f && (!f.MultiPlanarOnly || IsMplane(_backend.CaptureBufferType)) ? f : null;
 
     private static bool IsMplane(uint type) => type == (uint)V4l2BufferType.VideoCaptureMplane;
 
@@ -227,7 +231,7 @@ public sealed class TestPatternSession : MediaBackendSession
 
     public override int EnumFrameSizes(ref V4l2FrmSizeEnum sizes)
     {
-        if (PixelFormats.Find(sizes.PixelFormat) is null || sizes.Index >= _backend.FrameSizes.Length)
+        if (FindOffered(sizes.PixelFormat) is null || sizes.Index >= _backend.FrameSizes.Length)
         {
             return Errno.EINVAL;
         }
@@ -244,7 +248,7 @@ public sealed class TestPatternSession : MediaBackendSession
 
     public override int EnumFrameIntervals(ref V4l2FrmIvalEnum intervals)
     {
-        if (PixelFormats.Find(intervals.PixelFormat) is null || !_backend.IsSupportedSize(intervals.Width, intervals.Height)
+        if (FindOffered(intervals.PixelFormat) is null || !_backend.IsSupportedSize(intervals.Width, intervals.Height)
             || intervals.Index >= _backend.FrameRates.Length)
         {
             return Errno.EINVAL;
