@@ -165,8 +165,8 @@ public class IoctlTests
         Assert.Equal(0, s.Ioctl(V4l2IoctlCode.GSelection, ref sel));
         Assert.Equal((1000u, 562u), (sel.Rect.Width, sel.Rect.Height));
         sel = new V4l2Selection { Type = 1, Target = V4l2Const.SelTgtCrop, Rect = new V4l2Rect { Left = 5, Width = 10, Height = 10 } };
-        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.SSelection, ref sel));
-        Assert.Equal((0, 1000u), (sel.Rect.Left, sel.Rect.Width));
+        // No S_SELECTION: with several discrete frame sizes V4L2 (and v4l2-compliance) forbids it.
+        Assert.Equal(Errno.ENOTTY, s.Ioctl(V4l2IoctlCode.SSelection, ref sel));
         sel = new V4l2Selection { Type = 1, Target = V4l2Const.SelTgtCompose };
         Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GSelection, ref sel));
     }
@@ -336,6 +336,19 @@ public class IoctlTests
         Assert.True(MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref dirty, 1))[232..].IndexOfAnyExcept((byte)0) < 0);
         Assert.Equal(0u, dirty.Capabilities & V4l2Const.BufCapSupportsMaxNumBuffers);
         Assert.NotEqual(0u, dirty.Capabilities & V4l2Const.BufCapSupportsMmap);
+        // A larger sizeimage gives larger buffers (v4l2-compliance: length >= the requested sizeimage); an absurd
+        // one is refused.
+        var bigger = create;
+        bigger.Count = 1;
+        bigger.Format.PixMp.PlaneFmt(0).SizeImage = 2 * 640 * 480;
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.CreateBufs, ref bigger));
+        Assert.Equal((5u, 1u), (bigger.Index, bigger.Count));
+        var big = new V4l2Buffer { Index = 5, Type = 9, Memory = 1, Length = 3 };
+        Span<V4l2Plane> bigPlanes = stackalloc V4l2Plane[3];
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref big, bigPlanes, default));
+        Assert.Equal((2u * 640 * 480, 640u * 480 / 4), (bigPlanes[0].Length, bigPlanes[1].Length));
+        bigger.Format.PixMp.PlaneFmt(0).SizeImage = uint.MaxValue;
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.CreateBufs, ref bigger));
 
         // QUERYBUF of a created buffer: 3 planes with distinct page-aligned offsets, and the guest's planes
         // pointer comes back unchanged.

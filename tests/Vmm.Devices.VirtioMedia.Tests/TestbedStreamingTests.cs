@@ -151,19 +151,31 @@ public class TestbedStreamingTests
             sessions.Add(bed.OpenSession());
         }
         Assert.Equal(8, sessions.Select(x => x.Id).Distinct().Count());
-        // Formats are per session.
+        // The format is the device's: S_FMT on one handle is what G_FMT on another returns (v4l2-compliance's
+        // global format check; only mem-to-mem devices keep formats per handle).
         sessions[0].SetFormat(FourCc.Rgb24, 640, 480);
-        sessions[1].SetFormat(FourCc.Nv12, 320, 240);
         var g = new V4l2Format { Type = 1 };
-        Assert.Equal(0, sessions[0].Ioctl(V4l2IoctlCode.GFmt, ref g));
-        Assert.Equal((FourCc.Rgb24, 640u), (g.Pix.PixelFormat, g.Pix.Width));
-        g = new V4l2Format { Type = 1 };
         Assert.Equal(0, sessions[1].Ioctl(V4l2IoctlCode.GFmt, ref g));
+        Assert.Equal((FourCc.Rgb24, 640u), (g.Pix.PixelFormat, g.Pix.Width));
+        sessions[1].SetFormat(FourCc.Nv12, 320, 240);
+        g = new V4l2Format { Type = 1 };
+        Assert.Equal(0, sessions[0].Ioctl(V4l2IoctlCode.GFmt, ref g));
         Assert.Equal((FourCc.Nv12, 320u), (g.Pix.PixelFormat, g.Pix.Width));
+        var parm = new V4l2StreamParm { Type = 1, TimePerFrame = new V4l2Fract(1, 15) };
+        Assert.Equal(0, sessions[2].Ioctl(V4l2IoctlCode.SParm, ref parm));
+        parm = new V4l2StreamParm { Type = 1 };
+        Assert.Equal(0, sessions[3].Ioctl(V4l2IoctlCode.GParm, ref parm));
+        Assert.Equal(15u, parm.TimePerFrame.Denominator);
         // Only one session may own buffers (v4l2-compliance expectation); the other gets EBUSY until it is freed.
         Assert.Equal(2, sessions[0].RequestBuffers(2, V4l2Memory.Mmap));
         var r = new V4l2RequestBuffers { Count = 2, Type = 1, Memory = 1 };
         Assert.Equal(Errno.EBUSY, sessions[1].Ioctl(V4l2IoctlCode.ReqBufs, ref r));
+        // Nobody may change the format under the owner's buffers.
+        var busy = new V4l2Format { Type = 1 };
+        busy.Pix.PixelFormat = FourCc.Yuyv;
+        busy.Pix.Width = 640;
+        busy.Pix.Height = 480;
+        Assert.Equal(Errno.EBUSY, sessions[2].Ioctl(V4l2IoctlCode.SFmt, ref busy));
         // REQBUFS(0) from a non-owner is EBUSY too (only the owner frees), and the owner's buffers survive it.
         r = new V4l2RequestBuffers { Count = 0, Type = 1, Memory = 1 };
         Assert.Equal(Errno.EBUSY, sessions[1].Ioctl(V4l2IoctlCode.ReqBufs, ref r));

@@ -14,6 +14,8 @@ public sealed class TestPatternBackend : IMediaBackend
     private readonly List<TestPatternSession> _sessions = [];
     private TestPatternSession? _bufferOwner;
     private int _brightness, _contrast = 128, _pattern;
+    private (PixelFormatInfo Format, uint Width, uint Height) _currentFormat;
+    private uint _currentFps;
 
     public TestPatternBackend(TestPatternOptions options)
     {
@@ -23,6 +25,8 @@ public sealed class TestPatternBackend : IMediaBackend
             throw new ArgumentException(error, nameof(options));
         }
         Options = options;
+        _currentFormat = (PixelFormats.Find(options.Format)!, options.Width, options.Height);
+        _currentFps = options.Fps;
         var sizes = new List<(uint, uint)>(PixelFormats.CommonSizes);
         if (!sizes.Contains((options.Width, options.Height)))
         {
@@ -56,6 +60,46 @@ public sealed class TestPatternBackend : IMediaBackend
         (uint)(Options.UsesMultiPlanarApi ? V4l2BufferType.VideoCaptureMplane : V4l2BufferType.VideoCapture);
 
     public string Card => Options.Card;
+
+    /// <summary>The device's current format (shared by all sessions, as V4L2 capture devices keep it).</summary>
+    internal (PixelFormatInfo Format, uint Width, uint Height) CurrentFormat
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _currentFormat;
+            }
+        }
+    }
+
+    /// <summary>The device's current frame rate.</summary>
+    internal uint CurrentFps
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _currentFps;
+            }
+        }
+    }
+
+    internal void SetFormat(PixelFormatInfo format, uint width, uint height)
+    {
+        lock (_lock)
+        {
+            _currentFormat = (format, width, height);
+        }
+    }
+
+    internal void SetFps(uint fps)
+    {
+        lock (_lock)
+        {
+            _currentFps = fps;
+        }
+    }
 
     /// <summary>Current control values.</summary>
     public TestPatternControls Controls

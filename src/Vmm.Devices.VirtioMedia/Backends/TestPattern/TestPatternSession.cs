@@ -22,8 +22,6 @@ public sealed class TestPatternSession : MediaBackendSession
     private readonly object _lock = new();
     private readonly TestPatternRenderer _renderer = new();
 
-    private PixelFormatInfo _format;
-    private uint _width, _height, _fps;
 
     private readonly CaptureBuffer[] _buffers = new CaptureBuffer[MaxBuffers];
     private int _bufferCount;
@@ -34,7 +32,6 @@ public sealed class TestPatternSession : MediaBackendSession
     private int _streamGeneration;
     private uint _sequence;
     private long _nextDue = long.MaxValue;
-    private long _interval;
     private bool _closed;
 
     private readonly List<(uint Type, uint Id, uint Flags)> _subscriptions = [];
@@ -61,13 +58,16 @@ public sealed class TestPatternSession : MediaBackendSession
     {
         _backend = backend;
         _host = host;
-        TestPatternOptions o = backend.Options;
-        _format = PixelFormats.Find(o.Format)!;
-        _width = o.Width;
-        _height = o.Height;
-        _fps = o.Fps;
-        _interval = _backend.Options.Paced ? Stopwatch.Frequency / _fps : 0;
     }
+
+    // Format and frame rate belong to the device, shared by every handle (V4L2 keeps them per handle only for
+    // mem-to-mem devices; v4l2-compliance checks that a second handle sees S_FMT). S_FMT is refused while any
+    // handle owns buffers, so they cannot change under a streaming session.
+    private PixelFormatInfo DeviceFormat => _backend.CurrentFormat.Format;
+    private uint DeviceWidth => _backend.CurrentFormat.Width;
+    private uint DeviceHeight => _backend.CurrentFormat.Height;
+    private uint DeviceFps => _backend.CurrentFps;
+    private long FrameInterval => _backend.Options.Paced ? Stopwatch.Frequency / DeviceFps : 0;
 
     /// <summary>Frames produced since the last STREAMON.</summary>
     public uint Sequence
@@ -135,12 +135,12 @@ public sealed class TestPatternSession : MediaBackendSession
         }
         lock (_lock)
         {
-            PixelFormatInfo f = _format;
+            PixelFormatInfo f = DeviceFormat;
             if (f.MultiPlanarOnly && !IsMplane(format.Type))
             {
                 f = ContiguousEquivalent(f);
             }
-            FillFormat(ref format, f, _width, _height);
+            FillFormat(ref format, f, DeviceWidth, DeviceHeight);
         }
         return 0;
     }
@@ -165,13 +165,11 @@ public sealed class TestPatternSession : MediaBackendSession
         (PixelFormatInfo f, uint w, uint h) = Adjust(format);
         lock (_lock)
         {
-            if (_bufferCount > 0 || _streaming)
+            if (_bufferCount > 0 || _streaming || _backend.IsOwnedByOther(this))
             {
                 return Errno.EBUSY;
             }
-            _format = f;
-            _width = w;
-            _height = h;
+            _backend.SetFormat(f, w, h);
         }
         FillFormat(ref format, f, w, h);
         return 0;
@@ -278,7 +276,7 @@ public sealed class TestPatternSession : MediaBackendSession
         parm.Capability = V4l2Const.CapTimePerFrame;
         lock (_lock)
         {
-            parm.TimePerFrame = new V4l2Fract(1, _fps);
+            parm.TimePerFrame = new V4l2Fract(1, DeviceFps);
         }
         return 0;
     }
@@ -295,8 +293,7 @@ public sealed class TestPatternSession : MediaBackendSession
             if (requested.Numerator != 0 && requested.Denominator != 0)
             {
                 uint fps = (uint)Math.Clamp((requested.Denominator + requested.Numerator / 2) / requested.Numerator, 1, uint.MaxValue);
-                _fps = _backend.NearestRate(fps);
-                _interval = _backend.Options.Paced ? Stopwatch.Frequency / _fps : 0;
+                _backend.SetFps(_backend.NearestRate(fps));
             }
         }
         return GetParm(ref parm);
@@ -346,23 +343,14 @@ public sealed class TestPatternSession : MediaBackendSession
         lock (_lock)
         {
             selection.Flags = 0;
-            selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = _width, Height = _height };
+            selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = DeviceWidth, Height = DeviceHeight };
         }
         return 0;
     }
 
-    public override int SetSelection(ref V4l2Selection selection)
-    {
-        if (!IsCaptureType(selection.Type) || selection.Target != V4l2Const.SelTgtCrop)
-        {
-            return Errno.EINVAL;
-        }
-        lock (_lock)
-        {
-            selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = _width, Height = _height };
-        }
-        return 0;
-    }
+    // No S_SELECTION: the size is chosen among several discrete frame sizes with S_FMT, and V4L2 (checked by
+    // v4l2-compliance) does not allow a crop that could change it as well.
+    public override int SetSelection(ref V4l2Selection selection) => Errno.ENOTTY;
 
     // ---- buffers ----
 
@@ -443,7 +431,7 @@ public sealed class TestPatternSession : MediaBackendSession
         lock (_lock)
         {
             bool mplane = IsMplane(create.Format.Type);
-            PixelFormatInfo f = _format.MultiPlanarOnly && !mplane ? ContiguousEquivalent(_format) : _format;
+            PixelFormatInfo f = DeviceFormat.MultiPlanarOnly && !mplane ? ContiguousEquivalent(DeviceFormat) : DeviceFormat;
             if (mplane)
             {
                 if (create.Format.PixMp.NumPlanes != 0 && create.Format.PixMp.NumPlanes != f.MemoryPlanes)
@@ -452,13 +440,13 @@ public sealed class TestPatternSession : MediaBackendSession
                 }
                 for (int p = 0; p < create.Format.PixMp.NumPlanes; p++)
                 {
-                    if (create.Format.PixMp.PlaneFmt(p).SizeImage < f.SizeImage(p, _width, _height))
+                    if (create.Format.PixMp.PlaneFmt(p).SizeImage < f.SizeImage(p, DeviceWidth, DeviceHeight))
                     {
                         return Errno.EINVAL;
                     }
                 }
             }
-            else if (create.Format.Pix.SizeImage != 0 && create.Format.Pix.SizeImage < f.SizeImage(0, _width, _height))
+            else if (create.Format.Pix.SizeImage != 0 && create.Format.Pix.SizeImage < f.SizeImage(0, DeviceWidth, DeviceHeight))
             {
                 return Errno.EINVAL;
             }
@@ -487,7 +475,18 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 return Errno.ENOBUFS;
             }
-            int status = AllocateLocked(wanted, memory, create.Format.Type, append: true);
+            // Buffers are at least as large as the request's sizeimage (an application may ask for bigger ones).
+            Span<uint> planeSizes = stackalloc uint[3];
+            for (int p = 0; p < f.MemoryPlanes; p++)
+            {
+                uint requested = mplane ? create.Format.PixMp.PlaneFmt(p).SizeImage : p == 0 ? create.Format.Pix.SizeImage : 0;
+                if (requested > MaxPlaneBytes)
+                {
+                    return Errno.EINVAL;
+                }
+                planeSizes[p] = Math.Max(requested, f.SizeImage(p, DeviceWidth, DeviceHeight));
+            }
+            int status = AllocateLocked(wanted, memory, create.Format.Type, planeSizes, append: true);
             if (status != 0)
             {
                 if (_bufferCount == 0)
@@ -501,13 +500,16 @@ public sealed class TestPatternSession : MediaBackendSession
         return 0;
     }
 
-    private int AllocateLocked(int count, V4l2Memory memory, uint type, bool append = false)
+    // Largest plane CREATE_BUFS may ask for (a 3840×2160 RGB24 frame is 24 MiB).
+    private const uint MaxPlaneBytes = 256u << 20;
+
+    private int AllocateLocked(int count, V4l2Memory memory, uint type, ReadOnlySpan<uint> planeSizes = default, bool append = false)
     {
         if (!append)
         {
             _bufferCount = 0;
         }
-        PixelFormatInfo f = _format.MultiPlanarOnly && !IsMplane(type) ? ContiguousEquivalent(_format) : _format;
+        PixelFormatInfo f = DeviceFormat.MultiPlanarOnly && !IsMplane(type) ? ContiguousEquivalent(DeviceFormat) : DeviceFormat;
         int start = _bufferCount;
         for (int i = start; i < start + count; i++)
         {
@@ -515,7 +517,7 @@ public sealed class TestPatternSession : MediaBackendSession
             bool ok = true;
             for (int p = 0; p < f.MemoryPlanes; p++)
             {
-                b.PlaneLength[p] = f.SizeImage(p, _width, _height);
+                b.PlaneLength[p] = planeSizes.IsEmpty ? f.SizeImage(p, DeviceWidth, DeviceHeight) : planeSizes[p];
                 if (memory == V4l2Memory.Mmap)
                 {
                     b.Planes[p] = _host.Shm!.TryAllocate(b.PlaneLength[p]);
@@ -842,14 +844,14 @@ public sealed class TestPatternSession : MediaBackendSession
             b.State = BufferState.Filling;
             generation = _streamGeneration;
             sequence = _sequence++;
-            format = b.PlaneCount == _format.MemoryPlanes ? _format : ContiguousEquivalent(_format);
-            width = _width;
-            height = _height;
+            format = b.PlaneCount == DeviceFormat.MemoryPlanes ? DeviceFormat : ContiguousEquivalent(DeviceFormat);
+            width = DeviceWidth;
+            height = DeviceHeight;
             // Pace to the interval; after a stall (no buffer queued in time) restart the clock instead of bursting.
-            _nextDue += _interval;
-            if (_nextDue < now - _interval)
+            _nextDue += FrameInterval;
+            if (_nextDue < now - FrameInterval)
             {
-                _nextDue = now + _interval;
+                _nextDue = now + FrameInterval;
             }
             for (int p = 0; p < b.PlaneCount; p++)
             {
