@@ -20,7 +20,7 @@ public class HostileInputTests
     {
         previous?.Dispose(); // it may own the buffers (only one session may)
         using TestbedSession s = bed.OpenSession();
-        s.SetFormat(FourCc.Yuyv, 320, 240);
+        s.SetFormat(FourCc.Yuyv, 320, 240, multiPlanar: bed.ReadConfig().DeviceCaps == (V4l2Const.CapVideoCaptureMplane | V4l2Const.CapStreaming));
         s.RequestBuffers(2, V4l2Memory.Mmap);
         s.QueueAllBuffers();
         s.StreamOn();
@@ -126,7 +126,7 @@ public class HostileInputTests
     [Fact]
     public void BadFieldsInBufferIoctls()
     {
-        using VirtioMediaTestbed bed = TestbedStreamingTests.NewBed();
+        using VirtioMediaTestbed bed = TestbedStreamingTests.NewBed(mplane: true);
         using TestbedSession s = bed.OpenSession();
         s.SetFormat(FourCc.Nv12M, 320, 240, multiPlanar: true);
         Span<V4l2Plane> planes = stackalloc V4l2Plane[8];

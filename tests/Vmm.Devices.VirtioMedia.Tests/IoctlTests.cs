@@ -9,14 +9,16 @@ namespace Vmm.Devices.VirtioMedia.Tests;
 /// <summary>Each ioctl a capture device needs, through the testbed's wire-level calls.</summary>
 public class IoctlTests
 {
-    private static VirtioMediaTestbed NewBed() => TestbedStreamingTests.NewBed(fps: 30, w: 1000, h: 562);
+    private static VirtioMediaTestbed NewBed(bool? mplane = null) => TestbedStreamingTests.NewBed(fps: 30, w: 1000, h: 562, mplane: mplane);
 
     [Fact]
     public void EnumFmtListsContiguousFormatsOnSinglePlanarAndAllOnMultiPlanar()
     {
         using VirtioMediaTestbed bed = NewBed();
         using TestbedSession s = bed.OpenSession();
-        List<uint> Enum(uint type)
+        using VirtioMediaTestbed mpBed = NewBed(mplane: true);
+        using TestbedSession m = mpBed.OpenSession();
+        List<uint> Enum(uint type, TestbedSession s)
         {
             var list = new List<uint>();
             for (uint i = 0; ; i++)
@@ -32,9 +34,37 @@ public class IoctlTests
                 list.Add(d.PixelFormat);
             }
         }
-        Assert.Equal([FourCc.Yuyv, FourCc.Nv12, FourCc.Yu12, FourCc.Rgb24, FourCc.Bgr24], Enum(1));
-        Assert.Equal([FourCc.Yuyv, FourCc.Nv12, FourCc.Yu12, FourCc.Rgb24, FourCc.Bgr24, FourCc.Nv12M, FourCc.Yu12M], Enum(9));
-        Assert.Empty(Enum(2)); // output type: EINVAL at index 0
+        Assert.Equal([FourCc.Yuyv, FourCc.Nv12, FourCc.Yu12, FourCc.Rgb24, FourCc.Bgr24], Enum(1, s));
+        Assert.Empty(Enum(9, s)); // the single-planar device has no multi-planar type
+        Assert.Equal([FourCc.Yuyv, FourCc.Nv12, FourCc.Yu12, FourCc.Rgb24, FourCc.Bgr24, FourCc.Nv12M, FourCc.Yu12M], Enum(9, m));
+        Assert.Empty(Enum(1, m));
+        Assert.Empty(Enum(2, s)); // output type: EINVAL at index 0
+
+        // Every format G/S/TRY_FMT return is one ENUM_FMT lists for that type (v4l2-compliance checks this).
+        foreach ((TestbedSession session, uint type, List<uint> listed) in new[] { (s, 1u, Enum(1, s)), (m, 9u, Enum(9, m)) })
+        {
+            foreach (uint fourcc in new[] { FourCc.Yuyv, FourCc.Nv12M, FourCc.Make('M', 'J', 'P', 'G') })
+            {
+                var f = new V4l2Format { Type = type };
+                f.Pix.PixelFormat = fourcc; // pixelformat is at the same offset in pix and pix_mp
+                Assert.Equal(0, session.Ioctl(V4l2IoctlCode.TryFmt, ref f));
+                Assert.Contains(f.Pix.PixelFormat, listed);
+                Assert.Equal(0, session.Ioctl(V4l2IoctlCode.SFmt, ref f));
+                Assert.Contains(f.Pix.PixelFormat, listed);
+                var g = new V4l2Format { Type = type };
+                Assert.Equal(0, session.Ioctl(V4l2IoctlCode.GFmt, ref g));
+                Assert.Contains(g.Pix.PixelFormat, listed);
+            }
+        }
+        var other = new V4l2Format { Type = 9 };
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GFmt, ref other));
+        other = new V4l2Format { Type = 1 };
+        Assert.Equal(Errno.EINVAL, m.Ioctl(V4l2IoctlCode.GFmt, ref other));
+        // Frame sizes only for formats this API offers.
+        var nm12Sizes = new V4l2FrmSizeEnum { Index = 0, PixelFormat = FourCc.Nv12M };
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.EnumFrameSizes, ref nm12Sizes));
+        nm12Sizes = new V4l2FrmSizeEnum { Index = 0, PixelFormat = FourCc.Nv12M };
+        Assert.Equal(0, m.Ioctl(V4l2IoctlCode.EnumFrameSizes, ref nm12Sizes));
     }
 
     [Fact]
@@ -135,8 +165,8 @@ public class IoctlTests
         Assert.Equal(0, s.Ioctl(V4l2IoctlCode.GSelection, ref sel));
         Assert.Equal((1000u, 562u), (sel.Rect.Width, sel.Rect.Height));
         sel = new V4l2Selection { Type = 1, Target = V4l2Const.SelTgtCrop, Rect = new V4l2Rect { Left = 5, Width = 10, Height = 10 } };
-        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.SSelection, ref sel));
-        Assert.Equal((0, 1000u), (sel.Rect.Left, sel.Rect.Width));
+        // No S_SELECTION: with several discrete frame sizes V4L2 (and v4l2-compliance) forbids it.
+        Assert.Equal(Errno.ENOTTY, s.Ioctl(V4l2IoctlCode.SSelection, ref sel));
         sel = new V4l2Selection { Type = 1, Target = V4l2Const.SelTgtCompose };
         Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GSelection, ref sel));
     }
@@ -177,8 +207,11 @@ public class IoctlTests
         c = new V4l2Control { Id = V4l2Const.CidBrightness };
         Assert.Equal(0, s.Ioctl(V4l2IoctlCode.GCtrl, ref c));
         Assert.Equal(127, c.Value);
+        // A menu index outside min…max is ERANGE (the kernel's answer; v4l2-compliance tries minimum - 1).
         c = new V4l2Control { Id = V4l2Const.CidTestPattern, Value = 9 };
-        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.SCtrl, ref c));
+        Assert.Equal(Errno.ERANGE, s.Ioctl(V4l2IoctlCode.SCtrl, ref c));
+        c = new V4l2Control { Id = V4l2Const.CidTestPattern, Value = -1 };
+        Assert.Equal(Errno.ERANGE, s.Ioctl(V4l2IoctlCode.SCtrl, ref c));
         c = new V4l2Control { Id = 0x00980001 };
         Assert.Equal(Errno.EACCES, s.Ioctl(V4l2IoctlCode.GCtrl, ref c));
         c = new V4l2Control { Id = 0x12345 };
@@ -213,7 +246,7 @@ public class IoctlTests
         Assert.Equal(128, MemoryMarshal.Read<V4l2ExtControl>(output.AsSpan(32)).Value);
 
         // TRY with a bad menu value: error_idx names the control, and the payload comes back with the error.
-        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.TryExtCtrls, ExtControls(0, 0, (V4l2Const.CidBrightness, 1), (V4l2Const.CidTestPattern, 7)), output, out written));
+        Assert.Equal(Errno.ERANGE, s.Ioctl(V4l2IoctlCode.TryExtCtrls, ExtControls(0, 0, (V4l2Const.CidBrightness, 1), (V4l2Const.CidTestPattern, 7)), output, out written));
         Assert.Equal(72, written);
         Assert.Equal(1u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
         // S with an unknown id: nothing is applied, error_idx = count.
@@ -224,6 +257,16 @@ public class IoctlTests
         Assert.Equal(40, c.Value);
         // A control of another class than `which`.
         Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GExtCtrls, ExtControls(V4l2Const.CtrlClassUser, 0, (V4l2Const.CidTestPattern, 0)), output.AsSpan(0, 52), out _));
+        // G of a class control (write-only): EACCES with error_idx = count; G of an unknown id: error_idx = count.
+        Assert.Equal(Errno.EACCES, s.Ioctl(V4l2IoctlCode.GExtCtrls, ExtControls(0, 0, (0x00980001u, 0)), output.AsSpan(0, 52), out _));
+        Assert.Equal(1u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GExtCtrls, ExtControls(0, 0, (V4l2Const.CidContrast, 0), (0, 0)), output, out _));
+        Assert.Equal(2u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
+        // TRY/S of a class control (read-only): EACCES; TRY names index 0, S answers count.
+        Assert.Equal(Errno.EACCES, s.Ioctl(V4l2IoctlCode.TryExtCtrls, ExtControls(0, 0, (0x00980001u, 0)), output.AsSpan(0, 52), out _));
+        Assert.Equal(0u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
+        Assert.Equal(Errno.EACCES, s.Ioctl(V4l2IoctlCode.SExtCtrls, ExtControls(0, 0, (0x00980001u, 0)), output.AsSpan(0, 52), out _));
+        Assert.Equal(1u, MemoryMarshal.Read<V4l2ExtControls>(output).ErrorIdx);
         // Requests are not supported.
         Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.SExtCtrls, ExtControls(V4l2Const.CtrlWhichRequestVal, 0, (V4l2Const.CidContrast, 1)), output.AsSpan(0, 52), out _));
     }
@@ -267,7 +310,7 @@ public class IoctlTests
     [Fact]
     public void BufferIoctlsCreateQueryPrepareQueue()
     {
-        using VirtioMediaTestbed bed = NewBed();
+        using VirtioMediaTestbed bed = NewBed(mplane: true);
         using TestbedSession s = bed.OpenSession();
         s.SetFormat(FourCc.Yu12M, 640, 480, multiPlanar: true);
         Assert.Equal(2, s.RequestBuffers(2, V4l2Memory.Mmap));
@@ -284,6 +327,28 @@ public class IoctlTests
         var checkOnly = new V4l2CreateBuffers { Count = 0, Memory = 1, Format = create.Format };
         Assert.Equal(0, s.Ioctl(V4l2IoctlCode.CreateBufs, ref checkOnly));
         Assert.Equal(5u, checkOnly.Index);
+        // max_num_buffers and the reserved words come back 0 whatever the guest sent, and the capabilities do not
+        // claim SUPPORTS_MAX_NUM_BUFFERS (v4l2-compliance 1.22 sees that word as reserved).
+        var dirty = new V4l2CreateBuffers { Count = 0, Memory = 1, Format = create.Format };
+        MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref dirty, 1))[232..].Fill(0xFF);
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.CreateBufs, ref dirty));
+        Assert.Equal(0u, dirty.MaxNumBuffers);
+        Assert.True(MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref dirty, 1))[232..].IndexOfAnyExcept((byte)0) < 0);
+        Assert.Equal(0u, dirty.Capabilities & V4l2Const.BufCapSupportsMaxNumBuffers);
+        Assert.NotEqual(0u, dirty.Capabilities & V4l2Const.BufCapSupportsMmap);
+        // A larger sizeimage gives larger buffers (v4l2-compliance: length >= the requested sizeimage); an absurd
+        // one is refused.
+        var bigger = create;
+        bigger.Count = 1;
+        bigger.Format.PixMp.PlaneFmt(0).SizeImage = 2 * 640 * 480;
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.CreateBufs, ref bigger));
+        Assert.Equal((5u, 1u), (bigger.Index, bigger.Count));
+        var big = new V4l2Buffer { Index = 5, Type = 9, Memory = 1, Length = 3 };
+        Span<V4l2Plane> bigPlanes = stackalloc V4l2Plane[3];
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref big, bigPlanes, default));
+        Assert.Equal((2u * 640 * 480, 640u * 480 / 4), (bigPlanes[0].Length, bigPlanes[1].Length));
+        bigger.Format.PixMp.PlaneFmt(0).SizeImage = uint.MaxValue;
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.CreateBufs, ref bigger));
 
         // QUERYBUF of a created buffer: 3 planes with distinct page-aligned offsets, and the guest's planes
         // pointer comes back unchanged.
@@ -297,14 +362,30 @@ public class IoctlTests
         Assert.NotEqual(planes[0].M, planes[1].M);
         ulong offset2 = planes[2].M;
 
+        // PREPARE_BUF marks the buffer: QUERYBUF then shows PREPARED alone (not QUEUED/DONE/ERROR), a second
+        // PREPARE_BUF is EINVAL, QBUF consumes it, and a queued buffer can be neither prepared nor queued again.
+        const uint stateFlags = V4l2Const.BufFlagQueued | V4l2Const.BufFlagPrepared | V4l2Const.BufFlagDone | V4l2Const.BufFlagError;
+        b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref b, planes, default));
+        Assert.Equal(0u, b.Flags & stateFlags);
         b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
         Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.PrepareBuf, ref b, planes, default));
-        Assert.NotEqual(0u, b.Flags & V4l2Const.BufFlagPrepared);
+        Assert.Equal(V4l2Const.BufFlagPrepared, b.Flags & stateFlags);
+        b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref b, planes, default));
+        Assert.Equal(V4l2Const.BufFlagPrepared, b.Flags & stateFlags);
+        b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(Errno.EINVAL, s.BufferIoctl(V4l2IoctlCode.PrepareBuf, ref b, planes, default)); // already prepared
+        b = new V4l2Buffer { Index = 3, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref b, planes, default));
+        Assert.Equal(0u, b.Flags & stateFlags); // other buffers are not prepared
         b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
         Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, default));
-        Assert.NotEqual(0u, b.Flags & V4l2Const.BufFlagQueued);
+        Assert.Equal(V4l2Const.BufFlagQueued, b.Flags & stateFlags);
         b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
         Assert.Equal(Errno.EINVAL, s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, default)); // already queued
+        b = new V4l2Buffer { Index = 4, Type = 9, Memory = 1, Length = 3 };
+        Assert.Equal(Errno.EINVAL, s.BufferIoctl(V4l2IoctlCode.PrepareBuf, ref b, planes, default)); // queued
 
         // The created buffer's plane can be mapped and streams like the others.
         (ulong addr, ulong len) = s.Mmap((uint)offset2, writable: true);

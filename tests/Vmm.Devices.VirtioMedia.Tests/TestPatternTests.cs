@@ -209,6 +209,14 @@ public class TestPatternOptionsTests
         Assert.Equal(new TestPatternOptions(), o);
         Assert.True(TestPatternOptions.TryParse("test-pattern,size=3840x2160,format=RGB3", out o, out _));
         Assert.Equal((3840u, 2160u, FourCc.Rgb24), (o!.Width, o.Height, o.Format));
+        // One API: single-planar unless asked for or the format needs multi-planar.
+        Assert.False(o.UsesMultiPlanarApi);
+        Assert.True(TestPatternOptions.TryParse("test-pattern,api=mplane", out o, out _));
+        Assert.Equal((true, true), (o!.MultiPlanar, o.UsesMultiPlanarApi));
+        Assert.True(TestPatternOptions.TryParse("test-pattern,format=NM12", out o, out _));
+        Assert.Equal((null, true), (o!.MultiPlanar, o.UsesMultiPlanarApi));
+        Assert.True(TestPatternOptions.TryParse("test-pattern,api=single,format=NV12", out o, out _));
+        Assert.False(o!.UsesMultiPlanarApi);
     }
 
     [Theory]
@@ -224,6 +232,8 @@ public class TestPatternOptionsTests
     [InlineData("test-pattern,width=640,width=640", "given twice")]
     [InlineData("test-pattern,colour=red", "unknown key")]
     [InlineData("test-pattern,fps", "expected key=value")]
+    [InlineData("test-pattern,api=both", "'single' or 'mplane'")]
+    [InlineData("test-pattern,api=single,format=YM12", "needs api=mplane")]
     public void RejectsWithOneLineError(string text, string fragment)
     {
         Assert.False(TestPatternOptions.TryParse(text, out _, out string? error));

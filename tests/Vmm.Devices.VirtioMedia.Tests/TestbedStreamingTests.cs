@@ -9,8 +9,8 @@ namespace Vmm.Devices.VirtioMedia.Tests;
 
 public class TestbedStreamingTests
 {
-    internal static VirtioMediaTestbed NewBed(uint fps = 120, uint w = 320, uint h = 240, uint format = FourCc.Yuyv) =>
-        VirtioMediaTestbed.Create(new TestPatternOptions { Width = w, Height = h, Fps = fps, Format = format, SharedMemorySize = 256UL << 20 });
+    internal static VirtioMediaTestbed NewBed(uint fps = 120, uint w = 320, uint h = 240, uint format = FourCc.Yuyv, bool? mplane = null) =>
+        VirtioMediaTestbed.Create(new TestPatternOptions { Width = w, Height = h, Fps = fps, Format = format, MultiPlanar = mplane, SharedMemorySize = 256UL << 20 });
 
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
@@ -19,7 +19,17 @@ public class TestbedStreamingTests
     {
         using VirtioMediaTestbed bed = NewBed();
         VirtioMediaConfig c = bed.ReadConfig();
-        Assert.Equal(V4l2Const.CapVideoCapture | V4l2Const.CapVideoCaptureMplane | V4l2Const.CapStreaming, c.DeviceCaps);
+        // One capture API, never both (v4l2-compliance fails QUERYCAP otherwise, and the kernel's ENUM_FMT then
+        // refuses the single-planar type).
+        Assert.Equal(V4l2Const.CapVideoCapture | V4l2Const.CapStreaming, c.DeviceCaps);
+        using (VirtioMediaTestbed mp = NewBed(mplane: true))
+        {
+            Assert.Equal(V4l2Const.CapVideoCaptureMplane | V4l2Const.CapStreaming, mp.ReadConfig().DeviceCaps);
+        }
+        using (VirtioMediaTestbed nm12 = NewBed(format: FourCc.Nv12M))
+        {
+            Assert.Equal(V4l2Const.CapVideoCaptureMplane | V4l2Const.CapStreaming, nm12.ReadConfig().DeviceCaps);
+        }
         Assert.Equal(0u, c.DeviceType);
         byte[] raw = new byte[40];
         bed.Device.ReadConfig(0, raw);
@@ -48,7 +58,7 @@ public class TestbedStreamingTests
     [InlineData(FourCc.Rgb24, true)]
     public void StreamsFramesWhoseBytesMatchThePattern(uint fourcc, bool mplane)
     {
-        using VirtioMediaTestbed bed = NewBed();
+        using VirtioMediaTestbed bed = NewBed(mplane: mplane);
         using TestbedSession s = bed.OpenSession();
         V4l2Format f = s.SetFormat(fourcc, 352, 288, mplane);
         PixelFormatInfo info = PixelFormats.Find(fourcc)!;
@@ -141,19 +151,41 @@ public class TestbedStreamingTests
             sessions.Add(bed.OpenSession());
         }
         Assert.Equal(8, sessions.Select(x => x.Id).Distinct().Count());
-        // Formats are per session.
+        // The format is the device's: S_FMT on one handle is what G_FMT on another returns (v4l2-compliance's
+        // global format check; only mem-to-mem devices keep formats per handle).
         sessions[0].SetFormat(FourCc.Rgb24, 640, 480);
-        sessions[1].SetFormat(FourCc.Nv12, 320, 240);
         var g = new V4l2Format { Type = 1 };
-        Assert.Equal(0, sessions[0].Ioctl(V4l2IoctlCode.GFmt, ref g));
-        Assert.Equal((FourCc.Rgb24, 640u), (g.Pix.PixelFormat, g.Pix.Width));
-        g = new V4l2Format { Type = 1 };
         Assert.Equal(0, sessions[1].Ioctl(V4l2IoctlCode.GFmt, ref g));
+        Assert.Equal((FourCc.Rgb24, 640u), (g.Pix.PixelFormat, g.Pix.Width));
+        sessions[1].SetFormat(FourCc.Nv12, 320, 240);
+        g = new V4l2Format { Type = 1 };
+        Assert.Equal(0, sessions[0].Ioctl(V4l2IoctlCode.GFmt, ref g));
         Assert.Equal((FourCc.Nv12, 320u), (g.Pix.PixelFormat, g.Pix.Width));
+        var parm = new V4l2StreamParm { Type = 1, TimePerFrame = new V4l2Fract(1, 15) };
+        Assert.Equal(0, sessions[2].Ioctl(V4l2IoctlCode.SParm, ref parm));
+        parm = new V4l2StreamParm { Type = 1 };
+        Assert.Equal(0, sessions[3].Ioctl(V4l2IoctlCode.GParm, ref parm));
+        Assert.Equal(15u, parm.TimePerFrame.Denominator);
         // Only one session may own buffers (v4l2-compliance expectation); the other gets EBUSY until it is freed.
         Assert.Equal(2, sessions[0].RequestBuffers(2, V4l2Memory.Mmap));
         var r = new V4l2RequestBuffers { Count = 2, Type = 1, Memory = 1 };
         Assert.Equal(Errno.EBUSY, sessions[1].Ioctl(V4l2IoctlCode.ReqBufs, ref r));
+        // Nobody may change the format under the owner's buffers.
+        var busy = new V4l2Format { Type = 1 };
+        busy.Pix.PixelFormat = FourCc.Yuyv;
+        busy.Pix.Width = 640;
+        busy.Pix.Height = 480;
+        Assert.Equal(Errno.EBUSY, sessions[2].Ioctl(V4l2IoctlCode.SFmt, ref busy));
+        // REQBUFS(0) from a non-owner is EBUSY too (only the owner frees), and the owner's buffers survive it.
+        r = new V4l2RequestBuffers { Count = 0, Type = 1, Memory = 1 };
+        Assert.Equal(Errno.EBUSY, sessions[1].Ioctl(V4l2IoctlCode.ReqBufs, ref r));
+        var owned = new V4l2Buffer { Index = 1, Type = 1, Memory = 1 };
+        Assert.Equal(0, sessions[0].BufferIoctl(V4l2IoctlCode.QueryBuf, ref owned, default, default));
+        // CREATE_BUFS(count 0) only checks, so a non-owner may ask; allocating is EBUSY.
+        var check = new V4l2CreateBuffers { Count = 0, Memory = 1, Format = new V4l2Format { Type = 1 } };
+        Assert.Equal(0, sessions[1].Ioctl(V4l2IoctlCode.CreateBufs, ref check));
+        check.Count = 1;
+        Assert.Equal(Errno.EBUSY, sessions[1].Ioctl(V4l2IoctlCode.CreateBufs, ref check));
         sessions[0].Dispose();
         Assert.Equal(2, sessions[1].RequestBuffers(2, V4l2Memory.Mmap));
         sessions[1].QueueAllBuffers();
@@ -233,7 +265,7 @@ public class TestbedStreamingTests
     [Fact]
     public void SharedPagesBuffersReceiveFramesInGuestRam()
     {
-        using VirtioMediaTestbed bed = NewBed();
+        using VirtioMediaTestbed bed = NewBed(mplane: true);
         using TestbedSession s = bed.OpenSession();
         s.SetFormat(FourCc.Nv12M, 320, 240, multiPlanar: true);
         Assert.Equal(2, s.RequestBuffers(2, V4l2Memory.UserPtr));

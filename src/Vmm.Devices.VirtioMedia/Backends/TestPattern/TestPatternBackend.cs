@@ -4,7 +4,7 @@ using Vmm.Devices.VirtioMedia.V4l2;
 namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
 
 /// <summary>
-/// The built-in camera: a capture device (single- and multi-planar API) producing <see cref="TestPatternImage"/>
+/// The built-in camera: a capture device (single- or multi-planar API, chosen by the options) producing <see cref="TestPatternImage"/>
 /// frames. State shared by all sessions lives here — the controls (V4L2 controls belong to the device, not to a file
 /// handle) and the single "buffer owner" slot (v4l2-compliance expects other handles to get EBUSY).
 /// </summary>
@@ -14,6 +14,8 @@ public sealed class TestPatternBackend : IMediaBackend
     private readonly List<TestPatternSession> _sessions = [];
     private TestPatternSession? _bufferOwner;
     private int _brightness, _contrast = 128, _pattern;
+    private (PixelFormatInfo Format, uint Width, uint Height) _currentFormat;
+    private uint _currentFps;
 
     public TestPatternBackend(TestPatternOptions options)
     {
@@ -23,6 +25,8 @@ public sealed class TestPatternBackend : IMediaBackend
             throw new ArgumentException(error, nameof(options));
         }
         Options = options;
+        _currentFormat = (PixelFormats.Find(options.Format)!, options.Width, options.Height);
+        _currentFps = options.Fps;
         var sizes = new List<(uint, uint)>(PixelFormats.CommonSizes);
         if (!sizes.Contains((options.Width, options.Height)))
         {
@@ -47,9 +51,55 @@ public sealed class TestPatternBackend : IMediaBackend
     /// <summary>Enumerated frame rates in frames per second (common ones plus the configured one).</summary>
     public uint[] FrameRates { get; }
 
-    public uint DeviceCaps => V4l2Const.CapVideoCapture | V4l2Const.CapVideoCaptureMplane | V4l2Const.CapStreaming;
+    /// <summary>One capture API only (single- or multi-planar, per <see cref="TestPatternOptions.UsesMultiPlanarApi"/>).</summary>
+    public uint DeviceCaps =>
+        (Options.UsesMultiPlanarApi ? V4l2Const.CapVideoCaptureMplane : V4l2Const.CapVideoCapture) | V4l2Const.CapStreaming;
+
+    /// <summary>The buffer type of the offered API (1 = VIDEO_CAPTURE, 9 = VIDEO_CAPTURE_MPLANE).</summary>
+    internal uint CaptureBufferType =>
+        (uint)(Options.UsesMultiPlanarApi ? V4l2BufferType.VideoCaptureMplane : V4l2BufferType.VideoCapture);
 
     public string Card => Options.Card;
+
+    /// <summary>The device's current format (shared by all sessions, as V4L2 capture devices keep it).</summary>
+    internal (PixelFormatInfo Format, uint Width, uint Height) CurrentFormat
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _currentFormat;
+            }
+        }
+    }
+
+    /// <summary>The device's current frame rate.</summary>
+    internal uint CurrentFps
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _currentFps;
+            }
+        }
+    }
+
+    internal void SetFormat(PixelFormatInfo format, uint width, uint height)
+    {
+        lock (_lock)
+        {
+            _currentFormat = (format, width, height);
+        }
+    }
+
+    internal void SetFps(uint fps)
+    {
+        lock (_lock)
+        {
+            _currentFps = fps;
+        }
+    }
 
     /// <summary>Current control values.</summary>
     public TestPatternControls Controls
@@ -84,6 +134,14 @@ public sealed class TestPatternBackend : IMediaBackend
             }
             _bufferOwner = session;
             return true;
+        }
+    }
+
+    internal bool IsOwnedByOther(TestPatternSession session)
+    {
+        lock (_lock)
+        {
+            return _bufferOwner is not null && _bufferOwner != session;
         }
     }
 
@@ -200,7 +258,8 @@ public sealed class TestPatternBackend : IMediaBackend
         }
     }
 
-    /// <summary>Checks (and clamps integer) values; ERANGE for an invalid menu index, EACCES for class controls.</summary>
+    /// <summary>Checks (and clamps integer) values; ERANGE for a menu index outside min…max (as the kernel's control
+    /// framework answers), EACCES for class controls.</summary>
     internal static int ValidateControlValue(int index, ref int value)
     {
         ControlInfo c = ControlTable[index];
@@ -210,7 +269,7 @@ public sealed class TestPatternBackend : IMediaBackend
         }
         if (c.Type == V4l2Const.CtrlTypeMenu)
         {
-            return value < c.Min || value > c.Max ? Errno.EINVAL : 0;
+            return value < c.Min || value > c.Max ? Errno.ERANGE : 0;
         }
         value = Math.Clamp(value, c.Min, c.Max);
         return 0;

@@ -29,6 +29,14 @@ public sealed record TestPatternOptions
     /// <summary>Size of shared-memory region 0 for MMAP buffers (page multiple, ≤ 4 GiB; sparse memfd).</summary>
     public ulong SharedMemorySize { get; init; } = 1UL << 32;
 
+    /// <summary>Offer the multi-planar API (true) or the single-planar one (false); null: multi-planar only when
+    /// <see cref="Format"/> needs it. A V4L2 device offers one of the two, never both (the kernel's ENUM_FMT and
+    /// v4l2-compliance reject a node with both capabilities).</summary>
+    public bool? MultiPlanar { get; init; }
+
+    /// <summary>The API actually offered: <see cref="MultiPlanar"/>, or derived from the initial format.</summary>
+    public bool UsesMultiPlanarApi => MultiPlanar ?? PixelFormats.Find(Format) is { MultiPlanarOnly: true };
+
     /// <summary>Deliver frames at the frame interval (true, the camera behaviour) or as soon as a buffer is queued
     /// (false: for benchmarks measuring the per-frame cost).</summary>
     public bool Paced { get; init; } = true;
@@ -52,6 +60,10 @@ public sealed record TestPatternOptions
         {
             return $"format '{FourCc.ToString(Format)}' is not supported (use {SupportedFormatList()})";
         }
+        if (MultiPlanar == false && PixelFormats.Find(Format) is { MultiPlanarOnly: true })
+        {
+            return $"format '{FourCc.ToString(Format)}' needs api=mplane";
+        }
         if (SharedMemorySize == 0 || (SharedMemorySize & 0xFFF) != 0 || SharedMemorySize > 1UL << 32)
         {
             return $"shared memory size 0x{SharedMemorySize:x} must be a non-zero multiple of 4096 up to 4 GiB";
@@ -61,7 +73,7 @@ public sealed record TestPatternOptions
 
     /// <summary>
     /// Parses <c>test-pattern[,width=W,height=H,fps=F,format=FOURCC]</c> (keys in any order, each at most once;
-    /// also <c>size=WxH</c> and <c>card=NAME</c>). On failure <paramref name="error"/> is one line naming the problem.
+    /// also <c>size=WxH</c>, <c>api=single|mplane</c> and <c>card=NAME</c>). On failure <paramref name="error"/> is one line naming the problem.
     /// </summary>
     public static bool TryParse(string text, [NotNullWhen(true)] out TestPatternOptions? options, [NotNullWhen(false)] out string? error)
     {
@@ -126,6 +138,14 @@ public sealed record TestPatternOptions
                     result = result with { Format = fourcc };
                     break;
                 }
+                case "api":
+                    if (value is not ("single" or "mplane"))
+                    {
+                        error = $"api '{value}' must be 'single' or 'mplane'";
+                        return false;
+                    }
+                    result = result with { MultiPlanar = value == "mplane" };
+                    break;
                 case "card":
                     if (value.Length == 0 || value.Length > 31)
                     {
@@ -135,7 +155,7 @@ public sealed record TestPatternOptions
                     result = result with { Card = value };
                     break;
                 default:
-                    error = $"unknown key '{key}' (known: width, height, size, fps, format, card)";
+                    error = $"unknown key '{key}' (known: width, height, size, fps, format, api, card)";
                     return false;
             }
         }

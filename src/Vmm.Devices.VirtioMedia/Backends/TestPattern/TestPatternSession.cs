@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Ioctls;
@@ -21,8 +22,6 @@ public sealed class TestPatternSession : MediaBackendSession
     private readonly object _lock = new();
     private readonly TestPatternRenderer _renderer = new();
 
-    private PixelFormatInfo _format;
-    private uint _width, _height, _fps;
 
     private readonly CaptureBuffer[] _buffers = new CaptureBuffer[MaxBuffers];
     private int _bufferCount;
@@ -33,7 +32,6 @@ public sealed class TestPatternSession : MediaBackendSession
     private int _streamGeneration;
     private uint _sequence;
     private long _nextDue = long.MaxValue;
-    private long _interval;
     private bool _closed;
 
     private readonly List<(uint Type, uint Id, uint Flags)> _subscriptions = [];
@@ -50,6 +48,8 @@ public sealed class TestPatternSession : MediaBackendSession
         public readonly uint[] PlaneLength = new uint[3];
         public int PlaneCount;
         public BufferState State;
+        // PREPARE_BUF done while dequeued; consumed by the next QBUF (vb2 semantics), cleared by STREAMOFF.
+        public bool Prepared;
         public uint BytesUsed;
         public uint BytesUsedOf(int plane) => BytesUsed == 0 ? 0 : PlaneLength[plane];
     }
@@ -58,13 +58,16 @@ public sealed class TestPatternSession : MediaBackendSession
     {
         _backend = backend;
         _host = host;
-        TestPatternOptions o = backend.Options;
-        _format = PixelFormats.Find(o.Format)!;
-        _width = o.Width;
-        _height = o.Height;
-        _fps = o.Fps;
-        _interval = _backend.Options.Paced ? Stopwatch.Frequency / _fps : 0;
     }
+
+    // Format and frame rate belong to the device, shared by every handle (V4L2 keeps them per handle only for
+    // mem-to-mem devices; v4l2-compliance checks that a second handle sees S_FMT). S_FMT is refused while any
+    // handle owns buffers, so they cannot change under a streaming session.
+    private PixelFormatInfo DeviceFormat => _backend.CurrentFormat.Format;
+    private uint DeviceWidth => _backend.CurrentFormat.Width;
+    private uint DeviceHeight => _backend.CurrentFormat.Height;
+    private uint DeviceFps => _backend.CurrentFps;
+    private long FrameInterval => _backend.Options.Paced ? Stopwatch.Frequency / DeviceFps : 0;
 
     /// <summary>Frames produced since the last STREAMON.</summary>
     public uint Sequence
@@ -78,8 +81,12 @@ public sealed class TestPatternSession : MediaBackendSession
         }
     }
 
-    private static bool IsCaptureType(uint type) =>
-        type is (uint)V4l2BufferType.VideoCapture or (uint)V4l2BufferType.VideoCaptureMplane;
+    // Only the buffer type of the API the device offers; the other one is EINVAL like any unsupported type.
+    private bool IsCaptureType(uint type) => type == _backend.CaptureBufferType;
+
+    // A format this device enumerates (multi-planar-only formats exist on the multi-planar API only).
+    private PixelFormatInfo? FindOffered(uint fourcc) =>
+        PixelFormats.Find(fourcc) is { } f && (!f.MultiPlanarOnly || IsMplane(_backend.CaptureBufferType)) ? f : null;
 
     private static bool IsMplane(uint type) => type == (uint)V4l2BufferType.VideoCaptureMplane;
 
@@ -128,12 +135,12 @@ public sealed class TestPatternSession : MediaBackendSession
         }
         lock (_lock)
         {
-            PixelFormatInfo f = _format;
+            PixelFormatInfo f = DeviceFormat;
             if (f.MultiPlanarOnly && !IsMplane(format.Type))
             {
                 f = ContiguousEquivalent(f);
             }
-            FillFormat(ref format, f, _width, _height);
+            FillFormat(ref format, f, DeviceWidth, DeviceHeight);
         }
         return 0;
     }
@@ -158,13 +165,11 @@ public sealed class TestPatternSession : MediaBackendSession
         (PixelFormatInfo f, uint w, uint h) = Adjust(format);
         lock (_lock)
         {
-            if (_bufferCount > 0 || _streaming)
+            if (_bufferCount > 0 || _streaming || _backend.IsOwnedByOther(this))
             {
                 return Errno.EBUSY;
             }
-            _format = f;
-            _width = w;
-            _height = h;
+            _backend.SetFormat(f, w, h);
         }
         FillFormat(ref format, f, w, h);
         return 0;
@@ -224,7 +229,7 @@ public sealed class TestPatternSession : MediaBackendSession
 
     public override int EnumFrameSizes(ref V4l2FrmSizeEnum sizes)
     {
-        if (PixelFormats.Find(sizes.PixelFormat) is null || sizes.Index >= _backend.FrameSizes.Length)
+        if (FindOffered(sizes.PixelFormat) is null || sizes.Index >= _backend.FrameSizes.Length)
         {
             return Errno.EINVAL;
         }
@@ -241,7 +246,7 @@ public sealed class TestPatternSession : MediaBackendSession
 
     public override int EnumFrameIntervals(ref V4l2FrmIvalEnum intervals)
     {
-        if (PixelFormats.Find(intervals.PixelFormat) is null || !_backend.IsSupportedSize(intervals.Width, intervals.Height)
+        if (FindOffered(intervals.PixelFormat) is null || !_backend.IsSupportedSize(intervals.Width, intervals.Height)
             || intervals.Index >= _backend.FrameRates.Length)
         {
             return Errno.EINVAL;
@@ -271,7 +276,7 @@ public sealed class TestPatternSession : MediaBackendSession
         parm.Capability = V4l2Const.CapTimePerFrame;
         lock (_lock)
         {
-            parm.TimePerFrame = new V4l2Fract(1, _fps);
+            parm.TimePerFrame = new V4l2Fract(1, DeviceFps);
         }
         return 0;
     }
@@ -288,8 +293,7 @@ public sealed class TestPatternSession : MediaBackendSession
             if (requested.Numerator != 0 && requested.Denominator != 0)
             {
                 uint fps = (uint)Math.Clamp((requested.Denominator + requested.Numerator / 2) / requested.Numerator, 1, uint.MaxValue);
-                _fps = _backend.NearestRate(fps);
-                _interval = _backend.Options.Paced ? Stopwatch.Frequency / _fps : 0;
+                _backend.SetFps(_backend.NearestRate(fps));
             }
         }
         return GetParm(ref parm);
@@ -339,23 +343,14 @@ public sealed class TestPatternSession : MediaBackendSession
         lock (_lock)
         {
             selection.Flags = 0;
-            selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = _width, Height = _height };
+            selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = DeviceWidth, Height = DeviceHeight };
         }
         return 0;
     }
 
-    public override int SetSelection(ref V4l2Selection selection)
-    {
-        if (!IsCaptureType(selection.Type) || selection.Target != V4l2Const.SelTgtCrop)
-        {
-            return Errno.EINVAL;
-        }
-        lock (_lock)
-        {
-            selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = _width, Height = _height };
-        }
-        return 0;
-    }
+    // No S_SELECTION: the size is chosen among several discrete frame sizes with S_FMT, and V4L2 (checked by
+    // v4l2-compliance) does not allow a crop that could change it as well.
+    public override int SetSelection(ref V4l2Selection selection) => Errno.ENOTTY;
 
     // ---- buffers ----
 
@@ -381,7 +376,9 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 return Errno.EBUSY;
             }
-            if (count > 0 && !_backend.TryTakeBufferOwnership(this))
+            // Another handle owns the buffers: EBUSY for any count, REQBUFS(0) included (vb2's queue-owner rule;
+            // only the owner may free them).
+            if (count > 0 ? !_backend.TryTakeBufferOwnership(this) : _backend.IsOwnedByOther(this))
             {
                 return Errno.EBUSY;
             }
@@ -403,9 +400,14 @@ public sealed class TestPatternSession : MediaBackendSession
             request.Count = (uint)_bufferCount;
         }
         request.Capabilities = BufferCapabilities;
-        request.Flags = 0;
+        // flags (no cache hints supported) and reserved[3] go back as 0.
+        MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref request, 1))[ReservedRequestBuffersOffset..].Clear();
         return 0;
     }
+
+    // Offsets of max_num_buffers in v4l2_create_buffers and of flags in v4l2_requestbuffers; everything from
+    // there to the end is output-only and zero for this device.
+    private const int ReservedCreateBuffersOffset = 232, ReservedRequestBuffersOffset = 16;
 
     private static uint BufferCapabilities =>
         V4l2Const.BufCapSupportsMmap | V4l2Const.BufCapSupportsUserPtr | V4l2Const.BufCapSupportsOrphanedBufs;
@@ -429,7 +431,7 @@ public sealed class TestPatternSession : MediaBackendSession
         lock (_lock)
         {
             bool mplane = IsMplane(create.Format.Type);
-            PixelFormatInfo f = _format.MultiPlanarOnly && !mplane ? ContiguousEquivalent(_format) : _format;
+            PixelFormatInfo f = DeviceFormat.MultiPlanarOnly && !mplane ? ContiguousEquivalent(DeviceFormat) : DeviceFormat;
             if (mplane)
             {
                 if (create.Format.PixMp.NumPlanes != 0 && create.Format.PixMp.NumPlanes != f.MemoryPlanes)
@@ -438,13 +440,13 @@ public sealed class TestPatternSession : MediaBackendSession
                 }
                 for (int p = 0; p < create.Format.PixMp.NumPlanes; p++)
                 {
-                    if (create.Format.PixMp.PlaneFmt(p).SizeImage < f.SizeImage(p, _width, _height))
+                    if (create.Format.PixMp.PlaneFmt(p).SizeImage < f.SizeImage(p, DeviceWidth, DeviceHeight))
                     {
                         return Errno.EINVAL;
                     }
                 }
             }
-            else if (create.Format.Pix.SizeImage != 0 && create.Format.Pix.SizeImage < f.SizeImage(0, _width, _height))
+            else if (create.Format.Pix.SizeImage != 0 && create.Format.Pix.SizeImage < f.SizeImage(0, DeviceWidth, DeviceHeight))
             {
                 return Errno.EINVAL;
             }
@@ -455,7 +457,10 @@ public sealed class TestPatternSession : MediaBackendSession
             create.Index = (uint)_bufferCount;
             create.Capabilities = BufferCapabilities;
             create.Flags = 0;
-            create.MaxNumBuffers = MaxBuffers;
+            // max_num_buffers and the reserved words go back as 0 (and SUPPORTS_MAX_NUM_BUFFERS stays unset):
+            // applications built against older headers (v4l2-compliance 1.22) see them all as reserved and
+            // require zeros, whatever they sent.
+            MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref create, 1))[ReservedCreateBuffersOffset..].Clear();
             if (create.Count == 0)
             {
                 return 0;
@@ -470,7 +475,18 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 return Errno.ENOBUFS;
             }
-            int status = AllocateLocked(wanted, memory, create.Format.Type, append: true);
+            // Buffers are at least as large as the request's sizeimage (an application may ask for bigger ones).
+            Span<uint> planeSizes = stackalloc uint[3];
+            for (int p = 0; p < f.MemoryPlanes; p++)
+            {
+                uint requested = mplane ? create.Format.PixMp.PlaneFmt(p).SizeImage : p == 0 ? create.Format.Pix.SizeImage : 0;
+                if (requested > MaxPlaneBytes)
+                {
+                    return Errno.EINVAL;
+                }
+                planeSizes[p] = Math.Max(requested, f.SizeImage(p, DeviceWidth, DeviceHeight));
+            }
+            int status = AllocateLocked(wanted, memory, create.Format.Type, planeSizes, append: true);
             if (status != 0)
             {
                 if (_bufferCount == 0)
@@ -484,13 +500,16 @@ public sealed class TestPatternSession : MediaBackendSession
         return 0;
     }
 
-    private int AllocateLocked(int count, V4l2Memory memory, uint type, bool append = false)
+    // Largest plane CREATE_BUFS may ask for (a 3840×2160 RGB24 frame is 24 MiB).
+    private const uint MaxPlaneBytes = 256u << 20;
+
+    private int AllocateLocked(int count, V4l2Memory memory, uint type, ReadOnlySpan<uint> planeSizes = default, bool append = false)
     {
         if (!append)
         {
             _bufferCount = 0;
         }
-        PixelFormatInfo f = _format.MultiPlanarOnly && !IsMplane(type) ? ContiguousEquivalent(_format) : _format;
+        PixelFormatInfo f = DeviceFormat.MultiPlanarOnly && !IsMplane(type) ? ContiguousEquivalent(DeviceFormat) : DeviceFormat;
         int start = _bufferCount;
         for (int i = start; i < start + count; i++)
         {
@@ -498,7 +517,7 @@ public sealed class TestPatternSession : MediaBackendSession
             bool ok = true;
             for (int p = 0; p < f.MemoryPlanes; p++)
             {
-                b.PlaneLength[p] = f.SizeImage(p, _width, _height);
+                b.PlaneLength[p] = planeSizes.IsEmpty ? f.SizeImage(p, DeviceWidth, DeviceHeight) : planeSizes[p];
                 if (memory == V4l2Memory.Mmap)
                 {
                     b.Planes[p] = _host.Shm!.TryAllocate(b.PlaneLength[p]);
@@ -562,7 +581,8 @@ public sealed class TestPatternSession : MediaBackendSession
         buffer.Type = _queueType;
         buffer.Memory = (uint)_memory;
         buffer.Field = V4l2Const.FieldNone;
-        buffer.Flags = V4l2Const.BufFlagTimestampMonotonic | (b.State != BufferState.Dequeued ? V4l2Const.BufFlagQueued : 0);
+        buffer.Flags = V4l2Const.BufFlagTimestampMonotonic
+            | (b.State != BufferState.Dequeued ? V4l2Const.BufFlagQueued : b.Prepared ? V4l2Const.BufFlagPrepared : 0);
         buffer.Sequence = 0;
         buffer.TimestampSec = 0;
         buffer.TimestampUsec = 0;
@@ -619,12 +639,23 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 return status;
             }
-            if (buffer.Memory != (uint)_memory || (IsMplane(_queueType) && planes.Length < b.PlaneCount))
+            bool mplane = IsMplane(_queueType);
+            // Only a dequeued, not yet prepared buffer can be prepared (queued or twice: EINVAL, as vb2 answers).
+            if (buffer.Memory != (uint)_memory || (mplane && planes.Length < b.PlaneCount)
+                || b.State != BufferState.Dequeued || b.Prepared)
             {
                 return Errno.EINVAL;
             }
+            if (_memory == V4l2Memory.UserPtr)
+            {
+                status = AttachSharedPages(b, buffer, planes, pages, mplane);
+                if (status != 0)
+                {
+                    return status;
+                }
+            }
+            b.Prepared = true;
             DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
-            buffer.Flags |= V4l2Const.BufFlagPrepared;
         }
         return 0;
     }
@@ -656,6 +687,7 @@ public sealed class TestPatternSession : MediaBackendSession
                 }
             }
             b.State = BufferState.Queued;
+            b.Prepared = false;
             _queued.Enqueue((int)buffer.Index);
             DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
         }
@@ -757,6 +789,7 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 _buffers[i].State = BufferState.Dequeued;
             }
+            _buffers[i].Prepared = false;
         }
         _host.DropPendingDqbufs();
     }
@@ -811,14 +844,14 @@ public sealed class TestPatternSession : MediaBackendSession
             b.State = BufferState.Filling;
             generation = _streamGeneration;
             sequence = _sequence++;
-            format = b.PlaneCount == _format.MemoryPlanes ? _format : ContiguousEquivalent(_format);
-            width = _width;
-            height = _height;
+            format = b.PlaneCount == DeviceFormat.MemoryPlanes ? DeviceFormat : ContiguousEquivalent(DeviceFormat);
+            width = DeviceWidth;
+            height = DeviceHeight;
             // Pace to the interval; after a stall (no buffer queued in time) restart the clock instead of bursting.
-            _nextDue += _interval;
-            if (_nextDue < now - _interval)
+            _nextDue += FrameInterval;
+            if (_nextDue < now - FrameInterval)
             {
-                _nextDue = now + _interval;
+                _nextDue = now + FrameInterval;
             }
             for (int p = 0; p < b.PlaneCount; p++)
             {
@@ -1045,15 +1078,25 @@ public sealed class TestPatternSession : MediaBackendSession
             return Errno.EINVAL;
         }
         bool classFilter = which != V4l2Const.CtrlWhichCurVal && !defaults;
+        // error_idx as the kernel's control framework reports it: G_EXT_CTRLS always answers count (nothing was
+        // read), S_EXT_CTRLS answers count for a validation failure (nothing was written), TRY_EXT_CTRLS names
+        // the offending control.
+        uint count = header.Count;
+        uint FailedAt(int k) => isGet || isSet ? count : (uint)k;
         // Validate every control first, so S_EXT_CTRLS is all-or-nothing.
         for (int k = 0; k < controls.Length; k++)
         {
             int i = TestPatternBackend.FindControl(controls[k].Id);
-            if (i < 0 || (classFilter && (controls[k].Id & 0x0FFF0000) != which)
-                || TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]))
+            if (i < 0 || (classFilter && (controls[k].Id & 0x0FFF0000) != which))
             {
-                header.ErrorIdx = isGet ? (uint)k : isSet ? header.Count : (uint)k;
-                return i >= 0 && TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]) ? Errno.EACCES : Errno.EINVAL;
+                header.ErrorIdx = FailedAt(k);
+                return Errno.EINVAL;
+            }
+            if (TestPatternBackend.IsClassControl(TestPatternBackend.ControlTable[i]))
+            {
+                // Class controls are both write-only (nothing to get) and read-only (nothing to set).
+                header.ErrorIdx = FailedAt(k);
+                return Errno.EACCES;
             }
             if (!isGet)
             {
@@ -1061,7 +1104,7 @@ public sealed class TestPatternSession : MediaBackendSession
                 int status = TestPatternBackend.ValidateControlValue(i, ref value);
                 if (status != 0)
                 {
-                    header.ErrorIdx = isSet ? header.Count : (uint)k;
+                    header.ErrorIdx = FailedAt(k);
                     return status;
                 }
                 controls[k].Value = value;
