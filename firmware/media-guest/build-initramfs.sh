@@ -15,16 +15,22 @@
 # --extra-module FILE.ko  also pack FILE.ko under /lib/modules/extra/ and
 #            insmod it (in the order given) before virtio_media.ko; for trying
 #            the scripts against an in-tree driver such as vim2m.
+# --v4l-utils-root DIR  take the tools and their libraries from an unpacked
+#            root (fetch-v4l-utils.sh prints one: a newer Debian suite's
+#            v4l-utils, whose v4l2-compliance knows kernel 6.12's format names)
+#            instead of this machine's /usr/bin.
 #
 # The kernel unpacks concatenated cpio archives one after the other, so the
 # kit's image is reused byte for byte.  Progress goes to stderr.
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 extras=()
+V4L_ROOT=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--extra-module) [ $# -ge 2 ] || { usage >&2; exit 2; }; extras+=("$2"); shift 2 ;;
+	--v4l-utils-root) [ $# -ge 2 ] || { usage >&2; exit 2; }; V4L_ROOT=$(cd "$2" && pwd); shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	--) shift; break ;;
 	-*) echo "build-initramfs.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -87,13 +93,34 @@ mkdir -p "$R/usr/bin" "$R/lib/modules" "$R/tests"
 # Binaries plus every shared object ldd names, each copied (symlinks resolved)
 # to the path the dynamic loader will look for; the loader itself goes to the
 # binaries' PT_INTERP path.
-for b in "${BINARIES[@]}"; do
-	cp -L "$b" "$R$b"
-	while read -r path; do
-		[ -e "$R$path" ] || { mkdir -p "$R${path%/*}"; cp -L "$path" "$R$path"; }
-	done < <(ldd "$b" | sed -nE 's#^\s*(\S+ => )?(/\S+) \(0x[0-9a-f]+\)$#\2#p')
-done
-interp=$(readelf -l "${BINARIES[0]}" | sed -nE 's/.*Requesting program interpreter: (\S+)\]/\1/p')
+if [ -z "$V4L_ROOT" ]; then
+	for b in "${BINARIES[@]}"; do
+		cp -L "$b" "$R$b"
+		while read -r path; do
+			[ -e "$R$path" ] || { mkdir -p "$R${path%/*}"; cp -L "$path" "$R$path"; }
+		done < <(ldd "$b" | sed -nE 's#^\s*(\S+ => )?(/\S+) \(0x[0-9a-f]+\)$#\2#p')
+	done
+	interp=$(readelf -l "${BINARIES[0]}" | sed -nE 's/.*Requesting program interpreter: (\S+)\]/\1/p')
+else
+	# Resolve libraries with the root's own loader and search path, then copy each to its path inside the root.
+	interp=$(readelf -l "$V4L_ROOT${BINARIES[0]}" | sed -nE 's/.*Requesting program interpreter: (\S+)\]/\1/p')
+	libpath=$V4L_ROOT/lib/x86_64-linux-gnu:$V4L_ROOT/usr/lib/x86_64-linux-gnu
+	# Merged-/usr suites ship the loader under /usr; /lib64 is a link made at install time.
+	loader=$V4L_ROOT$interp
+	[ -e "$loader" ] || loader=$V4L_ROOT/usr$interp
+	[ -e "$loader" ] || die "no dynamic loader $interp in $V4L_ROOT"
+	for b in "${BINARIES[@]}"; do
+		cp -L "$V4L_ROOT$b" "$R$b"
+		while read -r path; do
+			guest=${path#"$V4L_ROOT"}
+			[ -e "$R$guest" ] || { mkdir -p "$R${guest%/*}"; cp -L "$path" "$R$guest"; }
+		done < <("$loader" --library-path "$libpath" --list "$V4L_ROOT$b" |
+			sed -nE 's#^\s*(\S+ => )?(/\S+) \(0x[0-9a-f]+\)$#\2#p')
+	done
+	mkdir -p "$R${interp%/*}"
+	cp -L "$loader" "$R$interp"
+	log "v4l-utils from $V4L_ROOT ($("$loader" --library-path "$libpath" "$V4L_ROOT/usr/bin/v4l2-compliance" --version 2>/dev/null | head -n 1))"
+fi
 [ -f "$R$interp" ] || die "dynamic loader $interp was not copied"
 
 cp "$MODULE" "$R/lib/modules/virtio_media.ko"
