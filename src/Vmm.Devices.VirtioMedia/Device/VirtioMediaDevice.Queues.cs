@@ -107,6 +107,13 @@ public sealed partial class VirtioMediaDevice
             {
                 continue;
             }
+            // Events still pending for lack of eventq buffers: ask the driver to kick the eventq when it posts
+            // some (with EVENT_IDX it would not otherwise, and the events would wait for the poll timeout), and
+            // re-check for buffers posted before the request became visible.
+            if (!broken && Processor.Events.Count > 0 && events.EnableNotifications())
+            {
+                continue;
+            }
             // Safe: fds points to three initialised pollfd structs on this thread's stack.
             Poll.Wait(fds, 3, 1000);
         }
