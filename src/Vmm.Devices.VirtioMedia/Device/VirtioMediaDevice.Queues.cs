@@ -41,7 +41,10 @@ public sealed partial class VirtioMediaDevice
             _stopWorker = false;
             _worker = new Thread(WorkerLoop) { IsBackground = true, Name = "virtio-media commands" };
             _worker.Start();
-            _clock.Start();
+            if (!_clock.Start())
+            {
+                Fault(activation, "virtio-media frame clock of the previous activation is still stuck in a backend");
+            }
         }
     }
 
@@ -81,9 +84,36 @@ public sealed partial class VirtioMediaDevice
         _wakeWorker = null;
     }
 
-    private unsafe void WorkerLoop()
+    // Catch-all: an exception escaping a .NET thread kills the whole VMM, so a bug reachable from the guest (or a
+    // failing notifier/eventfd) ends in DEVICE_NEEDS_RESET for this device and the worker stops processing.
+    private void WorkerLoop()
     {
         VirtioActivation a = _activation!;
+        try
+        {
+            WorkerLoopCore(a);
+        }
+        catch (Exception e)
+        {
+            Fault(a, $"virtio-media worker failed: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private void Fault(VirtioActivation a, string reason)
+    {
+        Console.Error.WriteLine(reason);
+        try
+        {
+            a.Notifier.SignalNeedsReset(reason);
+        }
+        catch (Exception)
+        {
+            // The notifier itself failed: the message above is all that can be done.
+        }
+    }
+
+    private unsafe void WorkerLoopCore(VirtioActivation a)
+    {
         VirtQueue commands = a.Queues[CommandQueueIndex];
         VirtQueue events = a.Queues[EventQueueIndex];
         EventFd wake = _wakeWorker!;
@@ -104,6 +134,13 @@ public sealed partial class VirtioMediaDevice
                 broken = !DrainCommands(a, commands, events) || !DeliverEvents(a, events);
             }
             if (!broken && commands.EnableNotifications())
+            {
+                continue;
+            }
+            // Events still pending for lack of eventq buffers: ask the driver to kick the eventq when it posts
+            // some (with EVENT_IDX it would not otherwise, and the events would wait for the poll timeout), and
+            // re-check for buffers posted before the request became visible.
+            if (!broken && Processor.Events.Count > 0 && events.EnableNotifications())
             {
                 continue;
             }

@@ -51,7 +51,7 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
             _regions = [];
         }
         Processor = new CommandProcessor(backend, _shm is null ? null : new ShmAllocator(_shm), () => Volatile.Read(ref _memory), WakeClock);
-        _clock = new FrameClock(Processor.Sessions);
+        _clock = new FrameClock(Processor.Sessions, OnClockFaulted);
         Processor.Events.Added += OnEventAdded;
 
         var config = new VirtioMediaConfig { DeviceCaps = backend.DeviceCaps & ~V4l2.V4l2Const.CapDeviceCaps, DeviceType = 0 };
@@ -123,6 +123,14 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
     }
 
     private void WakeClock() => _clock.Wake();
+
+    private void OnClockFaulted(string reason)
+    {
+        if (Volatile.Read(ref _activation) is { } a)
+        {
+            Fault(a, reason);
+        }
+    }
 
     private void OnEventAdded() => OnEventAddedCore();
 

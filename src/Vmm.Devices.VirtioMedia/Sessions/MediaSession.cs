@@ -66,7 +66,12 @@ public sealed class MediaSession : IMediaSessionHost
         }
         MemoryMarshal.Write(bytes, in ev);
         // The driver requires the full 608 bytes even for single-planar buffers.
-        _events.Enqueue(SessionId, VirtioMediaEventType.Dqbuf, bytes);
+        if (!_events.Enqueue(SessionId, VirtioMediaEventType.Dqbuf, bytes))
+        {
+            // The pending-event cap is full of undeliverable DQBUFs (the driver posts no eventq buffers): a
+            // silently lost DQBUF would leave the application waiting forever, so fail the session instead.
+            SendError(Errno.EIO);
+        }
     }
 
     public void SendEvent(in V4l2Event v4l2Event)

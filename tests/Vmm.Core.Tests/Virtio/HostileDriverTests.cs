@@ -360,4 +360,70 @@ public sealed class HostileDriverTests
         Assert.True(errors > 0, "the garbage should have been detected at least once");
         Assert.True(chains + errors > 100, $"device made progress ({chains} chains, {errors} errors, {walked} segments)");
     }
+
+    // A driver that enlarges a writable buffer after handing the chain over: the device keeps to the pop-time
+    // length (what the driver offered when it published the chain) and completes it without an exception.
+    private static (QueueFixture Fixture, DescriptorChain Chain, GuestAddress Buffer) PopThenEnlarge()
+    {
+        var f = new QueueFixture();
+        var buffer = new GuestAddress(0x40000);
+        f.Memory.GetSpan(buffer, 256).Fill(0xEE);
+        f.Driver.WriteDescriptor(3, new(buffer.Value, 8, N | W, 4));
+        f.Driver.WriteDescriptor(4, new(buffer.Value + 8, 8, W, 0));
+        f.Driver.PublishHead(3);
+        DescriptorChain chain = f.PopOk();
+        Assert.Equal(16u, chain.WritableLength);
+        f.Driver.WriteDescriptor(3, new(buffer.Value, 64, N | W, 4));
+        f.Driver.WriteDescriptor(4, new(buffer.Value + 64, 128, W, 0));
+        return (f, chain, buffer);
+    }
+
+    // The hand-written chain is unknown to the driver simulator's bookkeeping: read used ring slot 0 directly.
+    private static void AssertFirstUsed(QueueFixture f, uint head, uint length)
+    {
+        Assert.Equal(1, f.Memory.GetRef<ushort>(f.Driver.UsedRing.Add(2)));
+        Assert.Equal(head, f.Memory.GetRef<uint>(f.Driver.UsedRing.Add(4)));
+        Assert.Equal(length, f.Memory.GetRef<uint>(f.Driver.UsedRing.Add(8)));
+    }
+
+    [Fact]
+    public void WritableBufferEnlargedAfterPop_WriterStopsAtPopTimeLength()
+    {
+        (QueueFixture f, DescriptorChain chain, GuestAddress buffer) = PopThenEnlarge();
+        using (f)
+        {
+            ChainWriter w = chain.CreateWriter();
+            Span<byte> first = w.GetSpan();
+            Assert.Equal(16, first.Length);
+            first.Fill(0x11);
+            w.Advance(first.Length);
+            Assert.True(w.GetSpan().IsEmpty);
+            Assert.Equal(0u, w.Remaining);
+            Assert.False(w.Skip(1));
+            Assert.Equal(16u, w.BytesWritten);
+            Assert.Equal(VirtQueueError.None, f.Queue.AddUsed(chain, w.BytesWritten));
+            AssertFirstUsed(f, 3, 16);
+            Assert.Equal(0xEE, f.Memory.GetSpan(buffer, 256)[16]); // nothing past the offered 16 bytes
+        }
+    }
+
+    [Fact]
+    public void WritableBufferEnlargedAfterPop_SkipAndSegmentsStopAtPopTimeLength()
+    {
+        (QueueFixture f, DescriptorChain chain, _) = PopThenEnlarge();
+        using (f)
+        {
+            ChainWriter w = chain.CreateWriter();
+            Assert.False(w.Skip(1000));
+            Assert.Equal(16u, w.BytesWritten);
+            uint total = 0;
+            foreach (Span<byte> segment in chain.WritableSegments)
+            {
+                total += (uint)segment.Length;
+            }
+            Assert.Equal(16u, total);
+            Assert.Equal(VirtQueueError.None, f.Queue.AddUsed(chain, total));
+            AssertFirstUsed(f, 3, 16);
+        }
+    }
 }

@@ -31,10 +31,13 @@ public ref struct ChainWriter
     public readonly VirtQueueError Error => _walker.Error;
 
     /// <summary>The rest of the current writable buffer (moving to the next one when the current is full), in
-    /// guest memory; empty when the chain is full. Call <see cref="Advance"/> with the bytes produced.</summary>
+    /// guest memory; empty when the chain is full. Never more than <see cref="Remaining"/> bytes, even if the driver
+    /// enlarged a descriptor after the pop. Call <see cref="Advance"/> with the bytes produced.</summary>
     public Span<byte> GetSpan() => Fill() ? _current : default;
 
     /// <summary>Marks <paramref name="count"/> bytes of the last <see cref="GetSpan"/> as written.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> exceeds the span handed out (a device
+    /// bug); <see cref="BytesWritten"/> therefore never exceeds the pop-time writable length.</exception>
     public void Advance(int count)
     {
         if ((uint)count > (uint)_current.Length)
@@ -95,7 +98,7 @@ public ref struct ChainWriter
     {
         while (_current.IsEmpty)
         {
-            if (_ended)
+            if (_ended || Remaining == 0)
             {
                 return false;
             }
@@ -106,7 +109,10 @@ public ref struct ChainWriter
             }
             if (_walker.CurrentIsWritable)
             {
-                _current = _walker.Current;
+                // The walk re-reads descriptors the driver may have rewritten since the pop: hand out no more than
+                // the pop-time total, which is what AddUsed accepts (invariant: _current.Length <= Remaining).
+                Span<byte> segment = _walker.Current;
+                _current = (uint)segment.Length > Remaining ? segment[..(int)Remaining] : segment;
             }
         }
         return true;

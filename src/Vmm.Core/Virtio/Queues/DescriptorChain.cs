@@ -120,14 +120,22 @@ public readonly struct DescriptorChain
         public bool MoveNext() => _walker.MoveNext() && !_walker.CurrentIsWritable;
     }
 
-    /// <summary>Enumerates the device-writable buffers.</summary>
+    /// <summary>Enumerates the device-writable buffers, in total never more than the pop-time
+    /// <see cref="WritableLength"/> (a buffer the driver enlarged after the pop is cut there), so filling every
+    /// segment yields a length <see cref="VirtQueue.AddUsed(in DescriptorChain, uint)"/> accepts.</summary>
     public ref struct WritableSegmentEnumerator
     {
         private DescriptorWalker _walker;
+        private Span<byte> _current;
+        private uint _remaining;
 
-        internal WritableSegmentEnumerator(scoped in DescriptorChain chain) => _walker = new DescriptorWalker(chain);
+        internal WritableSegmentEnumerator(scoped in DescriptorChain chain)
+        {
+            _walker = new DescriptorWalker(chain);
+            _remaining = chain.WritableLength;
+        }
 
-        public readonly Span<byte> Current => _walker.Current;
+        public readonly Span<byte> Current => _current;
 
         public readonly VirtQueueError Error => _walker.Error;
 
@@ -135,10 +143,14 @@ public readonly struct DescriptorChain
 
         public bool MoveNext()
         {
-            while (_walker.MoveNext())
+            _current = default;
+            while (_remaining > 0 && _walker.MoveNext())
             {
                 if (_walker.CurrentIsWritable)
                 {
+                    Span<byte> segment = _walker.Current;
+                    _current = (uint)segment.Length > _remaining ? segment[..(int)_remaining] : segment;
+                    _remaining -= (uint)_current.Length;
                     return true;
                 }
             }

@@ -270,14 +270,12 @@ public sealed unsafe partial class VirtQueue
     /// the used index with release semantics. Returns <see cref="VirtQueueError.StaleChain"/> (and does nothing)
     /// when the queue was reset since the pop or the chain was already completed.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="writtenLength"/> exceeds the chain's writable
-    /// length (a device bug, not a driver one).</exception>
+    /// <remarks>A <paramref name="writtenLength"/> above the chain's pop-time writable length is clamped to it: the
+    /// chain writers never produce one, and reporting more than the driver offered must not reach the guest, while
+    /// throwing here would kill a device thread over what a descriptor rewrite might have provoked.</remarks>
     public VirtQueueError AddUsed(in DescriptorChain chain, uint writtenLength)
     {
-        if (writtenLength > chain.WritableLength)
-        {
-            throw new ArgumentOutOfRangeException(nameof(writtenLength), "device reported more bytes than the chain can hold");
-        }
+        writtenLength = Math.Min(writtenLength, chain.WritableLength);
         lock (_usedLock)
         {
             if (!ReferenceEquals(chain.Queue, this) || chain.Generation != _generation || _usedRing == null

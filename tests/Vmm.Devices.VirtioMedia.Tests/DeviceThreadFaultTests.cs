@@ -1,0 +1,166 @@
+using System.Runtime.InteropServices;
+using Vmm.Core.Events;
+using Vmm.Core.Memory;
+using Vmm.Core.Virtio;
+using Vmm.Core.Virtio.Queues;
+using Vmm.Devices.VirtioMedia.Backends;
+using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Backends.TestPattern;
+using Vmm.Devices.VirtioMedia.Device;
+using Vmm.Devices.VirtioMedia.Protocol;
+using Vmm.Devices.VirtioMedia.Sessions;
+
+namespace Vmm.Devices.VirtioMedia.Tests;
+
+/// <summary>An exception on a device thread must end in DEVICE_NEEDS_RESET (or an ERROR event), never kill the VMM
+/// (an unhandled exception on any .NET thread terminates the process — and this test host with it).</summary>
+public class DeviceThreadFaultTests
+{
+    private sealed class ThrowingNotifier : IVirtioNotifier
+    {
+        public readonly ManualResetEventSlim NeedsReset = new(false);
+        public string? Reason;
+
+        public void SignalUsedQueue(int queueIndex) => throw new InvalidOperationException("interrupt injection failed");
+
+        public void SignalConfigChange()
+        {
+        }
+
+        public void SignalNeedsReset(string reason)
+        {
+            Reason = reason;
+            NeedsReset.Set();
+        }
+    }
+
+    [Fact]
+    public void WorkerExceptionSignalsNeedsResetInsteadOfKillingTheProcess()
+    {
+        using GuestMemory memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
+        using VirtioMediaDevice device = VirtioMediaDevice.CreateTestPattern(new TestPatternOptions());
+        EventFd[] kicks = [new EventFd(), new EventFd()];
+        try
+        {
+            var queues = new VirtQueue[2];
+            var drivers = new VirtQueueDriver[2];
+            for (int i = 0; i < 2; i++)
+            {
+                queues[i] = new VirtQueue(device.QueueMaxSizes[i]);
+                drivers[i] = new VirtQueueDriver(memory, new GuestAddress(0x10000UL * (ulong)(i + 1)), 16,
+                    new GuestAddress(0x100000UL * (ulong)(i + 1)), 0x100000, eventIdx: false, kick: kicks[i]);
+                drivers[i].ConfigureDevice(queues[i]);
+                Assert.Equal(VirtQueueError.None, queues[i].Activate(memory, VirtioFeatures.Version1));
+            }
+            var notifier = new ThrowingNotifier();
+            device.Activate(new VirtioActivation(memory, queues, kicks, notifier, VirtioFeatures.Version1));
+            Span<byte> open = stackalloc byte[VirtioMediaWire.CmdOpenSize];
+            MemoryMarshal.Write(open, new CmdHeader { Cmd = (uint)VirtioMediaCommand.Open });
+            drivers[0].Submit(open, VirtioMediaWire.RespOpenSize);
+            drivers[0].Kick();
+            // The answer is published, then the interrupt throws on the worker thread.
+            Assert.True(notifier.NeedsReset.Wait(TimeSpan.FromSeconds(5)), "no DEVICE_NEEDS_RESET after the worker faulted");
+            Assert.Contains("interrupt injection failed", notifier.Reason);
+            device.Reset(); // the stopped worker is joined without hanging
+        }
+        finally
+        {
+            foreach (EventFd e in kicks)
+            {
+                e.Dispose();
+            }
+        }
+    }
+
+    private sealed class ScriptedSession : MediaBackendSession
+    {
+        public readonly ManualResetEventSlim Entered = new(false);
+        public readonly ManualResetEventSlim Release = new(false);
+        public bool Throw;
+        private long _deadline;
+
+        public override long NextFrameDeadline => Volatile.Read(ref _deadline);
+
+        public override void ProduceFrames(long now)
+        {
+            Volatile.Write(ref _deadline, long.MaxValue);
+            Entered.Set();
+            if (Throw)
+            {
+                throw new InvalidOperationException("backend bug");
+            }
+            Release.Wait();
+        }
+
+        public override int FindMmapBuffer(uint memOffset, out MmapBuffer? buffer)
+        {
+            buffer = null;
+            return Errno.EINVAL;
+        }
+
+        public override void Dispose()
+        {
+        }
+    }
+
+    private static (SessionTable Table, ScriptedSession Backend, PendingEvents Events) OneSession()
+    {
+        var table = new SessionTable();
+        var events = new PendingEvents();
+        Assert.True(table.TryReserveId(out uint id));
+        var backend = new ScriptedSession();
+        var session = new MediaSession(id, events, null, () => null, () => { }) { Backend = backend };
+        table.Add(session);
+        return (table, backend, events);
+    }
+
+    [Fact]
+    public void ClockStuckInABackendIsNotStartedTwice()
+    {
+        (SessionTable table, ScriptedSession backend, _) = OneSession();
+        using var clock = new FrameClock(table);
+        Assert.True(clock.Start());
+        Assert.True(backend.Entered.Wait(TimeSpan.FromSeconds(5)));
+        Assert.False(clock.Stop(TimeSpan.FromMilliseconds(50)));
+        Assert.True(clock.IsRunning);
+        Assert.False(clock.Start()); // a second thread would share the stuck one's state
+        backend.Release.Set();
+        Assert.True(SpinWait.SpinUntil(() => !clock.IsRunning, TimeSpan.FromSeconds(5)));
+        Assert.True(clock.Start());
+        Assert.True(clock.Stop(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public void ClockFaultOutsideABackendIsReportedNotFatal()
+    {
+        (SessionTable table, ScriptedSession backend, PendingEvents events) = OneSession();
+        backend.Throw = true;
+        // The ERROR event for the throwing backend cannot even be queued: the fault escapes the per-session handler.
+        events.Added += () => throw new InvalidOperationException("event sink broken");
+        string? reason = null;
+        using var faulted = new ManualResetEventSlim(false);
+        using var clock = new FrameClock(table, r =>
+        {
+            reason = r;
+            faulted.Set();
+        });
+        Assert.True(clock.Start());
+        Assert.True(faulted.Wait(TimeSpan.FromSeconds(5)), "the clock fault was not reported");
+        Assert.Contains("event sink broken", reason);
+        Assert.True(SpinWait.SpinUntil(() => !clock.IsRunning, TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public void ClockReportsAnErrorEventForTheThrowingSession()
+    {
+        (SessionTable table, ScriptedSession backend, PendingEvents events) = OneSession();
+        backend.Throw = true;
+        using var clock = new FrameClock(table);
+        Assert.True(clock.Start());
+        Assert.True(SpinWait.SpinUntil(() => events.Count > 0, TimeSpan.FromSeconds(5)));
+        byte[] e = new byte[VirtioMediaWire.EventMaxSize];
+        Assert.Equal(VirtioMediaWire.EventErrorSize, events.TryDequeue(e));
+        Assert.Equal((uint)VirtioMediaEventType.Error, MemoryMarshal.Read<EventHeader>(e).Event);
+        Assert.True(clock.Stop(TimeSpan.FromSeconds(5)));
+    }
+}
