@@ -412,6 +412,26 @@ public sealed class TestPatternSession : MediaBackendSession
     private static uint BufferCapabilities =>
         V4l2Const.BufCapSupportsMmap | V4l2Const.BufCapSupportsUserPtr | V4l2Const.BufCapSupportsOrphanedBufs;
 
+    private bool RequestedSizesFit(ref V4l2CreateBuffers create, bool mplane, PixelFormatInfo f)
+    {
+        if (!mplane)
+        {
+            return create.Format.Pix.SizeImage >= f.SizeImage(0, DeviceWidth, DeviceHeight);
+        }
+        if (create.Format.PixMp.NumPlanes != f.MemoryPlanes)
+        {
+            return false;
+        }
+        for (int p = 0; p < create.Format.PixMp.NumPlanes; p++)
+        {
+            if (create.Format.PixMp.PlaneFmt(p).SizeImage < f.SizeImage(p, DeviceWidth, DeviceHeight))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     public override int CreateBuffers(ref V4l2CreateBuffers create)
     {
         if (!IsCaptureType(create.Format.Type))
@@ -432,24 +452,6 @@ public sealed class TestPatternSession : MediaBackendSession
         {
             bool mplane = IsMplane(create.Format.Type);
             PixelFormatInfo f = DeviceFormat.MultiPlanarOnly && !mplane ? ContiguousEquivalent(DeviceFormat) : DeviceFormat;
-            if (mplane)
-            {
-                if (create.Format.PixMp.NumPlanes != 0 && create.Format.PixMp.NumPlanes != f.MemoryPlanes)
-                {
-                    return Errno.EINVAL;
-                }
-                for (int p = 0; p < create.Format.PixMp.NumPlanes; p++)
-                {
-                    if (create.Format.PixMp.PlaneFmt(p).SizeImage < f.SizeImage(p, DeviceWidth, DeviceHeight))
-                    {
-                        return Errno.EINVAL;
-                    }
-                }
-            }
-            else if (create.Format.Pix.SizeImage != 0 && create.Format.Pix.SizeImage < f.SizeImage(0, DeviceWidth, DeviceHeight))
-            {
-                return Errno.EINVAL;
-            }
             if (_bufferCount > 0 && (_memory != memory || _queueType != create.Format.Type))
             {
                 return Errno.EINVAL;
@@ -468,6 +470,16 @@ public sealed class TestPatternSession : MediaBackendSession
             if (!_backend.TryTakeBufferOwnership(this))
             {
                 return Errno.EBUSY;
+            }
+            // As vb2_ioctl_create_bufs: after the query (count 0) and the ownership check, the plane count must be
+            // given and match, and no plane may be smaller than the current format needs (0 included).
+            if (!RequestedSizesFit(ref create, mplane, f))
+            {
+                if (_bufferCount == 0)
+                {
+                    _backend.ReleaseBufferOwnership(this);
+                }
+                return Errno.EINVAL;
             }
             int before = _bufferCount;
             int wanted = (int)Math.Min(create.Count, (uint)(MaxBuffers - _bufferCount));
