@@ -45,16 +45,27 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
         {
             root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("repository root not found above the test binaries");
         }
+        // Debian 12's v4l2-compliance (1.22.1) predates kernel 6.12's format names and fails every NV12 device on
+        // that alone, so the image carries a newer suite's v4l-utils (unpacked, not installed).
+        string v4lRoot = RunScript(Path.Combine(root, "firmware/media-guest/fetch-v4l-utils.sh")).Trim().Split('\n')[^1];
         string image = Path.Combine(Path.GetTempPath(), $"vmm-media-{Environment.ProcessId}.cpio");
+        RunScript(Path.Combine(root, "firmware/media-guest/build-initramfs.sh"), "--v4l-utils-root", v4lRoot,
+            TestEnvironment.GuestDir!, Module!, image);
+        return image;
+    }
+
+    private static string RunScript(params string[] args)
+    {
         var psi = new ProcessStartInfo("bash") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (string a in new[] { Path.Combine(root, "firmware/media-guest/build-initramfs.sh"), TestEnvironment.GuestDir!, Module!, image })
+        foreach (string a in args)
         {
             psi.ArgumentList.Add(a);
         }
         using Process p = Process.Start(psi)!;
-        string log = p.StandardError.ReadToEnd() + p.StandardOutput.ReadToEnd();
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
-        return p.ExitCode == 0 ? image : throw new InvalidOperationException($"build-initramfs.sh failed:\n{log}");
+        return p.ExitCode == 0 ? stdout : throw new InvalidOperationException($"{args[0]} failed:\n{stderr.Result}");
     }
 
     private VmmRun Boot(string media, string test, TimeSpan budget)
