@@ -12,8 +12,13 @@ VMM=$ROOT/src/Vmm.Cli/bin/Release/net10.0/vmm.dll
 [ -f "$VMM" ] || dotnet build "$ROOT/src/Vmm.Cli" -c Release -nologo -v quiet >&2
 command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 2; }
 MARK="VMM-GUEST: init reached"
-# The command line qemu-microvm.sh uses; vmm gets the same (its host-profile additions are the same masks).
-CMDLINE=$(sed -n 's/^CMDLINE="\(.*\)"$/\1/p; s/^CMDLINE+=" \(.*\)"$/\1/p' "$ROOT/firmware/linux-guest/qemu-microvm.sh" | tr '\n' ' ')
+# One command line for both (qemu-microvm.sh takes it through VMM_GUEST_CMDLINE and adds console=ttyS0; vmm's
+# host-profile additions are the same masks, so they change nothing).
+BASE="noxsave clearcpuid=popcnt,smap,erms,fsrm,fsgsbase,clwb rodata=off quiet panic=-1 reboot=k"
+BASE+=" no_int3_selftest percpu_alloc=page noreplace-smp"
+BASE+=" GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX_Fast_Unaligned_Load,-FMA,-F16C"
+CMDLINE="console=ttyS0 $BASE"
+export VMM_GUEST_CMDLINE=$BASE
 
 # Runs "$@", prints seconds until the marker appears on its stdout (or "timeout").
 time_to_marker() {
