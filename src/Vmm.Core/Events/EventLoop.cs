@@ -32,9 +32,14 @@ public sealed unsafe class EventLoop : IDisposable
     private Thread? _thread;
     private volatile bool _stopping;
 
-    public EventLoop(string name)
+    private readonly Action<Exception>? _onFault;
+
+    /// <param name="onFault">Called once, on the loop's thread, when an exception escapes a handler and stops the
+    /// loop — so a device can report DEVICE_NEEDS_RESET instead of going silent.</param>
+    public EventLoop(string name, Action<Exception>? onFault = null)
     {
         _name = name;
+        _onFault = onFault;
         int fd = Libc.epoll_create1(Libc.EPOLL_CLOEXEC);
         if (fd < 0)
         {
@@ -162,6 +167,14 @@ public sealed unsafe class EventLoop : IDisposable
         catch (Exception e)
         {
             Fault = e;
+            try
+            {
+                _onFault?.Invoke(e);
+            }
+            catch (Exception)
+            {
+                // The fault callback failing must not take the process down with it; Fault still records the cause.
+            }
         }
     }
 

@@ -97,7 +97,8 @@ public sealed class VirtioConsole : IVirtioDevice
         {
             StopLocked();
             _activation = activation;
-            _loop = new EventLoop("virtio-console");
+            VirtioActivation faultTarget = activation;
+            _loop = new EventLoop("virtio-console", e => faultTarget.Notifier.SignalNeedsReset($"virtio-console stopped: {e.Message}"));
             var receive = new Handler(this, isTransmit: false);
             _loop.Add(activation.QueueEvents[ReceiveQueue], receive);
             _loop.Add(_inputReady, receive);

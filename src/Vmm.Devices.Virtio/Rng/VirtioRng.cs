@@ -45,7 +45,8 @@ public sealed class VirtioRng : IVirtioDevice
         {
             StopLocked();
             _activation = activation;
-            _loop = new EventLoop("virtio-rng");
+            VirtioActivation faultTarget = activation;
+            _loop = new EventLoop("virtio-rng", e => faultTarget.Notifier.SignalNeedsReset($"virtio-rng stopped: {e.Message}"));
             _loop.Add(activation.QueueEvents[0], new RequestHandler(this));
             _loop.Start();
             // Buffers may have been queued before DRIVER_OK without a kick we could see.

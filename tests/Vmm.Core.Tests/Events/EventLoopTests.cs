@@ -125,4 +125,18 @@ public sealed class EventLoopTests
         Assert.False(loop.IsRunning);
         Assert.IsType<InvalidOperationException>(loop.Fault);
     }
+
+    [Fact]
+    public void HandlerException_IsHandedToTheFaultCallback()
+    {
+        using var faulted = new ManualResetEventSlim();
+        Exception? seen = null;
+        using var loop = new EventLoop("test", e => { seen = e; faulted.Set(); });
+        using var fd = new EventFd();
+        loop.Add(fd, new CountingHandler { OnCall = () => throw new InvalidOperationException("boom") });
+        loop.Start();
+        fd.Signal();
+        Assert.True(faulted.Wait(TimeSpan.FromSeconds(5)), "the fault callback was not called");
+        Assert.Equal("boom", Assert.IsType<InvalidOperationException>(seen).Message);
+    }
 }
