@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vmm.Devices.VirtioMedia.Protocol;
@@ -276,17 +277,29 @@ public static class IoctlDispatcher
         ulong guestPointer = header.Controls;
         uint count = header.Count;
 
-        // Copy the array out of the input before anything is written: 1024 × 20 bytes at most, so it fits the stack.
-        Span<V4l2ExtControl> controls = count <= 64 ? stackalloc V4l2ExtControl[64] : new V4l2ExtControl[count];
-        controls = controls[..(int)count];
-        MemoryMarshal.Cast<byte, V4l2ExtControl>(input.Slice(headerSize, arrayBytes)).CopyTo(controls);
+        // Copy the array out of the input before anything is written. Up to 64 controls live on the stack; larger
+        // requests (at most the payload's bound) borrow a pooled array, so no request allocates.
+        V4l2ExtControl[]? rented = count <= 64 ? null : ArrayPool<V4l2ExtControl>.Shared.Rent((int)count);
+        try
+        {
+            Span<V4l2ExtControl> controls = rented is null ? stackalloc V4l2ExtControl[64] : rented;
+            controls = controls[..(int)count];
+            MemoryMarshal.Cast<byte, V4l2ExtControl>(input.Slice(headerSize, arrayBytes)).CopyTo(controls);
 
-        int status = handler.ExtControls(code, ref header, controls);
-        header.Controls = guestPointer;
-        header.Count = count;
-        MemoryMarshal.Write(output, in header);
-        MemoryMarshal.AsBytes(controls).CopyTo(output[headerSize..]);
-        written = headerSize + arrayBytes;
-        return status;
+            int status = handler.ExtControls(code, ref header, controls);
+            header.Controls = guestPointer;
+            header.Count = count;
+            MemoryMarshal.Write(output, in header);
+            MemoryMarshal.AsBytes(controls).CopyTo(output[headerSize..]);
+            written = headerSize + arrayBytes;
+            return status;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<V4l2ExtControl>.Shared.Return(rented);
+            }
+        }
     }
 }
