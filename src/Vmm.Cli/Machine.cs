@@ -5,10 +5,10 @@ using Vmm.Core.Arch.X86;
 using Vmm.Core.Boot;
 using Vmm.Core.Bus;
 using Vmm.Core.Memory;
+using Vmm.Core.Virtio;
 using Vmm.Devices.Legacy.DebugExit;
 using Vmm.Devices.Legacy.I8042;
 using Vmm.Devices.Legacy.Serial;
-using Vmm.Core.Virtio;
 using Vmm.Devices.Pci;
 using Vmm.Devices.Pci.Virtio;
 using Vmm.Devices.Virtio.Console;
@@ -179,9 +179,8 @@ internal sealed class Machine : IDisposable
         KvmVm vm = _vm ?? throw new InvalidOperationException("machine not built");
         Uart16550 uart = _uart!;
         _console = new StdioConsole();
-        Action<ReadOnlySpan<byte>> consoleInput = _consoleInput!;
         _console.Start(
-            input => consoleInput(input),
+            _consoleInput!,
             () => vm.Control.RequestExit(0, "Ctrl-A X pressed on the console"));
         try
         {

@@ -10,31 +10,39 @@ using Vmm.Kvm.Vcpus;
 namespace Vmm.Cli;
 
 /// <summary>
-/// Composes a VM from a validated <see cref="VmConfig"/> and runs it to completion: guest RAM, kernel and initrd,
-/// MP table, KVM VM, the legacy platform devices, PCI with the virtio devices, and the console. This is the only
-/// place that knows every project; see ARCHITECTURE.md.
+/// Runs a VM described by a validated <see cref="VmConfig"/> to completion and reports how it stopped; also holds the
+/// small pieces of policy <see cref="Machine"/> composes with (inputs, command line, boot options, guest RAM).
 /// </summary>
 internal static class VmLauncher
 {
     public static int Run(VmConfig config, Log log)
     {
         log.Info($"vmm starting: {config.MemMiB} MiB, {config.Cpus} vCPU(s), kernel {config.KernelPath}");
-        using var machine = Machine.Build(config, log);
-        VmRunResult result = machine.Run();
-        switch (result.Kind)
+        return RunToEnd(config, log).ExitCode;
+    }
+
+    /// <summary>Builds the machine, runs it, and logs the stop (with the crash report on stderr for a fatal one).</summary>
+    /// <param name="consoleObserver">Also receives each guest console line (see <see cref="Machine.Build"/>).</param>
+    public static VmRunResult RunToEnd(VmConfig config, Log log, Action<string>? consoleObserver = null)
+    {
+        VmRunResult result;
+        using (var machine = Machine.Build(config, log, consoleObserver))
         {
-            case VmStopKind.Fatal:
-                log.Error($"VM stopped: {result.Reason}");
-                if (result.Diagnostics is { } report)
-                {
-                    Console.Error.WriteLine(report.ToString());
-                }
-                break;
-            default:
-                log.Info($"VM stopped: {result.Reason} (exit code {result.ExitCode})");
-                break;
+            result = machine.Run();
         }
-        return result.ExitCode;
+        if (result.Kind == VmStopKind.Fatal)
+        {
+            log.Error($"VM stopped: {result.Reason}");
+            if (result.Diagnostics is { } report)
+            {
+                Console.Error.WriteLine(report.ToString());
+            }
+        }
+        else
+        {
+            log.Info($"VM stopped: {result.Reason} (exit code {result.ExitCode})");
+        }
+        return result;
     }
 
     /// <summary>Reads a whole input file; failures become one-line start errors.</summary>

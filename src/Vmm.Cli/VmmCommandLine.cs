@@ -48,7 +48,7 @@ internal static class VmmCommandLine
             stderr.WriteLine($"vmm: error: {message} (see 'vmm {(parsed.CommandResult.Command == run ? "run " : "")}--help')");
             return ExitUsage;
         }
-        run.SetAction(pr => RunVm(o, pr, stdout, stderr));
+        run.SetAction(pr => RunVm(o, pr, stderr));
         demo.SetAction(pr => RunDemo(d, pr, stdout, stderr));
         return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
@@ -66,33 +66,24 @@ internal static class VmmCommandLine
         return o.ToConfig(parsed);
     }
 
-    private static int RunVm(RunOptions o, ParseResult pr, TextWriter stdout, TextWriter stderr)
+    private static int RunVm(RunOptions o, ParseResult pr, TextWriter stderr) => Guarded(stderr, () =>
     {
-        Log? log = null;
-        try
-        {
-            VmConfig config = o.ToConfig(pr);
-            log = new Log(config.LogLevel, stderr);
-            return VmLauncher.Run(config, log);
-        }
-        catch (UsageException e)
-        {
-            stderr.WriteLine($"vmm: error: {e.Message}");
-            return ExitUsage;
-        }
-        catch (VmStartException e)
-        {
-            stderr.WriteLine($"vmm: error: {e.Message}");
-            return ExitFailure;
-        }
-    }
+        VmConfig config = o.ToConfig(pr);
+        return VmLauncher.Run(config, new Log(config.LogLevel, stderr));
+    });
 
-    private static int RunDemo(DemoCommandOptions d, ParseResult pr, TextWriter stdout, TextWriter stderr)
+    private static int RunDemo(DemoCommandOptions d, ParseResult pr, TextWriter stdout, TextWriter stderr) => Guarded(stderr, () =>
+    {
+        Demo.DemoOptions options = d.ToOptions(pr);
+        return Demo.DemoRunner.Run(options, new Log(options.LogLevel, stderr), stdout);
+    });
+
+    /// <summary>Runs a command; bad input and start failures become one line on stderr and their exit codes.</summary>
+    private static int Guarded(TextWriter stderr, Func<int> command)
     {
         try
         {
-            Demo.DemoOptions options = d.ToOptions(pr);
-            return Demo.DemoRunner.Run(options, new Log(options.LogLevel, stderr), stdout);
+            return command();
         }
         catch (UsageException e)
         {

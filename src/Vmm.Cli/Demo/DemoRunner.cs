@@ -48,11 +48,7 @@ internal static class DemoRunner
         stdout.Flush();
         var report = new StreamReport();
         var wall = Stopwatch.StartNew();
-        VmRunResult result;
-        using (var machine = Machine.Build(config, log, report.Observe))
-        {
-            result = machine.Run();
-        }
+        VmRunResult result = VmLauncher.RunToEnd(config, log, report.Observe);
         wall.Stop();
         (int checkedFrames, int mismatches) = report.HasResult ? report.Verify(pattern.Format, TestPatternControls.Default) : (0, 0);
         stdout.WriteLine(
@@ -60,10 +56,6 @@ internal static class DemoRunner
             $"{report.GuestFps:F2} fps measured in the guest, VM wall time {wall.Elapsed.TotalSeconds:F1} s");
         stdout.WriteLine($"demo: frames checked against the generator: {checkedFrames}, mismatches: {mismatches}" +
                          (report.Gaps != 0 ? $" ({report.Gaps} dropped frames: only the printed ones were checked)" : ""));
-        if (result.Kind == VmStopKind.Fatal && result.Diagnostics is { } d)
-        {
-            Console.Error.WriteLine(d.ToString());
-        }
         bool ok = result.ExitCode == 0 && report.HasResult && mismatches == 0 && checkedFrames > 0;
         stdout.WriteLine(ok ? "demo: OK" : $"demo: FAILED (guest exit code {result.ExitCode}: {result.Reason})");
         return ok ? 0 : 1;
