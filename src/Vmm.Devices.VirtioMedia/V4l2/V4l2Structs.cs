@@ -363,6 +363,10 @@ public static class V4l2Text
         }
     }
 
+    /// <summary>Writes <paramref name="text"/> into a fixed 32-byte name field given by a ref to its first byte
+    /// (<c>ref query.Name[0]</c>): every V4L2 name and description field the device fills is 32 bytes.</summary>
+    public static void Write(ref byte field, string text) => Write(MemoryMarshal.CreateSpan(ref field, 32), text);
+
     /// <summary>Reads a NUL-terminated (or full-length) name field.</summary>
     public static string Read(ReadOnlySpan<byte> field)
     {

@@ -115,11 +115,8 @@ public sealed class TestPatternSession : MediaBackendSession
                 desc.PixelFormat = f.FourCc;
                 unsafe
                 {
-                    // Safe: Description is a fixed 32-byte field of a local struct.
-                    fixed (byte* p = desc.Description)
-                    {
-                        V4l2Text.Write(new Span<byte>(p, 32), f.Description);
-                    }
+                    // Safe: a ref to the first byte of a fixed 32-byte field; the span covers exactly that field.
+                    V4l2Text.Write(ref desc.Description[0], f.Description);
                 }
                 return 0;
             }
@@ -135,12 +132,7 @@ public sealed class TestPatternSession : MediaBackendSession
         }
         lock (_lock)
         {
-            PixelFormatInfo f = DeviceFormat;
-            if (f.MultiPlanarOnly && !IsMplane(format.Type))
-            {
-                f = ContiguousEquivalent(f);
-            }
-            FillFormat(ref format, f, DeviceWidth, DeviceHeight);
+            FillFormat(ref format, DeviceFormat, DeviceWidth, DeviceHeight);
         }
         return 0;
     }
@@ -190,9 +182,6 @@ public sealed class TestPatternSession : MediaBackendSession
         (uint nw, uint nh) = _backend.NearestSize(w, h);
         return (f, nw, nh);
     }
-
-    private static PixelFormatInfo ContiguousEquivalent(PixelFormatInfo f) =>
-        PixelFormats.Find(f.FourCc == FourCc.Nv12M ? FourCc.Nv12 : FourCc.Yu12)!;
 
     private static void FillFormat(ref V4l2Format format, PixelFormatInfo f, uint w, uint h)
     {
@@ -311,11 +300,8 @@ public sealed class TestPatternSession : MediaBackendSession
         input.Type = V4l2Const.InputTypeCamera;
         unsafe
         {
-            // Safe: Name is a fixed 32-byte field of the caller's struct, pinned for the write.
-            fixed (byte* p = input.Name)
-            {
-                V4l2Text.Write(new Span<byte>(p, 32), "Test Pattern");
-            }
+            // Safe: a ref to the first byte of a fixed 32-byte field; the span covers exactly that field.
+            V4l2Text.Write(ref input.Name[0], "Test Pattern");
         }
         return 0;
     }
@@ -451,7 +437,8 @@ public sealed class TestPatternSession : MediaBackendSession
         lock (_lock)
         {
             bool mplane = IsMplane(create.Format.Type);
-            PixelFormatInfo f = DeviceFormat.MultiPlanarOnly && !mplane ? ContiguousEquivalent(DeviceFormat) : DeviceFormat;
+            // One capture API per device: a multi-planar-only device format implies the multi-planar API.
+            PixelFormatInfo f = DeviceFormat;
             if (_bufferCount > 0 && (_memory != memory || _queueType != create.Format.Type))
             {
                 return Errno.EINVAL;
@@ -521,7 +508,7 @@ public sealed class TestPatternSession : MediaBackendSession
         {
             _bufferCount = 0;
         }
-        PixelFormatInfo f = DeviceFormat.MultiPlanarOnly && !IsMplane(type) ? ContiguousEquivalent(DeviceFormat) : DeviceFormat;
+        PixelFormatInfo f = DeviceFormat;
         int start = _bufferCount;
         for (int i = start; i < start + count; i++)
         {
@@ -856,7 +843,7 @@ public sealed class TestPatternSession : MediaBackendSession
             b.State = BufferState.Filling;
             generation = _streamGeneration;
             sequence = _sequence++;
-            format = b.PlaneCount == DeviceFormat.MemoryPlanes ? DeviceFormat : ContiguousEquivalent(DeviceFormat);
+            format = DeviceFormat; // S_FMT is refused while buffers exist, so they match it
             width = DeviceWidth;
             height = DeviceHeight;
             // Pace to the interval; after a stall (no buffer queued in time) restart the clock instead of bursting.
@@ -962,11 +949,8 @@ public sealed class TestPatternSession : MediaBackendSession
         query.Flags = c.Flags;
         unsafe
         {
-            // Safe: Name is a fixed 32-byte field of the caller's struct, pinned for the write.
-            fixed (byte* p = query.Name)
-            {
-                V4l2Text.Write(new Span<byte>(p, 32), c.Name);
-            }
+            // Safe: a ref to the first byte of a fixed 32-byte field; the span covers exactly that field.
+            V4l2Text.Write(ref query.Name[0], c.Name);
         }
         return 0;
     }
@@ -991,11 +975,8 @@ public sealed class TestPatternSession : MediaBackendSession
         query.Elems = 1;
         unsafe
         {
-            // Safe: Name is a fixed 32-byte field of the caller's struct, pinned for the write.
-            fixed (byte* p = query.Name)
-            {
-                V4l2Text.Write(new Span<byte>(p, 32), c.Name);
-            }
+            // Safe: a ref to the first byte of a fixed 32-byte field; the span covers exactly that field.
+            V4l2Text.Write(ref query.Name[0], c.Name);
         }
         return 0;
     }
@@ -1036,11 +1017,8 @@ public sealed class TestPatternSession : MediaBackendSession
         menu.Index = index;
         unsafe
         {
-            // Safe: Name is a fixed 32-byte field of the caller's struct, pinned for the write.
-            fixed (byte* p = menu.Name)
-            {
-                V4l2Text.Write(new Span<byte>(p, 32), TestPatternBackend.PatternMenu[index]);
-            }
+            // Safe: a ref to the first byte of a fixed 32-byte field; the span covers exactly that field.
+            V4l2Text.Write(ref menu.Name[0], TestPatternBackend.PatternMenu[index]);
         }
         return 0;
     }
