@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Vmm.Core.Events;
 using Vmm.Devices.Legacy.Serial;
 using static Vmm.Cli.Terminal.TerminalInterop;
+using static Vmm.Core.Interop.Libc;
 
 namespace Vmm.Cli.Terminal;
 

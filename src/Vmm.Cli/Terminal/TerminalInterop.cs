@@ -1,11 +1,12 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Vmm.Core.Interop;
 
 namespace Vmm.Cli.Terminal;
 
 /// <summary>
-/// The libc terminal and poll calls the console needs (x86_64 glibc). Core's Libc is internal to Vmm.Core, so the
-/// few calls live here. Struct layouts and constants were checked against glibc's headers with a C program
+/// The libc terminal calls the console needs (x86_64 glibc); poll and read come from Core's <see cref="Libc"/>.
+/// Struct layouts and constants were checked against glibc's headers with a C program
 /// (sizeof(struct termios) = 60, c_cc at 17, c_ispeed at 52; sizeof(struct pollfd) = 8); the static
 /// constructor re-checks the sizes at run time so a wrong layout fails loudly instead of corrupting the stack.
 /// </summary>
@@ -28,18 +29,16 @@ internal static unsafe partial class TerminalInterop
     // c_cc indices
     public const int VTIME = 5, VMIN = 6;
 
-    public const short POLLIN = 0x1, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
-    public const int EINTR = 4, EAGAIN = 11;
 
     public const int TermiosSize = 60;
     public const int PollFdSize = 8;
 
     static TerminalInterop()
     {
-        if (Unsafe.SizeOf<Termios>() != TermiosSize || Unsafe.SizeOf<PollFd>() != PollFdSize)
+        if (Unsafe.SizeOf<Termios>() != TermiosSize || Unsafe.SizeOf<Libc.PollFd>() != PollFdSize)
         {
             throw new PlatformNotSupportedException(
-                $"termios/pollfd layout mismatch ({Unsafe.SizeOf<Termios>()}/{Unsafe.SizeOf<PollFd>()} bytes)");
+                $"termios/pollfd layout mismatch ({Unsafe.SizeOf<Termios>()}/{Unsafe.SizeOf<Libc.PollFd>()} bytes)");
         }
     }
 
@@ -57,15 +56,6 @@ internal static unsafe partial class TerminalInterop
         public uint OutputSpeed;
     }
 
-    /// <summary>struct pollfd.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct PollFd
-    {
-        public int Fd;
-        public short Events;
-        public short ReturnedEvents;
-    }
-
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int isatty(int fd);
 
@@ -74,12 +64,6 @@ internal static unsafe partial class TerminalInterop
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int tcsetattr(int fd, int optionalActions, Termios* termios);
-
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial int poll(PollFd* fds, nuint count, int timeoutMs);
-
-    [LibraryImport(Lib, SetLastError = true)]
-    public static partial nint read(int fd, byte* buffer, nuint count);
 
     public static bool IsTerminal(int fd) => isatty(fd) == 1;
 

@@ -2,9 +2,10 @@ using System.Runtime.InteropServices;
 
 namespace Vmm.Core.Interop;
 
-/// <summary>The libc calls the VMM needs, one LibraryImport each. Every call sets errno, read with
+/// <summary>The libc calls the VMM needs, one LibraryImport each, shared by every project of ours (the interop edge:
+/// callers keep fds alive with their SafeHandles). Every call sets errno, read with
 /// <see cref="Marshal.GetLastPInvokeError"/>.</summary>
-internal static unsafe partial class Libc
+public static unsafe partial class Libc
 {
     private const string Lib = "libc";
 
@@ -17,6 +18,7 @@ internal static unsafe partial class Libc
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
     public const uint EPOLLIN = 0x001, EPOLLOUT = 0x004, EPOLLERR = 0x008, EPOLLHUP = 0x010;
     public const int EINTR = 4, EAGAIN = 11;
+    public const short POLLIN = 0x1, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
     public static readonly nint MAP_FAILED = -1;
 
     [LibraryImport(Lib, SetLastError = true)]
@@ -54,6 +56,18 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int epoll_wait(int epfd, EpollEvent* events, int maxevents, int timeout);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int poll(PollFd* fds, nuint count, int timeoutMs);
+
+    /// <summary>struct pollfd (8 bytes).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short ReturnedEvents;
+    }
 
     /// <summary>struct epoll_event is packed on x86_64 (12 bytes).</summary>
     [StructLayout(LayoutKind.Sequential, Pack = 1)]

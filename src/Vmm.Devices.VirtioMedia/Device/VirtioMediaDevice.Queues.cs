@@ -1,7 +1,7 @@
 using Vmm.Core.Events;
+using Vmm.Core.Interop;
 using Vmm.Core.Virtio;
 using Vmm.Core.Virtio.Queues;
-using Vmm.Devices.VirtioMedia.Interop;
 using Vmm.Devices.VirtioMedia.Protocol;
 
 namespace Vmm.Devices.VirtioMedia.Device;
@@ -117,10 +117,10 @@ public sealed partial class VirtioMediaDevice
         VirtQueue commands = a.Queues[CommandQueueIndex];
         VirtQueue events = a.Queues[EventQueueIndex];
         EventFd wake = _wakeWorker!;
-        Poll.PollFd* fds = stackalloc Poll.PollFd[3];
-        fds[0] = new Poll.PollFd { Fd = a.QueueEvents[CommandQueueIndex].Handle.Fd, Events = Poll.PollIn };
-        fds[1] = new Poll.PollFd { Fd = a.QueueEvents[EventQueueIndex].Handle.Fd, Events = Poll.PollIn };
-        fds[2] = new Poll.PollFd { Fd = wake.Handle.Fd, Events = Poll.PollIn };
+        Libc.PollFd* fds = stackalloc Libc.PollFd[3];
+        fds[0] = new Libc.PollFd { Fd = a.QueueEvents[CommandQueueIndex].Handle.Fd, Events = Libc.POLLIN };
+        fds[1] = new Libc.PollFd { Fd = a.QueueEvents[EventQueueIndex].Handle.Fd, Events = Libc.POLLIN };
+        fds[2] = new Libc.PollFd { Fd = wake.Handle.Fd, Events = Libc.POLLIN };
         bool broken = false;
         while (!_stopWorker)
         {
@@ -145,7 +145,7 @@ public sealed partial class VirtioMediaDevice
                 continue;
             }
             // Safe: fds points to three initialised pollfd structs on this thread's stack.
-            Poll.Wait(fds, 3, 1000);
+            Libc.poll(fds, 3, 1000);
         }
     }
 
