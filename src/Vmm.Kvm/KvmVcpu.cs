@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vmm.Core.Arch.X86;
+using Vmm.Core.Interop;
 using Vmm.Kvm.Cpu;
 using Vmm.Kvm.Interop;
 
@@ -25,8 +26,8 @@ public sealed unsafe class KvmVcpu : IDisposable
         _fd = fd;
         Index = index;
         int size = vm.System.VcpuMmapSize;
-        nint p = KvmNative.Mmap(0, (nuint)size, KvmNative.PROT_READ | KvmNative.PROT_WRITE, KvmNative.MAP_SHARED, fd.Fd, 0);
-        if (p == KvmNative.MapFailed)
+        nint p = Libc.mmap(0, (nuint)size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd.Fd, 0);
+        if (p == Libc.MAP_FAILED)
         {
             var e = KvmException.FromLastError($"mmap(kvm_run of vCPU {index})");
             fd.Dispose();
@@ -287,8 +288,8 @@ public sealed unsafe class KvmVcpu : IDisposable
 
         public nint Address => handle;
 
-        public override bool IsInvalid => handle == 0 || handle == KvmNative.MapFailed;
+        public override bool IsInvalid => handle == 0 || handle == Libc.MAP_FAILED;
 
-        protected override bool ReleaseHandle() => KvmNative.Munmap(handle, (nuint)_size) == 0;
+        protected override bool ReleaseHandle() => Libc.munmap(handle, (nuint)_size) == 0;
     }
 }

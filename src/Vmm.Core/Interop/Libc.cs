@@ -28,6 +28,9 @@ public static unsafe partial class Libc
     public static partial int munmap(nint addr, nuint length);
 
     [LibraryImport(Lib, SetLastError = true)]
+    public static partial int mprotect(nint addr, nuint length, int prot);
+
+    [LibraryImport(Lib, SetLastError = true)]
     public static partial int madvise(nint addr, nuint length, int advice);
 
     [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

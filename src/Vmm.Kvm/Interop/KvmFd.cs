@@ -1,4 +1,5 @@
 using Microsoft.Win32.SafeHandles;
+using Vmm.Core.Interop;
 
 namespace Vmm.Kvm.Interop;
 
@@ -10,7 +11,7 @@ internal sealed unsafe class KvmFd : SafeHandleZeroOrMinusOneIsInvalid
 
     public int Fd => (int)handle;
 
-    protected override bool ReleaseHandle() => KvmNative.Close((int)handle) == 0;
+    protected override bool ReleaseHandle() => Libc.close((int)handle) == 0;
 
     /// <summary>ioctl with a pointer argument; throws <see cref="KvmException"/> naming <paramref name="name"/>.</summary>
     public int Ioctl(nuint request, void* argument, string name)

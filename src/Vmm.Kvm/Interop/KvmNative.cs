@@ -2,15 +2,13 @@ using System.Runtime.InteropServices;
 
 namespace Vmm.Kvm.Interop;
 
-/// <summary>The libc calls the KVM layer needs (ioctl, open, mmap, signals). Each sets errno.</summary>
+/// <summary>The libc calls only the KVM layer needs (ioctl, open, signals); mmap, close and the rest are Core's
+/// <see cref="Vmm.Core.Interop.Libc"/>. Each sets errno.</summary>
 internal static unsafe partial class KvmNative
 {
     private const string Lib = "libc";
 
     public const int O_RDWR = 2, O_CLOEXEC = 0x80000;
-    public const int PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
-    public const int MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20;
-    public static readonly nint MapFailed = -1;
     public const int EINTR = 4, EAGAIN = 11, ENOENT = 2, EACCES = 13, EPERM = 1, E2BIG = 7, ESRCH = 3, ENOMEM = 12;
 
     [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
@@ -21,18 +19,6 @@ internal static unsafe partial class KvmNative
 
     [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
-
-    [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
-
-    [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
-    public static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
-
-    [LibraryImport(Lib, EntryPoint = "munmap", SetLastError = true)]
-    public static partial int Munmap(nint address, nuint length);
-
-    [LibraryImport(Lib, EntryPoint = "mprotect", SetLastError = true)]
-    public static partial int Mprotect(nint address, nuint length, int protection);
 
     [LibraryImport(Lib, EntryPoint = "gettid")]
     public static partial int GetTid();

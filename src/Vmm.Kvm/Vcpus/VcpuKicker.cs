@@ -1,3 +1,4 @@
+using Vmm.Core.Interop;
 using Vmm.Kvm.Interop;
 
 namespace Vmm.Kvm.Vcpus;
@@ -36,15 +37,15 @@ internal static unsafe class VcpuKicker
             {
                 return _signal;
             }
-            nint page = KvmNative.Mmap(0, 4096, KvmNative.PROT_READ | KvmNative.PROT_WRITE,
-                KvmNative.MAP_PRIVATE | KvmNative.MAP_ANONYMOUS, -1, 0);
-            if (page == KvmNative.MapFailed)
+            nint page = Libc.mmap(0, 4096, Libc.PROT_READ | Libc.PROT_WRITE,
+                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
+            if (page == Libc.MAP_FAILED)
             {
                 throw KvmException.FromLastError("mmap(signal handler page)");
             }
             // Safe: the page was just mapped read-write and is 4096 bytes long.
             *(byte*)page = 0xC3; // ret: the x86-64 handler returns immediately
-            if (KvmNative.Mprotect(page, 4096, KvmNative.PROT_READ | KvmNative.PROT_EXEC) != 0)
+            if (Libc.mprotect(page, 4096, Libc.PROT_READ | Libc.PROT_EXEC) != 0)
             {
                 throw KvmException.FromLastError("mprotect(signal handler page)");
             }
