@@ -1,3 +1,4 @@
+using Vmm.Kvm.Cpu;
 using Vmm.Kvm.Interop;
 
 namespace Vmm.Kvm;
@@ -15,13 +16,12 @@ public enum EmulationRepair
 
 /// <summary>
 /// Everything host-specific in one place. On an ordinary VMX/SVM host the profile changes nothing. On the
-/// software "PVM" KVM (detected by <c>/sys/module/kvm_pvm</c>; see docs/host-kvm.md) it hides CX16, asks the guest
+/// software "PVM" KVM (detected by <c>/sys/module/kvm_pvm</c> with a registered KVM device; see docs/host-kvm.md) it hides CX16, asks the guest
 /// kernel to switch off features CPUID cannot hide, and repairs the two instructions whose emulation fails
 /// at CPL0 but whose effect the VMM can reproduce (int3, fwait).
 /// </summary>
 public sealed class HostProfile
 {
-    private const string PvmModulePath = "/sys/module/kvm_pvm";
 
     private HostProfile(bool isPvm) => IsPvm = isPvm;
 
@@ -43,8 +43,22 @@ public sealed class HostProfile
         ? "noxsave clearcpuid=popcnt,smap,erms,fsrm,fsgsbase,clwb rodata=off"
         : "";
 
-    /// <summary>Picks the profile for this machine.</summary>
-    public static HostProfile Detect() => Directory.Exists(PvmModulePath) ? Pvm : Standard;
+    /// <summary>
+    /// Picks the profile for this machine: PVM when the kvm_pvm module is loaded and a KVM device is registered.
+    /// The module alone proves nothing: machines have been seen with kvm_pvm loaded and no /dev/kvm at all.
+    /// </summary>
+    public static HostProfile Detect(string sysfsRoot = "/sys") =>
+        Directory.Exists(Path.Combine(sysfsRoot, "module/kvm_pvm")) && Directory.Exists(Path.Combine(sysfsRoot, "class/misc/kvm"))
+            ? Pvm
+            : Standard;
+
+    /// <summary>
+    /// Whether the registers read after a triple fault (KVM_EXIT_SHUTDOWN) are the guest's. On AMD SVM, KVM treats
+    /// the VMCB as undefined after a SHUTDOWN intercept and INITs the vCPU before returning (svm.c,
+    /// shutdown_interception), so what can be read is the reset state; Intel VMX and PVM leave the state as it
+    /// was at the fault.
+    /// </summary>
+    public bool KeepsRegistersAfterShutdown(CpuVendor vendor) => IsPvm || vendor is not (CpuVendor.Amd or CpuVendor.Hygon);
 
     /// <summary>Host-specific CPUID edits, applied after the generic rules.</summary>
     public void ApplyCpuidRules(Span<KvmCpuidEntry2> entries)

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Vmm.Core.Memory;
+using Vmm.Kvm.Cpu;
 using Vmm.Kvm.Interop;
 
 namespace Vmm.Kvm;
@@ -36,6 +37,7 @@ public sealed unsafe class KvmSystem : IDisposable
     private readonly KvmFd _fd;
     private KvmCpuidEntry2[]? _supportedCpuid;
     private uint[]? _msrIndexList;
+    private CpuidHostFacts? _cpuidHostFacts;
 
     private KvmSystem(KvmFd fd, HostProfile profile, Action<string> log)
     {
@@ -110,11 +112,22 @@ public sealed unsafe class KvmSystem : IDisposable
         }
     }
 
+    /// <summary>What the CPUID rules need to know beyond KVM_GET_SUPPORTED_CPUID; read once.</summary>
+    internal CpuidHostFacts CpuidHostFacts => _cpuidHostFacts ??=
+        new CpuidHostFacts(CheckExtension(KvmCaps.TscDeadlineTimer) > 0, CpuidHostFacts.HostBrandString());
+
+    /// <summary>The host CPU's vendor, from the supported CPUID's leaf 0.</summary>
+    public CpuVendor Vendor => CpuVendorId.Of(SupportedCpuid);
+
+    /// <summary>Whether a crash report after a triple fault can show the guest's registers on this host.</summary>
+    public bool KeepsRegistersAfterShutdown => Profile.KeepsRegistersAfterShutdown(Vendor);
+
+    private KvmCpuidEntry2[] SupportedCpuid => _supportedCpuid ??= QuerySupportedCpuid();
+
     /// <summary>KVM_GET_SUPPORTED_CPUID, cached; callers get their own copy to edit.</summary>
     public KvmCpuidEntry2[] GetSupportedCpuid()
     {
-        _supportedCpuid ??= QuerySupportedCpuid();
-        return (KvmCpuidEntry2[])_supportedCpuid.Clone();
+        return (KvmCpuidEntry2[])SupportedCpuid.Clone();
     }
 
     private KvmCpuidEntry2[] QuerySupportedCpuid()

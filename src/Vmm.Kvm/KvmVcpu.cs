@@ -19,6 +19,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     private readonly KvmVm _vm;
     private readonly KvmFd _fd;
     private readonly RunMapping _run;
+    private bool _commonConfigured;
 
     internal KvmVcpu(KvmVm vm, KvmFd fd, int index)
     {
@@ -199,7 +200,8 @@ public sealed unsafe class KvmVcpu : IDisposable
     internal void ConfigureCommon(int cpuCount)
     {
         KvmSystem system = _vm.System;
-        SetCpuid(CpuidRules.Apply(system.GetSupportedCpuid(), Index, cpuCount, system.Profile));
+        SetCpuid(CpuidRules.Apply(system.GetSupportedCpuid(), Index, cpuCount, system.Profile, system.CpuidHostFacts));
+        _commonConfigured = true;
         SetMsrs(BootMsrs.Select(system.MsrIndexList));
 
         KvmFpu fpu = default;
@@ -222,9 +224,17 @@ public sealed unsafe class KvmVcpu : IDisposable
         *reg = (*reg & ~0x700u) | (mode << 8);
     }
 
-    /// <summary>Loads the boot vCPU's registers from the kernel loader's <paramref name="boot"/> state.</summary>
+    /// <summary>
+    /// Loads the boot vCPU's registers from the kernel loader's <paramref name="boot"/> state. Needs
+    /// <see cref="ConfigureCommon"/> first: VMX/SVM KVM checks EFER and CR4 against the vCPU's CPUID (no long mode
+    /// in an empty CPUID, so KVM_SET_SREGS fails with EINVAL). The PVM host does not check, which hid the order.
+    /// </summary>
     internal void ConfigureBoot(X86BootCpuState boot)
     {
+        if (!_commonConfigured)
+        {
+            throw new InvalidOperationException("ConfigureCommon (CPUID, MSRs) must run before ConfigureBoot");
+        }
         KvmSregs sregs = GetSregs();
         sregs.Cs = ToKvm(boot.Code);
         KvmSegment data = ToKvm(boot.Data);

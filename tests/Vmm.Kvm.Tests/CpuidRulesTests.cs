@@ -75,6 +75,35 @@ public class CpuidRulesTests
     }
 
     [Fact]
+    public void TscDeadlineTimerIsOfferedOnlyWhenKvmEmulatesIt()
+    {
+        Assert.Equal(0u, CpuidRules.Find(CpuidRules.Apply(Host, 0, 1, HostProfile.Standard), 1)!.Value.Ecx & CpuidRules.TscDeadlineTimerBit);
+        var facts = new CpuidHostFacts(TscDeadlineTimer: true, BrandString: null);
+        Assert.NotEqual(0u, CpuidRules.Find(CpuidRules.Apply(Host, 0, 1, HostProfile.Standard, facts), 1)!.Value.Ecx & CpuidRules.TscDeadlineTimerBit);
+    }
+
+    [Fact]
+    public void EmptyBrandLeavesGetTheHostsBrandAndFilledOnesAreKept()
+    {
+        KvmCpuidEntry2[] host = [.. Host, E(0x80000002, 0, 0, 0, 0, 0), E(0x80000003, 0, 0, 0, 0, 0), E(0x80000004, 0, 0x41, 0, 0, 0)];
+        var facts = new CpuidHostFacts(false, CpuidRules.BrandStringWords("AMD EPYC Processor"));
+
+        KvmCpuidEntry2[] table = CpuidRules.Apply(host, 0, 1, HostProfile.Standard, facts);
+
+        byte[] brand = new byte[32];
+        for (uint leaf = 0; leaf < 2; leaf++)
+        {
+            KvmCpuidEntry2 e = CpuidRules.Find(table, 0x80000002 + leaf)!.Value;
+            foreach ((uint value, int i) in new[] { (e.Eax, 0), (e.Ebx, 1), (e.Ecx, 2), (e.Edx, 3) })
+            {
+                BitConverter.TryWriteBytes(brand.AsSpan((int)leaf * 16 + i * 4), value);
+            }
+        }
+        Assert.Equal("AMD EPYC Processor", System.Text.Encoding.ASCII.GetString(brand).TrimEnd('\0'));
+        Assert.Equal(0x41u, CpuidRules.Find(table, 0x80000004)!.Value.Eax); // KVM gave one: it stays
+    }
+
+    [Fact]
     public void RejectsBadIndices()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => CpuidRules.Apply(Host, 1, 1, HostProfile.Standard));
@@ -104,9 +133,56 @@ public class HostProfileTests
         Assert.Contains("noxsave", HostProfile.Pvm.GuestCommandLineAdditions);
     }
 
-    [Fact]
-    public void DetectionFollowsThePvmModule() =>
-        Assert.Equal(Directory.Exists("/sys/module/kvm_pvm"), HostProfile.Detect().IsPvm);
+    [Theory]
+    [InlineData(false, false, false)]
+    [InlineData(true, false, false)] // kvm_pvm loaded but no KVM device registered: seen on machines without /dev/kvm
+    [InlineData(false, true, false)] // an ordinary kvm_amd/kvm_intel host
+    [InlineData(true, true, true)]
+    public void PvmNeedsTheModuleAndARegisteredKvmDevice(bool pvmModule, bool kvmDevice, bool expected)
+    {
+        string root = Directory.CreateTempSubdirectory("sysfs").FullName;
+        try
+        {
+            if (pvmModule)
+            {
+                Directory.CreateDirectory(Path.Combine(root, "module/kvm_pvm"));
+            }
+            if (kvmDevice)
+            {
+                Directory.CreateDirectory(Path.Combine(root, "class/misc/kvm"));
+            }
+            Assert.Equal(expected, HostProfile.Detect(root).IsPvm);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("GenuineIntel", CpuVendor.Intel)]
+    [InlineData("AuthenticAMD", CpuVendor.Amd)]
+    [InlineData("HygonGenuine", CpuVendor.Hygon)]
+    [InlineData("KVMKVMKVM\0\0\0", CpuVendor.Unknown)]
+    public void VendorIsReadFromLeaf0InEbxEdxEcxOrder(string name, CpuVendor expected)
+    {
+        byte[] b = System.Text.Encoding.ASCII.GetBytes(name);
+        uint ebx = BitConverter.ToUInt32(b, 0), edx = BitConverter.ToUInt32(b, 4), ecx = BitConverter.ToUInt32(b, 8);
+
+        Assert.Equal(expected, CpuVendorId.FromLeaf0(ebx, edx, ecx));
+    }
+
+    [Theory]
+    [InlineData(CpuVendor.Intel, false, true)]   // VMX: the VMCS keeps the state at the fault
+    [InlineData(CpuVendor.Amd, false, false)]    // SVM: KVM INITs the vCPU after the SHUTDOWN intercept
+    [InlineData(CpuVendor.Hygon, false, false)]  // the same SVM code
+    [InlineData(CpuVendor.Amd, true, true)]      // PVM on an AMD host: no VMCB involved
+    public void RegistersAfterATripleFaultAreTrustedPerVendor(CpuVendor vendor, bool pvm, bool expected)
+    {
+        HostProfile profile = pvm ? HostProfile.Pvm : HostProfile.Standard;
+
+        Assert.Equal(expected, profile.KeepsRegistersAfterShutdown(vendor));
+    }
 
     [Fact]
     public void BootMsrsNeverIncludeArchCapabilitiesAndOnlySupportedOnes()

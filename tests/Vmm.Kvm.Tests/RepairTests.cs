@@ -68,8 +68,14 @@ public class RepairTests
 
         Assert.Equal(VmStopKind.Fatal, result.Kind);
         Assert.NotNull(result.Diagnostics);
-        Assert.Equal(64, result.Diagnostics!.Bitness);
-        string text = result.Diagnostics.ToString();
+        string text = result.Diagnostics!.ToString();
+        if (result.Reason.Contains("triple fault") && !guest.Kvm.KeepsRegistersAfterShutdown)
+        {
+            // A hardware host raises #UD itself and, with no IDT, shuts down; on AMD the state is then gone.
+            Assert.Contains("registers unavailable", text);
+            return;
+        }
+        Assert.Equal(64, result.Diagnostics.Bitness);
         Assert.Contains("RAX=1122334455667788", text);
         Assert.Contains(result.Diagnostics.Disassembly, l => l.Contains("ud2") && l.EndsWith("<== RIP"));
     }

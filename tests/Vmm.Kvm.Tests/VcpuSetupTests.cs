@@ -46,6 +46,7 @@ public class VcpuSetupTests
         using var guest = new TestGuest();
         using KvmVcpu vcpu = guest.Vm.CreateVcpu(0);
         var state = LongModeGuest.Setup(guest.Memory, 0x1234) with { Rsi = 0x7000, Rbx = 0x6000 };
+        vcpu.ConfigureCommon(1); // CPUID first: VMX/SVM KVM checks EFER.LME and CR4 against it
         vcpu.ConfigureBoot(state);
 
         KvmRegs regs = vcpu.GetRegs();
@@ -58,6 +59,17 @@ public class VcpuSetupTests
         Assert.Equal((0x9000UL, 0x20UL), (sregs.Cr3, sregs.Cr4 & 0x20));
         Assert.Equal(0x500UL, sregs.Efer & 0x500);
         Assert.Equal((LongModeGuest.GdtAddress, (ushort)23), (sregs.Gdt.Base, sregs.Gdt.Limit));
+    }
+
+    [KvmFact]
+    public void BootStateBeforeCpuidIsRefusedWithTheReason()
+    {
+        using var guest = new TestGuest();
+        using KvmVcpu vcpu = guest.Vm.CreateVcpu(0);
+
+        var e = Assert.Throws<InvalidOperationException>(() => vcpu.ConfigureBoot(LongModeGuest.Setup(guest.Memory, 0x1234)));
+
+        Assert.Contains("ConfigureCommon", e.Message);
     }
 
     [KvmFact]

@@ -5,14 +5,22 @@ namespace Vmm.Kvm.Cpu;
 /// <summary>
 /// Turns KVM_GET_SUPPORTED_CPUID into one vCPU's CPUID table: hypervisor bit, KVM paravirt signature, per-vCPU APIC
 /// ids (leaf 1 EBX[31:24], leaves 0xB/0x1F EDX, 0x8000001E EAX) and a topology of <c>cpuCount</c> single-thread
-/// cores in one package (leaves 1, 4, 0xB, 0x1F), then the host profile's edits. Runs once per vCPU at setup.
+/// cores in one package (leaves 1, 4, 0xB, 0x1F), the bits KVM reports only as capabilities (TSC deadline timer),
+/// the brand string KVM leaves empty, then the host profile's edits. Runs once per vCPU at setup.
 /// </summary>
 public static class CpuidRules
 {
     /// <summary>"KVMKVMKVM\0\0\0" as the EBX, ECX, EDX of leaf 0x40000000.</summary>
     public const uint KvmSignatureEbx = 0x4B4D564B, KvmSignatureEcx = 0x564B4D56, KvmSignatureEdx = 0x0000004D;
 
-    public static KvmCpuidEntry2[] Apply(ReadOnlySpan<KvmCpuidEntry2> supported, int vcpuIndex, int cpuCount, HostProfile profile)
+    /// <summary>CPUID leaf 1 ECX bit 24. KVM_GET_SUPPORTED_CPUID never sets it: KVM_CAP_TSC_DEADLINE_TIMER says the
+    /// in-kernel LAPIC emulates it, and QEMU and Firecracker set it from that. Without it Linux calibrates the
+    /// LAPIC timer against the PIT, which fails on a loaded or nested host ("APIC timer disabled due to
+    /// verification failure") and leaves the guest on the PIT alone.</summary>
+    public const uint TscDeadlineTimerBit = 1u << 24;
+
+    public static KvmCpuidEntry2[] Apply(
+        ReadOnlySpan<KvmCpuidEntry2> supported, int vcpuIndex, int cpuCount, HostProfile profile, CpuidHostFacts host = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(cpuCount, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(cpuCount, 255);
@@ -34,6 +42,15 @@ public static class CpuidRules
                     e.Ecx |= 1u << 31; // hypervisor present
                     // HTT says EBX[23:16] (logical processors per package) is meaningful; only with several vCPUs.
                     e.Edx = cpuCount > 1 ? e.Edx | (1u << 28) : e.Edx & ~(1u << 28);
+                    if (host.TscDeadlineTimer)
+                    {
+                        e.Ecx |= TscDeadlineTimerBit;
+                    }
+                    break;
+                case >= 0x80000002 and <= 0x80000004 when host.BrandString is { } brand && (e.Eax | e.Ebx | e.Ecx | e.Edx) == 0:
+                    // KVM zeroes the brand leaves; Linux then prints "AMD 17/01" instead of the model's name.
+                    int word = (int)(e.Function - 0x80000002) * 4;
+                    (e.Eax, e.Ebx, e.Ecx, e.Edx) = (brand[word], brand[word + 1], brand[word + 2], brand[word + 3]);
                     break;
                 case 0x4:
                     if ((e.Eax & 0x1F) != 0)
@@ -76,6 +93,19 @@ public static class CpuidRules
         return entries;
     }
 
+    /// <summary>The 48-byte brand string as the twelve little-endian words of leaves 0x80000002–4, NUL padded.</summary>
+    public static uint[] BrandStringWords(string brand)
+    {
+        byte[] bytes = new byte[48];
+        System.Text.Encoding.ASCII.GetBytes(brand.AsSpan(0, Math.Min(brand.Length, 47)), bytes);
+        var words = new uint[12];
+        for (int i = 0; i < 12; i++)
+        {
+            words[i] = BitConverter.ToUInt32(bytes, i * 4);
+        }
+        return words;
+    }
+
     private static void AddTopologyLeaf(List<KvmCpuidEntry2> result, uint function, uint apicId, uint count, uint coreShift)
     {
         // Subleaf 0: SMT level (1 thread per core); subleaf 1: core level (all vCPUs); subleaf 2: end marker.
@@ -106,5 +136,32 @@ public static class CpuidRules
             }
         }
         return null;
+    }
+}
+
+/// <summary>Facts about the host that KVM_GET_SUPPORTED_CPUID does not carry.</summary>
+/// <param name="TscDeadlineTimer">KVM_CAP_TSC_DEADLINE_TIMER: the in-kernel LAPIC emulates TSC-deadline mode.</param>
+/// <param name="BrandString">The host CPU's brand string as leaves 0x80000002–4 (12 words), or null.</param>
+public readonly record struct CpuidHostFacts(bool TscDeadlineTimer, uint[]? BrandString)
+{
+    /// <summary>The brand string of the CPU this process runs on, or null where CPUID cannot be executed.</summary>
+    public static uint[]? HostBrandString()
+    {
+        if (!System.Runtime.Intrinsics.X86.X86Base.IsSupported)
+        {
+            return null;
+        }
+        (int maxExtended, _, _, _) = System.Runtime.Intrinsics.X86.X86Base.CpuId(unchecked((int)0x80000000), 0);
+        if ((uint)maxExtended < 0x80000004)
+        {
+            return null;
+        }
+        var words = new uint[12];
+        for (int leaf = 0; leaf < 3; leaf++)
+        {
+            (int a, int b, int c, int d) = System.Runtime.Intrinsics.X86.X86Base.CpuId(unchecked((int)(0x80000002 + leaf)), 0);
+            (words[leaf * 4], words[leaf * 4 + 1], words[leaf * 4 + 2], words[leaf * 4 + 3]) = ((uint)a, (uint)b, (uint)c, (uint)d);
+        }
+        return Array.TrueForAll(words, w => w == 0) ? null : words;
     }
 }

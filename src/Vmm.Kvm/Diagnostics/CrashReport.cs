@@ -22,8 +22,12 @@ public sealed class CrashReport
     public int Bitness { get; init; }
     /// <summary>One line per instruction; the one at RIP is marked with "&lt;== RIP".</summary>
     public IReadOnlyList<string> Disassembly { get; init; } = [];
-    /// <summary>Set when the registers could not be read at all.</summary>
+    /// <summary>Set when the registers could not be read, or what could be read is not the guest's state.</summary>
     public string? CaptureError { get; init; }
+
+    /// <summary>A report whose registers are unavailable, with <paramref name="why"/>.</summary>
+    internal static CrashReport WithoutRegisters(int vcpuIndex, string reason, string? details, string why) =>
+        new() { VcpuIndex = vcpuIndex, Reason = reason, Details = details, CaptureError = why };
 
     internal static CrashReport Capture(KvmVcpu vcpu, string reason, string? details)
     {
@@ -36,7 +40,7 @@ public sealed class CrashReport
         }
         catch (KvmException e)
         {
-            return new CrashReport { VcpuIndex = vcpu.Index, Reason = reason, Details = details, CaptureError = e.Message };
+            return WithoutRegisters(vcpu.Index, reason, details, e.Message);
         }
         int bitness = BitnessOf(sregs);
         ulong linearRip = GuestCode.LinearRip(regs, sregs);

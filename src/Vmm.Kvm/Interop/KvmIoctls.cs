@@ -83,6 +83,7 @@ internal static class KvmCaps
     public const int SetIdentityMapAddr = 37;
     public const int VcpuEvents = 41;
     public const int MaxVcpus = 66;
+    public const int TscDeadlineTimer = 72;
     public const int IoeventfdAnyLength = 122;
     public const int ImmediateExit = 136;
 }

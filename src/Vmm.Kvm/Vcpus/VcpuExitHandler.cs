@@ -70,7 +70,18 @@ internal sealed unsafe class VcpuExitHandler(
                 control.Stop(new VmRunResult(VmStopKind.GuestStopped, 0, $"vCPU {vcpu.Index} halted"));
                 return false;
             case KvmExitReason.Shutdown:
-                Fatal("triple fault (KVM_EXIT_SHUTDOWN)", null);
+                const string tripleFault = "triple fault (KVM_EXIT_SHUTDOWN)";
+                if (vcpu.Vm.System.KeepsRegistersAfterShutdown)
+                {
+                    Fatal(tripleFault, null);
+                }
+                else
+                {
+                    // Reading them would show the reset state as if it were the fault's.
+                    control.Stop(new VmRunResult(VmStopKind.Fatal, 1, $"vCPU {vcpu.Index}: {tripleFault}",
+                        CrashReport.WithoutRegisters(vcpu.Index, tripleFault, null,
+                            $"{vcpu.Vm.System.Vendor} CPUs: KVM re-initialises the vCPU after a SHUTDOWN intercept, so the state at the fault is lost")));
+                }
                 return false;
             case KvmExitReason.FailEntry:
                 Fatal("KVM_EXIT_FAIL_ENTRY", $"hardware entry failure reason 0x{run->FailEntryHardwareReason:x}, cpu {run->FailEntryCpu}");

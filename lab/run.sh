@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# The lab: a standard KVM host (AMD SVM with nested paging) and vivid, the kernel's V4L2 test driver, on any
+# machine. Boots Debian's stock 6.12 kernel under QEMU TCG with an emulated EPYC that has SVM and NPT, loads
+# kvm_amd and vivid, shares this machine's root over 9p and runs CMD inside at the same path, with the same
+# environment and /dev/kvm. CMD's output comes back on stdout and its exit code is this script's.
+#
+#   lab/run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--vivid-params 'k=v ...'] -- CMD [ARG...]
+#   lab/run.sh --print-image      build (or find) the cached kernel and initramfs, print their directory
+#
+# Exit codes: CMD's own; 124 when the lab ran out of time; 125 when the lab itself failed (the L1 kernel's console
+# is then printed from its log). Inside, VMM_LAB=1 is set. See lab/README.md for what the lab is and costs.
+set -euo pipefail
+LAB_DIR=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+CACHE=${VMM_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm-lab}
+
+log() { printf '[lab] %s\n' "$*" >&2; }
+die() { printf 'lab: %s\n' "$*" >&2; exit 125; }
+
+MEM=8192
+CPUS=2
+TIMEOUT=4800
+VIVID_PARAMS=""
+PRINT_IMAGE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mem) MEM=$2; shift 2 ;;
+    --cpus) CPUS=$2; shift 2 ;;
+    --timeout) TIMEOUT=$2; shift 2 ;;
+    --vivid-params) VIVID_PARAMS=$2; shift 2 ;;
+    --print-image) PRINT_IMAGE=1; shift ;;
+    --) shift; break ;;
+    -*) die "unknown option $1 (usage: lab/run.sh [--mem MiB] [--cpus N] [--timeout S] -- CMD...)" ;;
+    *) break ;;
+  esac
+done
+[ "$PRINT_IMAGE" = 1 ] || [ $# -gt 0 ] || die "no command given (usage: lab/run.sh [options] -- CMD...)"
+for n in "$MEM" "$CPUS" "$TIMEOUT"; do [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"; done
+
+# Debian packages the lab needs on this machine. The guest kernel is downloaded and unpacked, never installed.
+ensure_packages() {
+  local missing=() p
+  for p in qemu-system-x86 busybox-static kmod xz-utils cpio; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+kernel_package() {
+  local re='^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' pkg
+  pkg=$(apt-cache search --names-only "$re" 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1)
+  if [ -z "$pkg" ]; then
+    apt-get update -qq >&2
+    pkg=$(apt-cache search --names-only "$re" | awk '{print $1}' | sort -V | tail -n 1)
+  fi
+  [ -n "$pkg" ] || die "no linux-image-6.12.*+deb12-amd64-unsigned package in the apt lists"
+  echo "$pkg"
+}
+
+# Modules the lab loads, by name; their dependencies come from the kernel's own modules.dep, in load order.
+LAB_MODULES=(kvm-amd vivid 9p 9pnet_virtio virtio-rng)
+
+# Builds the kernel + initramfs into $CACHE/<hash> (hash of the kernel package version, busybox and this
+# directory's scripts) and prints that directory.
+build_image() {
+  local pkg version busybox_version key dir
+  pkg=$(kernel_package)
+  version=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')
+  busybox_version=$(dpkg-query -W -f='${Version}' busybox-static)
+  key=$( { echo "$pkg $version busybox $busybox_version ${LAB_MODULES[*]}"; cat "$LAB_DIR/run.sh" "$LAB_DIR/init.sh"; } \
+         | sha256sum | cut -c1-16)
+  dir=$CACHE/$key
+  if [ -f "$dir/initramfs.cpio" ] && [ -f "$dir/vmlinuz" ]; then echo "$dir"; return; fi
+
+  log "building the lab image ($pkg $version) into $dir"
+  local t0=$SECONDS tmp
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"
+  mkdir -m 777 "$tmp/deb"   # apt downloads as the _apt user
+  (cd "$tmp/deb" && apt-get download "$pkg=$version" >&2)
+  mkdir "$tmp/k"
+  dpkg-deb -x "$tmp"/deb/*.deb "$tmp/k"
+  local kver
+  kver=$(ls "$tmp/k/lib/modules")
+  depmod -b "$tmp/k" "$kver"
+
+  local root=$tmp/root
+  mkdir -p "$root"/{bin,dev,proc,sys,host,lib/modules,tmp}
+  cp /bin/busybox "$root/bin/busybox"
+  cp "$LAB_DIR/init.sh" "$root/init"
+  chmod 755 "$root/init"
+  # Load order: each module after its dependencies, each once.
+  local m line path seen=" "
+  : > "$root/lib/modules/order"
+  for m in "${LAB_MODULES[@]}"; do
+    while read -r line; do
+      [[ "$line" == insmod* ]] || continue
+      path=$(awk '{print $2}' <<<"$line")
+      case "$seen" in *" $path "*) continue ;; esac
+      seen="$seen$path "
+      local name
+      name=$(basename "$path" .xz)
+      xz -dc "$path" > "$root/lib/modules/$name"
+      echo "$name" >> "$root/lib/modules/order"
+    done < <(modprobe -d "$tmp/k" -S "$kver" --show-depends "$m")
+  done
+  (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$tmp/initramfs.cpio"
+  mkdir -p "$CACHE"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  cp "$tmp/k/boot/vmlinuz-$kver" "$dir.tmp/vmlinuz"
+  mv "$tmp/initramfs.cpio" "$dir.tmp/"
+  cp "$root/lib/modules/order" "$dir.tmp/modules.order"
+  echo "$pkg $version" > "$dir.tmp/kernel-package"
+  rm -rf "$tmp" "$dir" && mv "$dir.tmp" "$dir"
+  log "lab image built in $((SECONDS - t0)) s"
+  echo "$dir"
+}
+
+ensure_packages
+IMAGE=$(build_image)
+if [ "$PRINT_IMAGE" = 1 ]; then echo "$IMAGE"; exit 0; fi
+
+# The work directory holds the command script and the L1 console log; it is on this machine and reached over 9p.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmm-lab.XXXXXX")
+chmod 755 "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+{
+  echo '#!/bin/bash'
+  export -p | grep -v -E '^declare -x (OLDPWD|SHLVL|_|TERM)='
+  echo 'export VMM_LAB=1'
+  # vstest talks to its testhost over loopback; TCG is slow enough that its 90 s default has timed out.
+  echo 'export VSTEST_CONNECTION_TIMEOUT=${VSTEST_CONNECTION_TIMEOUT:-600}'
+  printf 'cd %q || exit 125\n' "$PWD"
+  printf 'exec'
+  printf ' %q' "$@"
+  echo
+} > "$WORK/cmd.sh"
+chmod 755 "$WORK/cmd.sh"
+
+# EPYC with SVM and nested paging; the features TCG cannot emulate are switched off so QEMU does not warn about them.
+LAB_CPU=EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec
+log "booting the lab (QEMU TCG, EPYC with SVM+NPT, $CPUS vCPUs, $MEM MiB): $*"
+t0=$SECONDS
+set +e
+timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
+  -accel tcg,thread=single -cpu "$LAB_CPU" -smp "$CPUS" -m "$MEM" \
+  -nodefaults -no-user-config -display none -no-reboot \
+  -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initramfs.cpio" \
+  -append "console=ttyS0 panic=-1 loglevel=4 lab.work=$WORK lab.vivid=${VIVID_PARAMS// /,}" \
+  -serial "file:$WORK/console.log" -serial stdio \
+  -device virtio-rng-pci \
+  -virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap \
+  < /dev/null
+qrc=$?
+set -e
+elapsed=$((SECONDS - t0))
+rc=$(sed -n 's/^LAB-EXIT \([0-9]*\).*/\1/p' "$WORK/console.log" 2>/dev/null | tail -n 1)
+if [ "$qrc" = 124 ]; then
+  log "the lab ran out of time after ${TIMEOUT} s; the L1 console's last lines:"
+  tail -n 30 "$WORK/console.log" >&2 || true
+  exit 124
+fi
+if [ -z "$rc" ]; then
+  log "the lab stopped without the command's exit code (QEMU exit $qrc); the L1 console's last lines:"
+  tail -n 40 "$WORK/console.log" >&2 || true
+  exit 125
+fi
+log "done in ${elapsed} s (lab boot to power-off), command exit code $rc"
+exit "$rc"
