@@ -135,8 +135,11 @@ trap 'rm -rf "$WORK"' EXIT
   # vstest talks to its testhost over loopback; TCG is slow enough that its 90 s default has timed out.
   echo 'export VSTEST_CONNECTION_TIMEOUT=${VSTEST_CONNECTION_TIMEOUT:-600}'
   printf 'cd %q || exit 125\n' "$PWD"
-  printf 'exec'
-  printf ' %q' "$@"
+  # Through a pipe, as a command run from a script sees its output: no terminal colours or progress redraws.
+  echo 'set -o pipefail'
+  printf '%q ' "$@"
+  echo '2>&1 | cat'
+  echo 'exit "${PIPESTATUS[0]}"'
   echo
 } > "$WORK/cmd.sh"
 chmod 755 "$WORK/cmd.sh"

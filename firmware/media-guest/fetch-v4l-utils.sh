@@ -11,7 +11,13 @@ ROOT=$CACHE/root
 if [ -x "$ROOT/usr/bin/v4l2-compliance" ]; then echo "$ROOT"; exit 0; fi
 A=$CACHE/apt
 mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$A/debs"
-echo "deb http://deb.debian.org/debian $SUITE main" > "$A/sources.list"
+# The same Debian mirror this machine's apt uses for its own release, another suite: the archive that serves
+# this machine's "<codename> main" is asked for "$SUITE main" (and keeps its signing key).
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT) $(IDENTIFIER)' \
+           | awk -v c="$codename" '$2 == c && $3 == "main" && $4 == "Packages" { print $1; exit }')
+[ -n "$mirror" ] || { echo "fetch-v4l-utils.sh: no '$codename main' archive in this machine's apt sources" >&2; exit 1; }
+echo "deb $mirror $SUITE main" > "$A/sources.list"
 APTO=(-o "Dir::Etc::sourcelist=$A/sources.list" -o Dir::Etc::sourceparts=/dev/null -o "Dir::State::lists=$A/lists"
       -o "Dir::Cache=$A/cache" -o Dir::State::status=/dev/null -o APT::Get::List-Cleanup=0)
 apt-get "${APTO[@]}" update -qq >&2
