@@ -17,7 +17,10 @@ log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf 'lab: %s\n' "$*" >&2; exit 125; }
 
 MEM=8192
-CPUS=2
+# One CPU: with two, nested guests stalled at random points of early boot (a spinlock never released, seen
+# under vmm and QEMU alike: 0 of 6 and 1 of 2 runs reached /init); with one, every run did. TCG runs one vCPU at a
+# time anyway (thread=single), so a second CPU buys no speed.
+CPUS=1
 TIMEOUT=4800
 VIVID_PARAMS=""
 PRINT_IMAGE=0

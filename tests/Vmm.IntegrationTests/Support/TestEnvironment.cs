@@ -17,34 +17,6 @@ internal static class TestEnvironment
     /// <summary>Inside the lab (lab/run.sh): a standard KVM under QEMU TCG, where absolute speed means nothing.</summary>
     public static bool InLab => Environment.GetEnvironmentVariable("VMM_LAB") == "1";
 
-    /// <summary>
-    /// The lab's work-around for Linux guests, appended to <c>vmm run</c>'s user command line inside the lab only:
-    /// <c>nopv</c>. With KVM's paravirtual features on, Linux guests in the lab stop at random points of early boot,
-    /// spinning in <c>queued_spin_lock_slowpath</c> on one vCPU; QEMU microvm on the same lab KVM stops the same way
-    /// (1 of 2 runs), so the cause is the lab's emulated SVM, not the VMM. With <c>nopv</c> every run reached /init.
-    /// </summary>
-    public const string LabGuestParameters = "nopv";
-
-    /// <summary><paramref name="args"/> with <see cref="LabGuestParameters"/> added to a <c>run</c> inside the lab.</summary>
-    public static IEnumerable<string> WithLabGuestParameters(IEnumerable<string> args)
-    {
-        List<string> list = [.. args];
-        if (!InLab || list.Count == 0 || list[0] != "run")
-        {
-            return list;
-        }
-        int i = list.IndexOf("--cmdline");
-        if (i >= 0 && i + 1 < list.Count)
-        {
-            list[i + 1] += " " + LabGuestParameters;
-        }
-        else
-        {
-            list.AddRange(["--cmdline", $"{Vmm.Core.Boot.KernelCmdline.DefaultUserParameters} {LabGuestParameters}"]);
-        }
-        return list;
-    }
-
     /// <summary>The PVM software KVM, by the VMM's own rule (the module loaded and a KVM device registered).</summary>
     public static bool IsPvmHost => Vmm.Kvm.HostProfile.Detect().IsPvm;
 

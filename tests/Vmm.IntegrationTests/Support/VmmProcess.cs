@@ -33,7 +33,7 @@ internal static class VmmProcess
             UseShellExecute = false,
         };
         psi.ArgumentList.Add(VmmDll);
-        foreach (string a in TestEnvironment.WithLabGuestParameters(args))
+        foreach (string a in args)
         {
             psi.ArgumentList.Add(a);
         }
