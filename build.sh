@@ -14,18 +14,7 @@ log() { printf '[build.sh] %s\n' "$*" >&2; }
 # Debian packages the build and the tests need (the guest kit script installs its own kernel-build packages).
 APT_PACKAGES=(gcc make binutils cpio busybox-static zstd xz-utils lz4 bzip2 lzma)
 
-ensure_apt_packages() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing Debian packages: ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
-}
+ensure_apt_packages() { bash "$ROOT/scripts/ensure-apt-packages.sh" "$@"; }
 
 build_guest() {
   # Prints the kit directory (vmlinux, bzImage, initramfs images) on stdout.

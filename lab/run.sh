@@ -41,16 +41,7 @@ for n in "$MEM" "$CPUS" "$TIMEOUT"; do [[ "$n" =~ ^[0-9]+$ ]] || die "not a numb
 
 # Debian packages the lab needs on this machine. The guest kernel is downloaded and unpacked, never installed.
 ensure_packages() {
-  local missing=() p
-  for p in qemu-system-x86 busybox-static kmod xz-utils cpio; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing Debian packages: ${missing[*]}"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  bash "$LAB_DIR/../scripts/ensure-apt-packages.sh" qemu-system-x86 busybox-static kmod xz-utils cpio
 }
 
 kernel_package() {
