@@ -12,11 +12,16 @@ VMM=$ROOT/src/Vmm.Cli/bin/Release/net10.0/vmm.dll
 [ -f "$VMM" ] || dotnet build "$ROOT/src/Vmm.Cli" -c Release -nologo -v quiet >&2
 command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 2; }
 MARK="VMM-GUEST: init reached"
-# One command line for both (qemu-microvm.sh takes it through VMM_GUEST_CMDLINE and adds console=ttyS0; vmm's
-# host-profile additions are the same masks, so they change nothing).
-BASE="noxsave clearcpuid=popcnt,smap,erms,fsrm,fsgsbase,clwb rodata=off quiet panic=-1 reboot=k"
-BASE+=" no_int3_selftest percpu_alloc=page noreplace-smp"
-BASE+=" GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX_Fast_Unaligned_Load,-FMA,-F16C"
+# One command line for both (qemu-microvm.sh takes it through VMM_GUEST_CMDLINE and adds console=ttyS0). On a PVM
+# host it carries the host profile's masks (vmm adds the same ones, so they change nothing); on an ordinary host,
+# or in the lab (lab/run.sh -- benchmarks/boot/compare-qemu-microvm.sh), only what both VMMs need.
+if [ -d /sys/module/kvm_pvm ] && [ -d /sys/class/misc/kvm ]; then
+  BASE="noxsave clearcpuid=popcnt,smap,erms,fsrm,fsgsbase,clwb rodata=off quiet panic=-1 reboot=k"
+  BASE+=" no_int3_selftest percpu_alloc=page noreplace-smp"
+  BASE+=" GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX_Fast_Unaligned_Load,-FMA,-F16C"
+else
+  BASE="panic=-1 reboot=k"
+fi
 CMDLINE="console=ttyS0 $BASE"
 export VMM_GUEST_CMDLINE=$BASE
 
@@ -43,4 +48,5 @@ for i in $(seq 1 "$RUNS"); do
   vmm+=("$v") qemu+=("$q")
 done
 median() { printf '%s\n' "$@" | grep -v timeout | sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "n/a"}'; }
-echo "median to '$MARK' ($IMAGE, $RUNS runs each): vmm $(median "${vmm[@]}") s, qemu-microvm $(median "${qemu[@]}") s"
+mv=$(median "${vmm[@]}") mq=$(median "${qemu[@]}")
+echo "median to '$MARK' ($IMAGE, $RUNS runs each): vmm $mv s, qemu-microvm $mq s, ratio vmm/qemu $(awk -v a="$mv" -v b="$mq" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"

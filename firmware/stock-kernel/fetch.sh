@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches Debian's stock 6.12 kernel (linux-image-6.12.*-amd64-unsigned) without installing it: the .deb is
 # downloaded with apt-get and unpacked into a cache directory. Prints the path of the bzImage (vmlinuz) as the last
-# line of stdout. Used by the slow test that shows how a stock kernel fails on a PVM host.
+# line of stdout. Used by the slow tests: a stock kernel reaches /init on an ordinary host (or the lab) and
+# stops with a crash report on a PVM host.
 set -euo pipefail
 CACHE=${VMM_GUEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm-guest}/stock-kernel
 pkg=$(apt-cache search --names-only '^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1)
