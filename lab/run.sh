@@ -138,6 +138,8 @@ trap 'rm -rf "$WORK"' EXIT
 } > "$WORK/cmd.sh"
 chmod 755 "$WORK/cmd.sh"
 
+# clocksource=hpet: on the TSC (TCG's, with KVM's nested TSC offsets in play), the lab's CLOCK_MONOTONIC once
+# jumped 135 hours forward during a run of the integration tests, which timed a test out at once.
 # EPYC with SVM and nested paging; the features TCG cannot emulate are switched off so QEMU does not warn about them.
 LAB_CPU=EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec
 log "booting the lab (QEMU TCG, EPYC with SVM+NPT, $CPUS vCPUs, $MEM MiB): $*"
@@ -147,7 +149,7 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
   -accel tcg,thread=single -cpu "$LAB_CPU" -smp "$CPUS" -m "$MEM" \
   -nodefaults -no-user-config -display none -no-reboot \
   -kernel "$IMAGE/vmlinuz" -initrd "$IMAGE/initramfs.cpio" \
-  -append "console=ttyS0 panic=-1 loglevel=4 lab.work=$WORK lab.vivid=${VIVID_PARAMS// /,}" \
+  -append "console=ttyS0 panic=-1 loglevel=4 clocksource=hpet lab.work=$WORK lab.vivid=${VIVID_PARAMS// /,}" \
   -serial "file:$WORK/console.log" -serial stdio \
   -device virtio-rng-pci \
   -virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap \
