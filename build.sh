@@ -80,8 +80,7 @@ case "${1:-}" in
     shift
     demo=(dotnet src/Vmm.Cli/bin/Release/net10.0/vmm.dll demo --firmware "$fw/media-stream.elf" "$@")
     if [ "$(kvm_mode)" = lab ]; then
-      log "demo: /dev/kvm is not usable here, so the demo runs in the lab, a standard KVM under QEMU TCG (lab/run.sh)."
-      log "demo: that costs about 1-2 minutes of lab boot and .NET start-up, and fps there say nothing about a real host."
+      log "demo: no usable /dev/kvm here, so it runs in the lab (a standard KVM under QEMU TCG, lab/run.sh): about 20 s more for the lab's boot and .NET start-up, and its fps say nothing about a real host"
       exec lab/run.sh -- "${demo[@]}"
     fi
     exec "${demo[@]}"
