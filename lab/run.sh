@@ -11,6 +11,7 @@
 # is then printed from its log). Inside, VMM_LAB=1 is set. See lab/README.md for what the lab is and costs.
 set -euo pipefail
 LAB_DIR=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+PATH=$PATH:/usr/sbin:/sbin   # depmod and modprobe
 CACHE=${VMM_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm-lab}
 
 log() { printf '[lab] %s\n' "$*" >&2; }
@@ -37,6 +38,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$PRINT_IMAGE" = 1 ] || [ $# -gt 0 ] || die "no command given (usage: lab/run.sh [options] -- CMD...)"
+# Root: QEMU shares / with the lab as it is (security_model=passthrough), and the command runs as root inside.
+[ "$(id -u)" -eq 0 ] || die "the lab needs root (it shares this machine's / with QEMU's 9p passthrough); run it with sudo"
 for n in "$MEM" "$CPUS" "$TIMEOUT"; do [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"; done
 
 # Debian packages the lab needs on this machine. The guest kernel is downloaded and unpacked, never installed.

@@ -11,18 +11,13 @@ namespace Vmm.IntegrationTests;
 [Collection(VmCollection.Name)]
 public sealed class LinuxBootTests(ITestOutputHelper output)
 {
-    private const string InitMarker = "VMM-GUEST: init reached";
+    private const string InitMarker = VmmProcess.InitMarker;
     private static readonly TimeSpan BootBudget = TimeSpan.FromSeconds(300);
 
     private VmmRun Boot(string kernel, string initrd, params string[] extra)
     {
         string[] args = ["run", "--kernel", TestEnvironment.RequireGuestFile(kernel), "--initrd", TestEnvironment.RequireGuestFile(initrd), "--mem", "128", .. extra];
-        VmmRun run = VmmProcess.Run(args, BootBudget, InitMarker);
-        output.WriteLine(run.ToString());
-        if (run.Markers.TryGetValue(InitMarker, out TimeSpan t))
-        {
-            output.WriteLine($"vmm start → init marker: {t.TotalSeconds:F2} s");
-        }
+        VmmRun run = VmmProcess.BootLinux(output, args, BootBudget);
         return run;
     }
 

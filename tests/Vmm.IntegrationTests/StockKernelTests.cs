@@ -14,7 +14,7 @@ namespace Vmm.IntegrationTests;
 [Collection(VmCollection.Name)]
 public sealed class StockKernelTests(ITestOutputHelper output)
 {
-    private const string InitMarker = "VMM-GUEST: init reached";
+    private const string InitMarker = VmmProcess.InitMarker;
 
     // The lab runs nested under TCG: the in-guest zstd decompressor and early boot take minutes there.
     private static readonly TimeSpan Budget = TimeSpan.FromMinutes(10);
@@ -22,15 +22,9 @@ public sealed class StockKernelTests(ITestOutputHelper output)
     private VmmRun Boot(params string[] extra)
     {
         string kernel = TestEnvironment.StockKernel ?? throw new InvalidOperationException("VMM_STOCK_KERNEL is not set (./build.sh test sets it)");
-        VmmRun run = VmmProcess.Run(
+        return VmmProcess.BootLinux(output,
             ["run", "--kernel", kernel, "--initrd", TestEnvironment.RequireGuestFile("initramfs.cpio"), "--mem", "512", .. extra],
-            Budget, InitMarker);
-        output.WriteLine(run.ToString());
-        if (run.Markers.TryGetValue(InitMarker, out TimeSpan t))
-        {
-            output.WriteLine($"vmm start → init marker: {t.TotalSeconds:F1} s");
-        }
-        return run;
+            Budget);
     }
 
     [VmFact(stockKernel: true, guest: true)]

@@ -21,6 +21,22 @@ internal static class VmmProcess
     public static VmmRun Run(IEnumerable<string> args, TimeSpan timeout, params string[] markers) =>
         Run(args, timeout, [], markers);
 
+    /// <summary>Boots a Linux guest until it exits, writing the run and the time to the test kit's init marker to
+    /// the test's output.</summary>
+    public static VmmRun BootLinux(Xunit.Abstractions.ITestOutputHelper output, IEnumerable<string> args, TimeSpan timeout)
+    {
+        VmmRun run = Run(args, timeout, InitMarker);
+        output.WriteLine(run.ToString());
+        if (run.Markers.TryGetValue(InitMarker, out TimeSpan t))
+        {
+            output.WriteLine($"vmm start → init marker: {t.TotalSeconds:F2} s");
+        }
+        return run;
+    }
+
+    /// <summary>The line the test kit's initramfs images print first.</summary>
+    public const string InitMarker = "VMM-GUEST: init reached";
+
     /// <summary>Runs vmm; each (marker, input) pair writes <c>input</c> to vmm's stdin once <c>marker</c> has appeared
     /// on its stdout (in order), then stdin is closed.</summary>
     public static VmmRun Run(IEnumerable<string> args, TimeSpan timeout, IReadOnlyList<(string Marker, string Input)> inputs, params string[] markers)
