@@ -38,7 +38,7 @@ public class DeviceThreadFaultTests
     public void WorkerExceptionSignalsNeedsResetInsteadOfKillingTheProcess()
     {
         using GuestMemory memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
-        using VirtioMediaDevice device = VirtioMediaDevice.CreateTestPattern(new TestPatternOptions());
+        using VirtioMediaDevice device = VirtioMediaDevice.Create(new TestPatternOptions());
         EventFd[] kicks = [new EventFd(), new EventFd()];
         try
         {

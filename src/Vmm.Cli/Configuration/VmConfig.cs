@@ -99,11 +99,7 @@ internal sealed record VmConfig
     /// <summary>Checks a <c>--media</c> spec now, so a typo is one line before any VM exists.</summary>
     private static string CheckMediaSpec(string spec)
     {
-        if (spec.StartsWith("/dev/", StringComparison.Ordinal))
-        {
-            throw new UsageException($"--media {spec}: the host V4L2 proxy backend is not available yet; use test-pattern[,width=W,height=H,fps=F,format=FOURCC]");
-        }
-        if (!Vmm.Devices.VirtioMedia.Backends.TestPattern.TestPatternOptions.TryParse(spec, out _, out string? error))
+        if (!Vmm.Devices.VirtioMedia.Backends.MediaBackendSpecs.TryParse(spec, out _, out string? error))
         {
             throw new UsageException($"--media {spec}: {error}");
         }

@@ -45,5 +45,8 @@ public sealed class HostMapping : SafeHandle
         return new HostMapping(p, size);
     }
 
+    /// <summary>Takes ownership of a mapping made elsewhere (e.g. of a host driver's buffer).</summary>
+    public static HostMapping Adopt(nint address, ulong size) => new(address, size);
+
     protected override bool ReleaseHandle() => Libc.munmap(handle, (nuint)Size) == 0;
 }

@@ -203,7 +203,7 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
         {
             for (; done < regions.Count; done++)
             {
-                mappings[done] = mapper.Map(barAddress + _shmOffsets[done], regions[done].HostAddress, regions[done].Size);
+                mappings[done] = regions[done].AttachGuestWindow(mapper, barAddress + _shmOffsets[done]);
             }
         }
         catch

@@ -1,3 +1,5 @@
+using Vmm.Core.Events;
+using Vmm.Core.Interop;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Ioctls;
@@ -18,6 +20,11 @@ public interface IMediaBackend : IDisposable
     /// <summary>Card name for the config space (≤ 31 bytes used).</summary>
     string Card { get; }
 
+    /// <summary>True when MMAP buffers are the host driver's own pages mapped into region 0 through
+    /// <see cref="IMediaSessionHost.SharedMemory"/> (a proxy); false when the device carves them out of its own
+    /// memfd (<see cref="IMediaSessionHost.Shm"/>).</summary>
+    bool MapsHostBuffers => false;
+
     /// <summary>Opens a session (guest open()). Returns 0 and the session, or a positive errno.</summary>
     int Open(IMediaSessionHost host, out MediaBackendSession? session);
 }
@@ -28,8 +35,20 @@ public interface IMediaSessionHost
 {
     uint SessionId { get; }
 
-    /// <summary>Allocator for MMAP buffers in shared-memory region 0, or null when the device has no region.</summary>
+    /// <summary>Allocator for MMAP buffers in a memfd-backed region 0, or null (no region, or a host-mapped one).</summary>
     ShmAllocator? Shm { get; }
+
+    /// <summary>Region 0, or null when the device has none. For a backend with
+    /// <see cref="IMediaBackend.MapsHostBuffers"/> it is the host-memory mapper that installs host buffers.</summary>
+    SharedMemoryRegion? SharedMemory { get; }
+
+    /// <summary>Watches a host descriptor on the device's event loop (the thread that executes commands and
+    /// delivers events): <paramref name="handler"/> runs there, in order with command handling, so no lock
+    /// against the session's ioctls is needed. Level-triggered: the handler must consume the readiness.</summary>
+    EventLoop.Registration Watch(FileDescriptorHandle fd, uint events, IEventHandler handler);
+
+    /// <summary>Stops a <see cref="Watch"/>; idempotent.</summary>
+    void Unwatch(EventLoop.Registration registration);
 
     /// <summary>Guest RAM, for SHARED_PAGES buffers (null until the device is activated).</summary>
     GuestMemory? GuestMemory { get; }

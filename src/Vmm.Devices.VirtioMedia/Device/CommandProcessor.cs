@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Vmm.Core.Events;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Buffers;
@@ -19,18 +20,30 @@ public sealed class CommandProcessor
     private readonly IMediaBackend _backend;
     private readonly Func<GuestMemory?> _memory;
     private readonly Action _wakeClock;
+    private readonly EventLoop? _loop;
 
-    public CommandProcessor(IMediaBackend backend, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock)
+    /// <param name="backend">The video source.</param>
+    /// <param name="region">Shared-memory region 0, or null when the device has none (MMAP then fails with ENOTTY).</param>
+    /// <param name="shm">Allocator over a memfd-backed <paramref name="region"/>; null for a host-mapped one.</param>
+    /// <param name="memory">Guest RAM once the device is activated.</param>
+    /// <param name="wakeClock">Wakes the frame clock (a session may have a new deadline).</param>
+    /// <param name="loop">The device's event loop, run by the command thread, on which sessions watch host
+    /// descriptors; null where no backend needs one (unit tests).</param>
+    public CommandProcessor(IMediaBackend backend, SharedMemoryRegion? region, ShmAllocator? shm, Func<GuestMemory?> memory,
+        Action wakeClock, EventLoop? loop = null)
     {
         _backend = backend;
+        Region = region;
         Shm = shm;
         _memory = memory;
         _wakeClock = wakeClock;
+        _loop = loop;
     }
 
     public SessionTable Sessions { get; } = new();
     public MappingTable Mappings { get; } = new();
     public PendingEvents Events { get; } = new();
+    public SharedMemoryRegion? Region { get; }
     public ShmAllocator? Shm { get; }
 
     /// <summary>Processes one command; returns the number of bytes written to <paramref name="response"/>.</summary>
@@ -71,7 +84,7 @@ public sealed class CommandProcessor
         {
             return Status(response, Errno.ENOMEM);
         }
-        var session = new MediaSession(id, Events, Shm, _memory, _wakeClock);
+        var session = new MediaSession(id, Events, Shm, _memory, _wakeClock, Region, _loop);
         int status;
         MediaBackendSession? backendSession;
         try
@@ -173,7 +186,7 @@ public sealed class CommandProcessor
         {
             return Status(response, Errno.EIO);
         }
-        if (Shm is null)
+        if (Region is null)
         {
             return Status(response, Errno.ENOTTY);
         }

@@ -112,40 +112,60 @@ public sealed partial class VirtioMediaDevice
         }
     }
 
-    private unsafe void WorkerLoopCore(VirtioActivation a)
+    // The command thread runs the device's event loop: queue doorbells, the wake-up for new events, and the host
+    // descriptors sessions watch (a proxied node's DQBUF and events) are all dispatched here, in order with command
+    // handling, so a session's ioctls and its host events never race.
+    private void WorkerLoopCore(VirtioActivation a)
     {
         VirtQueue commands = a.Queues[CommandQueueIndex];
         VirtQueue events = a.Queues[EventQueueIndex];
-        EventFd wake = _wakeWorker!;
-        Libc.PollFd* fds = stackalloc Libc.PollFd[3];
-        fds[0] = new Libc.PollFd { Fd = a.QueueEvents[CommandQueueIndex].Handle.Fd, Events = Libc.POLLIN };
-        fds[1] = new Libc.PollFd { Fd = a.QueueEvents[EventQueueIndex].Handle.Fd, Events = Libc.POLLIN };
-        fds[2] = new Libc.PollFd { Fd = wake.Handle.Fd, Events = Libc.POLLIN };
-        bool broken = false;
-        while (!_stopWorker)
+        var registrations = new[]
         {
-            // Clear the doorbells first, then drain: a kick or event arriving during the drain re-arms the poll.
-            // Draining at start also covers chains queued before DRIVER_OK.
-            a.QueueEvents[CommandQueueIndex].TryRead(out _);
-            a.QueueEvents[EventQueueIndex].TryRead(out _);
-            wake.TryRead(out _);
-            if (!broken)
+            // The loop clears each eventfd before calling the handler; the drain below does the work.
+            _loop.Add(a.QueueEvents[CommandQueueIndex], NoWork.Instance),
+            _loop.Add(a.QueueEvents[EventQueueIndex], NoWork.Instance),
+            _loop.Add(_wakeWorker!, NoWork.Instance),
+        };
+        try
+        {
+            bool broken = false;
+            while (!_stopWorker)
             {
-                broken = !DrainCommands(a, commands, events) || !DeliverEvents(a, events);
+                // Drain at start too: it covers chains queued before DRIVER_OK. A kick or event arriving during the
+                // drain leaves its eventfd signalled, so the wait below returns at once.
+                if (!broken)
+                {
+                    broken = !DrainCommands(a, commands, events) || !DeliverEvents(a, events);
+                }
+                if (!broken && commands.EnableNotifications())
+                {
+                    continue;
+                }
+                // Events still pending for lack of eventq buffers: ask the driver to kick the eventq when it posts
+                // some (with EVENT_IDX it would not otherwise, and the events would wait for the timeout), and
+                // re-check for buffers posted before the request became visible.
+                if (!broken && Processor.Events.Count > 0 && events.EnableNotifications())
+                {
+                    continue;
+                }
+                _loop.RunOnce(1000);
             }
-            if (!broken && commands.EnableNotifications())
+        }
+        finally
+        {
+            foreach (EventLoop.Registration r in registrations)
             {
-                continue;
+                _loop.Remove(r);
             }
-            // Events still pending for lack of eventq buffers: ask the driver to kick the eventq when it posts
-            // some (with EVENT_IDX it would not otherwise, and the events would wait for the poll timeout), and
-            // re-check for buffers posted before the request became visible.
-            if (!broken && Processor.Events.Count > 0 && events.EnableNotifications())
-            {
-                continue;
-            }
-            // Safe: fds points to three initialised pollfd structs on this thread's stack.
-            Libc.poll(fds, 3, 1000);
+        }
+    }
+
+    private sealed class NoWork : IEventHandler
+    {
+        public static readonly NoWork Instance = new();
+
+        public void OnEvent(uint events)
+        {
         }
     }
 

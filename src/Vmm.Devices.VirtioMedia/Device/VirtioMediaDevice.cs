@@ -1,9 +1,9 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
+using Vmm.Core.Events;
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
 using Vmm.Devices.VirtioMedia.Backends;
-using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Protocol;
 
@@ -27,13 +27,15 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
     private readonly SharedMemoryRegion[] _regions;
     private readonly byte[] _config = new byte[VirtioMediaWire.ConfigSize];
     private readonly FrameClock _clock;
+    private readonly EventLoop _loop;
     private GuestMemory? _memory;
     private bool _disposed;
 
     /// <summary>Creates the device around <paramref name="backend"/> (owned and disposed by the device).</summary>
     /// <param name="backend">The video source.</param>
     /// <param name="sharedMemorySize">Size of region 0 (page multiple, ≤ 4 GiB), or 0 for no region (MMAP then
-    /// fails with ENOTTY, as the protocol prescribes).</param>
+    /// fails with ENOTTY, as the protocol prescribes). A backend with <see cref="IMediaBackend.MapsHostBuffers"/>
+    /// gets a host-mapped region (address space for the host driver's buffers), any other a memfd.</param>
     public VirtioMediaDevice(IMediaBackend backend, ulong sharedMemorySize)
     {
         _backend = backend;
@@ -43,14 +45,18 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         }
         if (sharedMemorySize != 0)
         {
-            _shm = new SharedMemoryRegion(VirtioMediaWire.ShmIdMmap, sharedMemorySize, "virtio-media-shm0");
+            _shm = backend.MapsHostBuffers
+                ? SharedMemoryRegion.CreateForHostMappings(VirtioMediaWire.ShmIdMmap, sharedMemorySize)
+                : new SharedMemoryRegion(VirtioMediaWire.ShmIdMmap, sharedMemorySize, "virtio-media-shm0");
             _regions = [_shm];
         }
         else
         {
             _regions = [];
         }
-        Processor = new CommandProcessor(backend, _shm is null ? null : new ShmAllocator(_shm), () => Volatile.Read(ref _memory), WakeClock);
+        _loop = new EventLoop("virtio-media");
+        Processor = new CommandProcessor(backend, _shm, _shm is { IsBacked: true } ? new ShmAllocator(_shm) : null,
+            () => Volatile.Read(ref _memory), WakeClock, _loop);
         _clock = new FrameClock(Processor.Sessions, OnClockFaulted);
         Processor.Events.Added += OnEventAdded;
 
@@ -59,27 +65,40 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         V4l2.V4l2Text.Write(_config.AsSpan(8, VirtioMediaWire.CardNameSize), backend.Card);
     }
 
-    /// <summary>Builds a test-pattern camera device from validated options.</summary>
-    public static VirtioMediaDevice CreateTestPattern(TestPatternOptions options) =>
-        new(new TestPatternBackend(options), options.SharedMemorySize);
+    /// <summary>Builds a device from a backend's validated options (the backend starts here: a host node is opened
+    /// and checked). Throws <see cref="MediaBackendException"/> with one line when it cannot.</summary>
+    public static VirtioMediaDevice Create(IMediaBackendOptions options)
+    {
+        IMediaBackend backend = options.CreateBackend();
+        try
+        {
+            return new VirtioMediaDevice(backend, options.SharedMemorySize);
+        }
+        catch
+        {
+            backend.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>
-    /// Builds a device from the CLI option string, e.g. <c>test-pattern,width=1280,height=720,fps=30,format=NV12</c>.
-    /// On failure returns false with a one-line <paramref name="error"/>.
+    /// Builds a device from the CLI option string (<see cref="MediaBackendSpecs"/>), e.g.
+    /// <c>test-pattern,width=1280,height=720,fps=30,format=NV12</c> or <c>/dev/video0</c>. On failure returns false
+    /// with a one-line <paramref name="error"/>.
     /// </summary>
     public static bool TryCreate(string option, [NotNullWhen(true)] out VirtioMediaDevice? device, [NotNullWhen(false)] out string? error)
     {
         device = null;
-        if (!TestPatternOptions.TryParse(option, out TestPatternOptions? options, out error))
+        if (!MediaBackendSpecs.TryParse(option, out IMediaBackendOptions? options, out error))
         {
             return false;
         }
         try
         {
-            device = CreateTestPattern(options);
+            device = Create(options);
             return true;
         }
-        catch (Exception e) when (e is ArgumentException or Core.Interop.ErrnoException)
+        catch (Exception e) when (e is ArgumentException or Core.Interop.ErrnoException or MediaBackendException)
         {
             error = e.Message;
             return false;
@@ -153,6 +172,7 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         Reset();
         _clock.Dispose();
         _backend.Dispose();
+        _loop.Dispose();
         _shm?.Dispose();
     }
 }

@@ -280,13 +280,46 @@ public static class IoctlDispatcher
         // Copy the array out of the input before anything is written. Up to 64 controls live on the stack; larger
         // requests (at most the payload's bound) borrow a pooled array, so no request allocates.
         V4l2ExtControl[]? rented = count <= 64 ? null : ArrayPool<V4l2ExtControl>.Shared.Rent((int)count);
+        int[]? rentedIndex = null;
         try
         {
             Span<V4l2ExtControl> controls = rented is null ? stackalloc V4l2ExtControl[64] : rented;
             controls = controls[..(int)count];
             MemoryMarshal.Cast<byte, V4l2ExtControl>(input.Slice(headerSize, arrayBytes)).CopyTo(controls);
 
-            int status = handler.ExtControls(code, ref header, controls);
+            // Pointer controls (size > 0) are followed by their scatter lists, in control order.
+            if (rented is not null)
+            {
+                rentedIndex = ArrayPool<int>.Shared.Rent(2 * (int)count);
+            }
+            Span<int> index = rentedIndex is null ? stackalloc int[128] : rentedIndex;
+            Span<int> sgStart = index[..(int)count];
+            Span<int> sgCount = index.Slice((int)count, (int)count);
+            ReadOnlySpan<byte> sgBytes = input[(headerSize + arrayBytes)..];
+            ReadOnlySpan<SgEntry> entries = MemoryMarshal.Cast<byte, SgEntry>(sgBytes[..(sgBytes.Length / VirtioMediaWire.SgEntrySize * VirtioMediaWire.SgEntrySize)]);
+            int next = 0;
+            for (int c = 0; c < (int)count; c++)
+            {
+                sgStart[c] = next;
+                ulong sum = 0;
+                while (sum < controls[c].Size)
+                {
+                    if (next >= entries.Length || entries[next].Length == 0)
+                    {
+                        return Errno.EINVAL;
+                    }
+                    sum += entries[next].Length;
+                    next++;
+                }
+                if (sum != controls[c].Size)
+                {
+                    return Errno.EINVAL;
+                }
+                sgCount[c] = next - sgStart[c];
+            }
+            var payloads = new SharedPagesLists(entries, sgStart, sgCount);
+
+            int status = handler.ExtControls(code, ref header, controls, payloads);
             header.Controls = guestPointer;
             header.Count = count;
             MemoryMarshal.Write(output, in header);
@@ -299,6 +332,10 @@ public static class IoctlDispatcher
             if (rented is not null)
             {
                 ArrayPool<V4l2ExtControl>.Shared.Return(rented);
+            }
+            if (rentedIndex is not null)
+            {
+                ArrayPool<int>.Shared.Return(rentedIndex);
             }
         }
     }

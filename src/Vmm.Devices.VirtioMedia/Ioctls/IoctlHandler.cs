@@ -57,6 +57,14 @@ public abstract class IoctlHandler
     /// still sent back so the guest sees <c>error_idx</c>.</summary>
     public virtual int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls) => Errno.ENOTTY;
 
+    /// <summary>G/S/TRY_EXT_CTRLS with the payloads of pointer controls (string, array, compound: <c>size</c> &gt; 0):
+    /// <paramref name="payloads"/>.<see cref="SharedPagesLists.Plane"/>(i) is control i's validated guest scatter list
+    /// (empty for value controls), whose lengths sum exactly to its <c>size</c>. For G the device writes the value
+    /// into those guest pages, for S/TRY it reads it from them. Each control's pointer field goes back to the guest
+    /// as the handler leaves it, so a handler that sets one must restore it. Defaults to the payload-less overload.</summary>
+    public virtual int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls, in SharedPagesLists payloads) =>
+        ExtControls(code, ref header, controls);
+
     public virtual int GetSelection(ref V4l2Selection selection) => Errno.ENOTTY;
     public virtual int SetSelection(ref V4l2Selection selection) => Errno.ENOTTY;
 

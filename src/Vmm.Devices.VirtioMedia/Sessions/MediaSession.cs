@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using Vmm.Core.Events;
+using Vmm.Core.Interop;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Buffers;
@@ -19,13 +21,18 @@ public sealed class MediaSession : IMediaSessionHost
     private readonly Action _wakeClock;
     private volatile bool _failed;
 
-    internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock)
+    private readonly EventLoop? _loop;
+
+    internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock,
+        SharedMemoryRegion? region = null, EventLoop? loop = null)
     {
         SessionId = id;
         _events = events;
         Shm = shm;
+        SharedMemory = region ?? shm?.Region;
         _memory = memory;
         _wakeClock = wakeClock;
+        _loop = loop;
     }
 
     private readonly Func<GuestMemory?> _memory;
@@ -33,6 +40,49 @@ public sealed class MediaSession : IMediaSessionHost
     public uint SessionId { get; }
 
     public ShmAllocator? Shm { get; }
+
+    public SharedMemoryRegion? SharedMemory { get; }
+
+    public EventLoop.Registration Watch(FileDescriptorHandle fd, uint events, IEventHandler handler)
+    {
+        if (_loop is null)
+        {
+            throw new InvalidOperationException("this device has no event loop to watch descriptors on");
+        }
+        var guarded = new GuardedHandler(this, handler);
+        guarded.Registration = _loop.Add(fd, events, guarded);
+        return guarded.Registration;
+    }
+
+    public void Unwatch(EventLoop.Registration registration) => _loop?.Remove(registration);
+
+    // A backend's handler runs on the command thread; an exception from it must cost only its own session (ERROR
+    // event), not the device's worker. A failed session stops watching: level-triggered readiness nobody consumes
+    // would otherwise spin the loop.
+    private sealed class GuardedHandler(MediaSession session, IEventHandler inner) : IEventHandler
+    {
+        public EventLoop.Registration Registration { get; set; }
+
+        public void OnEvent(uint events)
+        {
+            if (session._failed)
+            {
+                session._loop?.Remove(Registration);
+                return;
+            }
+            try
+            {
+                lock (session.CommandLock)
+                {
+                    inner.OnEvent(events);
+                }
+            }
+            catch (Exception)
+            {
+                session.SendError(Errno.EIO);
+            }
+        }
+    }
 
     public GuestMemory? GuestMemory => _memory();
 

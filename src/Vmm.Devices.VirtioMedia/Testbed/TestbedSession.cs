@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vmm.Core.Memory;
-using Vmm.Devices.VirtioMedia.Backends.TestPattern;
+using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.V4l2;
 
@@ -409,13 +409,13 @@ public sealed class TestbedFrame : IDisposable
     /// <summary>Plane bytes as the guest's mapping shows them (MMAP buffers).</summary>
     public Span<byte> Plane(int plane) => _session.MappedPlane(Index, plane);
 
-    /// <summary>CRC-32C over all planes (see <see cref="TestPatternImage.Checksum(ReadOnlySpan{byte})"/>).</summary>
+    /// <summary>CRC-32C over all planes (see <see cref="FrameChecksum"/>).</summary>
     public uint Checksum()
     {
         uint crc = 0xFFFFFFFF;
         for (int p = 0; p < PlaneCount; p++)
         {
-            crc = TestPatternImage.Crc32CUpdate(crc, Plane(p)[..(int)BytesUsed(p)]);
+            crc = FrameChecksum.Crc32CUpdate(crc, Plane(p)[..(int)BytesUsed(p)]);
         }
         return crc ^ 0xFFFFFFFF;
     }

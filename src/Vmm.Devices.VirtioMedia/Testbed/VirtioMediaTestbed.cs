@@ -3,7 +3,7 @@ using Vmm.Core.Events;
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
 using Vmm.Core.Virtio.Queues;
-using Vmm.Devices.VirtioMedia.Backends.TestPattern;
+using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Devices.VirtioMedia.Protocol;
 
@@ -102,13 +102,17 @@ public sealed class VirtioMediaTestbed : IDisposable
         _eventBufferOfHead[head] = address;
     }
 
-    /// <summary>Creates a testbed around a test-pattern camera with <paramref name="options"/> (defaults: 640×480
-    /// YUYV at 30 fps) and <paramref name="guestRamSize"/> bytes of simulated guest RAM at guest-physical 0 (the
-    /// top <see cref="ReservedTop"/> bytes hold the simulated driver's rings and buffers).</summary>
-    public static VirtioMediaTestbed Create(TestPatternOptions? options = null, ulong guestRamSize = 64UL << 20)
+    /// <summary>Creates a testbed around the backend <paramref name="options"/> describe (default: the
+    /// <see cref="MediaBackendSpecs.Default"/> backend, a 640×480 YUYV camera at 30 fps) and
+    /// <paramref name="guestRamSize"/> bytes of simulated guest RAM at guest-physical 0 (the top
+    /// <see cref="ReservedTop"/> bytes hold the simulated driver's rings and buffers).</summary>
+    public static VirtioMediaTestbed Create(IMediaBackendOptions? options = null, ulong guestRamSize = 64UL << 20)
     {
-        options ??= new TestPatternOptions();
-        return Create(VirtioMediaDevice.CreateTestPattern(options), guestRamSize);
+        if (options is null && !MediaBackendSpecs.TryParse(MediaBackendSpecs.Default, out options, out string? error))
+        {
+            throw new InvalidOperationException(error);
+        }
+        return Create(VirtioMediaDevice.Create(options), guestRamSize);
     }
 
     /// <summary>Creates a testbed around an existing device (e.g. another backend); the testbed disposes it.</summary>

@@ -374,3 +374,16 @@ public static class V4l2Text
         return Encoding.UTF8.GetString(end < 0 ? field : field[..end]);
     }
 }
+
+/// <summary><c>struct v4l2_capability</c> (104 bytes): what VIDIOC_QUERYCAP answers. The guest never sends it
+/// (its driver answers QUERYCAP from the config space); a proxy asks the host node.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 104)]
+public unsafe struct V4l2Capability
+{
+    [FieldOffset(0)] public fixed byte Driver[16];
+    [FieldOffset(16)] public fixed byte Card[32];
+    [FieldOffset(48)] public fixed byte BusInfo[32];
+    [FieldOffset(80)] public uint Version;
+    [FieldOffset(84)] public uint Capabilities;
+    [FieldOffset(88)] public uint DeviceCaps;
+}

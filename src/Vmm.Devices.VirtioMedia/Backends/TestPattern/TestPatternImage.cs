@@ -126,28 +126,12 @@ public static class TestPatternImage
         (byte)(((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128),
         (byte)(((112 * r - 94 * g - 18 * b + 128) >> 8) + 128));
 
-    /// <summary>CRC-32C of the given bytes, continuing from <paramref name="crc"/> (start with 0xFFFFFFFF; XOR the
-    /// final value with 0xFFFFFFFF — <see cref="Checksum(ReadOnlySpan{byte})"/> does both).</summary>
-    public static uint Crc32CUpdate(uint crc, ReadOnlySpan<byte> data)
-    {
-        ReadOnlySpan<ulong> words = MemoryMarshal.Cast<byte, ulong>(data);
-        foreach (ulong w in words)
-        {
-            crc = BitOperations.Crc32C(crc, w);
-        }
-        for (int i = words.Length * 8; i < data.Length; i++)
-        {
-            crc = BitOperations.Crc32C(crc, data[i]);
-        }
-        return crc;
-    }
-
-    /// <summary>CRC-32C of one contiguous image.</summary>
-    public static uint Checksum(ReadOnlySpan<byte> image) => Crc32CUpdate(0xFFFFFFFF, image) ^ 0xFFFFFFFF;
+    /// <summary>CRC-32C of one contiguous image (<see cref="FrameChecksum"/>).</summary>
+    public static uint Checksum(ReadOnlySpan<byte> image) => FrameChecksum.Compute(image);
 
     /// <summary>CRC-32C over several memory planes, in order.</summary>
     public static uint Checksum(ReadOnlySpan<byte> plane0, ReadOnlySpan<byte> plane1, ReadOnlySpan<byte> plane2) =>
-        Crc32CUpdate(Crc32CUpdate(Crc32CUpdate(0xFFFFFFFF, plane0), plane1), plane2) ^ 0xFFFFFFFF;
+        FrameChecksum.Compute(plane0, plane1, plane2);
 
     /// <summary>The checksum a correct frame <paramref name="frame"/> has. Renders into temporary arrays: for tests
     /// and verifiers, not for the streaming path.</summary>

@@ -9,8 +9,13 @@ namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
 /// the device-level settings. Parsed from the CLI option <c>--media test-pattern[,width=W,height=H,fps=F,format=FOURCC]</c>
 /// by <see cref="TryParse"/>.
 /// </summary>
-public sealed record TestPatternOptions
+public sealed record TestPatternOptions : IMediaBackendOptions
 {
+    /// <summary>The spec's first word.</summary>
+    public const string Name = "test-pattern";
+
+    public IMediaBackend CreateBackend() => new TestPatternBackend(this);
+
     /// <summary>Initial width in pixels (even, 160…3840).</summary>
     public uint Width { get; init; } = 640;
 
@@ -79,7 +84,7 @@ public sealed record TestPatternOptions
     {
         options = null;
         string[] parts = text.Split(',');
-        if (parts[0].Trim() != "test-pattern")
+        if (parts[0].Trim() != Name)
         {
             error = $"unknown media backend '{parts[0].Trim()}' (expected 'test-pattern')";
             return false;

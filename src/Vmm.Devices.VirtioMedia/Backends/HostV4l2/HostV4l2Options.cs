@@ -1,0 +1,94 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+
+namespace Vmm.Devices.VirtioMedia.Backends.HostV4l2;
+
+/// <summary>
+/// A host V4L2 node handed to the guest: <c>--media /dev/videoN[,shm=SIZE]</c>. <c>SIZE</c> is the size of
+/// shared-memory region 0, the guest-physical window the host driver's MMAP buffers are mapped into (bytes, or with
+/// a K/M/G suffix; page multiple up to 4 GiB, default 4 GiB: it is address space, not memory).
+/// </summary>
+public sealed record HostV4l2Options : IMediaBackendOptions
+{
+    /// <summary>Absolute path of the host node.</summary>
+    public required string Path { get; init; }
+
+    public ulong SharedMemorySize { get; init; } = 1UL << 32;
+
+    /// <summary>Opens and checks the node (<see cref="HostV4l2Backend"/>); one-line
+    /// <see cref="MediaBackendException"/> when it is missing, not V4L2, busy or cannot capture.</summary>
+    public IMediaBackend CreateBackend() => HostV4l2Backend.Open(this);
+
+    public static bool TryParse(string text, [NotNullWhen(true)] out HostV4l2Options? options, [NotNullWhen(false)] out string? error)
+    {
+        options = null;
+        string[] parts = text.Split(',');
+        string path = parts[0].Trim();
+        if (!path.StartsWith('/') || path.Length < 2)
+        {
+            error = $"'{path}' is not an absolute path to a host V4L2 node such as /dev/video0";
+            return false;
+        }
+        var result = new HostV4l2Options { Path = path };
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 1; i < parts.Length; i++)
+        {
+            string part = parts[i].Trim();
+            int eq = part.IndexOf('=');
+            if (eq <= 0)
+            {
+                error = $"expected key=value after {path}, got '{part}'";
+                return false;
+            }
+            string key = part[..eq].Trim().ToLowerInvariant();
+            string value = part[(eq + 1)..].Trim();
+            if (!seen.Add(key))
+            {
+                error = $"'{key}' given twice";
+                return false;
+            }
+            switch (key)
+            {
+                case "shm":
+                    if (!TryParseSize(value, out ulong size) || size == 0 || (size & 0xFFF) != 0 || size > 1UL << 32)
+                    {
+                        error = $"shm '{value}' must be a non-zero multiple of 4K up to 4G (e.g. 512M)";
+                        return false;
+                    }
+                    result = result with { SharedMemorySize = size };
+                    break;
+                default:
+                    error = $"unknown option '{key}' for a host V4L2 node (known: shm)";
+                    return false;
+            }
+        }
+        options = result;
+        error = null;
+        return true;
+    }
+
+    private static bool TryParseSize(string text, out ulong bytes)
+    {
+        bytes = 0;
+        ulong scale = 1;
+        if (text.Length > 0)
+        {
+            switch (char.ToUpperInvariant(text[^1]))
+            {
+                case 'K': scale = 1UL << 10; break;
+                case 'M': scale = 1UL << 20; break;
+                case 'G': scale = 1UL << 30; break;
+            }
+            if (scale != 1)
+            {
+                text = text[..^1];
+            }
+        }
+        if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) || n > (1UL << 40) / scale)
+        {
+            return false;
+        }
+        bytes = n * scale;
+        return true;
+    }
+}

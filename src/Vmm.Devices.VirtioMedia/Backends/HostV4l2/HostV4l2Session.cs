@@ -1,0 +1,825 @@
+using System.Runtime.InteropServices;
+using Vmm.Core.Events;
+using Vmm.Core.Memory;
+using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Ioctls;
+using Vmm.Devices.VirtioMedia.Protocol;
+using Vmm.Devices.VirtioMedia.V4l2;
+
+namespace Vmm.Devices.VirtioMedia.Backends.HostV4l2;
+
+/// <summary>
+/// One guest session on its own open() of the host node. Each ioctl is passed to the host with the host's result and
+/// errno; what crosses is checked so that no guest value reaches the host as a pointer or file descriptor, and no
+/// host pointer reaches the guest:
+/// <list type="bullet">
+/// <item>the <c>m.planes</c> and <c>controls</c> pointers the host sees point at this thread's copies;</item>
+/// <item>SHARED_PAGES (USERPTR) buffers reach the host as the host address of the guest's pages when they are one
+/// run of guest RAM (no copy), otherwise as a bounce buffer whose copies are counted;</item>
+/// <item>pointer controls get host buffers filled from / copied to the guest's scatter lists;</item>
+/// <item>overlay types, DMABUF, requests and EXPBUF are refused (they would carry pointers or fds).</item>
+/// </list>
+/// Buffer state stays in the host's vb2. A finished buffer or a host event makes the host node readable; the device
+/// thread then dequeues in order (<see cref="OnEvent"/>). Commands and host events run on that one thread.
+/// </summary>
+internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandler
+{
+    private const uint EpollIn = 0x001, EpollPri = 0x002, EpollOut = 0x004, EpollErr = 0x008, EpollHup = 0x010;
+    private const IoctlDirection ReadWrite = IoctlDirection.Read | IoctlDirection.Write;
+    private const uint WhichRequestValue = 0x0F010000;
+    private const uint BufFlagRequestFd = 0x00800000;
+    private const uint BufCapSupportsRequests = 0x8, BufCapSupportsRemoveBufs = 0x100;
+    private const uint MaxControlPayload = 1 << 20, MaxControlPayloadTotal = 4 << 20;
+
+    private readonly IMediaSessionHost _host;
+    private readonly HostV4l2Node _node;
+    private readonly BytesCopiedCounter _copied;
+    private readonly Dictionary<uint, Queue> _queues = [];
+    private readonly Dictionary<uint, (Queue Queue, int Index, int Plane)> _byMemOffset = [];
+    private EventLoop.Registration _watch;
+    private uint _watchMask;
+    private bool _failed;
+    // EPOLLERR without HUP while streaming (vb2: a capture queue without QBUF yet, or a queue error): readiness for
+    // buffers is not asked for again until the next QBUF, so a level-triggered error cannot spin the device thread.
+    private bool _buffersPaused;
+    private bool _disposed;
+
+    public HostV4l2Session(IMediaSessionHost host, HostV4l2Node node, BytesCopiedCounter copied)
+    {
+        _host = host;
+        _node = node;
+        _copied = copied;
+        // Events (EPOLLPRI) and unplug (EPOLLERR|EPOLLHUP, always reported) are watched from the start; buffer
+        // readiness only while streaming, because polling an idle vb2 capture queue for input starts read() emulation.
+        _watchMask = EpollPri;
+        _watch = host.Watch(node.Handle, _watchMask, this);
+    }
+
+    private sealed class Queue(uint type)
+    {
+        public uint Type { get; } = type;
+        public uint Memory { get; set; }
+        public bool Streaming { get; set; }
+        public List<HostBuffer> Buffers { get; } = [];
+    }
+
+    private sealed class HostBuffer
+    {
+        public readonly uint[] MemOffset = new uint[V4l2Const.VideoMaxPlanes];
+        public readonly uint[] Length = new uint[V4l2Const.VideoMaxPlanes];
+        public readonly MmapBuffer?[] Mapped = new MmapBuffer?[V4l2Const.VideoMaxPlanes];
+        public readonly Bounce?[] Bounces = new Bounce?[V4l2Const.VideoMaxPlanes];
+        public int Planes;
+    }
+
+    // A host buffer standing in for guest pages that are not one run of guest RAM, and the guest's scatter list to
+    // copy a captured frame back to.
+    private sealed class Bounce(nint address, uint length) : IDisposable
+    {
+        public nint Address { get; } = address;
+        public uint Length { get; } = length;
+        public SgEntry[] Entries { get; set; } = [];
+        public int EntryCount { get; set; }
+
+        public void Dispose() => NativeMemory.AlignedFree((void*)Address);
+    }
+
+    private static bool IsMultiPlanar(uint type) =>
+        type is (uint)V4l2BufferType.VideoCaptureMplane or (uint)V4l2BufferType.VideoOutputMplane;
+
+    private static bool IsOutput(uint type) =>
+        type is (uint)V4l2BufferType.VideoOutput or (uint)V4l2BufferType.VideoOutputMplane or (uint)V4l2BufferType.VbiOutput
+            or (uint)V4l2BufferType.SlicedVbiOutput or (uint)V4l2BufferType.SdrOutput or (uint)V4l2BufferType.MetaOutput;
+
+    // Overlay formats hold user pointers (clips, bitmap); unknown types are not passed on.
+    private static bool IsPassableType(uint type) =>
+        type is >= (uint)V4l2BufferType.VideoCapture and <= (uint)V4l2BufferType.MetaOutput
+            and not (uint)V4l2BufferType.VideoOverlay and not (uint)V4l2BufferType.VideoOutputOverlay;
+
+    private static bool IsPassableMemory(uint memory) => memory is (uint)V4l2Memory.Mmap or (uint)V4l2Memory.UserPtr;
+
+    private int Pass<T>(V4l2IoctlCode code, ref T arg) where T : unmanaged => _node.Ioctl(code, ReadWrite, ref arg);
+
+    // ---- formats, parameters, inputs, controls, selection: straight through ----
+
+    public override int EnumFormat(ref V4l2FmtDesc desc) => IsPassableType(desc.Type) ? Pass(V4l2IoctlCode.EnumFmt, ref desc) : Errno.EINVAL;
+    public override int GetFormat(ref V4l2Format format) => IsPassableType(format.Type) ? Pass(V4l2IoctlCode.GFmt, ref format) : Errno.EINVAL;
+    public override int SetFormat(ref V4l2Format format) => IsPassableType(format.Type) ? Pass(V4l2IoctlCode.SFmt, ref format) : Errno.EINVAL;
+    public override int TryFormat(ref V4l2Format format) => IsPassableType(format.Type) ? Pass(V4l2IoctlCode.TryFmt, ref format) : Errno.EINVAL;
+    public override int EnumFrameSizes(ref V4l2FrmSizeEnum sizes) => Pass(V4l2IoctlCode.EnumFrameSizes, ref sizes);
+    public override int EnumFrameIntervals(ref V4l2FrmIvalEnum intervals) => Pass(V4l2IoctlCode.EnumFrameIntervals, ref intervals);
+    public override int GetParm(ref V4l2StreamParm parm) => IsPassableType(parm.Type) ? Pass(V4l2IoctlCode.GParm, ref parm) : Errno.EINVAL;
+    public override int SetParm(ref V4l2StreamParm parm) => IsPassableType(parm.Type) ? Pass(V4l2IoctlCode.SParm, ref parm) : Errno.EINVAL;
+    public override int EnumInput(ref V4l2Input input) => Pass(V4l2IoctlCode.EnumInput, ref input);
+
+    public override int GetInput(out uint index)
+    {
+        index = 0;
+        return _node.Ioctl(V4l2IoctlCode.GInput, IoctlDirection.Read, ref index);
+    }
+
+    public override int SetInput(ref uint index) => Pass(V4l2IoctlCode.SInput, ref index);
+    public override int QueryControl(ref V4l2QueryCtrl query) => Pass(V4l2IoctlCode.QueryCtrl, ref query);
+    public override int QueryExtControl(ref V4l2QueryExtCtrl query) => Pass(V4l2IoctlCode.QueryExtCtrl, ref query);
+    public override int QueryMenu(ref V4l2QueryMenu menu) => Pass(V4l2IoctlCode.QueryMenu, ref menu);
+    public override int GetControl(ref V4l2Control control) => Pass(V4l2IoctlCode.GCtrl, ref control);
+    public override int SetControl(ref V4l2Control control) => Pass(V4l2IoctlCode.SCtrl, ref control);
+    public override int GetSelection(ref V4l2Selection selection) => Pass(V4l2IoctlCode.GSelection, ref selection);
+    public override int SetSelection(ref V4l2Selection selection) => Pass(V4l2IoctlCode.SSelection, ref selection);
+
+    public override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls) =>
+        ExtControls(code, ref header, controls, default);
+
+    public override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls, in SharedPagesLists payloads)
+    {
+        if (header.Which == WhichRequestValue)
+        {
+            return Errno.EINVAL; // request_fd would name a descriptor of this process
+        }
+        GuestMemory? memory = _host.GuestMemory;
+        int withPayload = 0;
+        ulong total = 0;
+        for (int i = 0; i < controls.Length; i++)
+        {
+            if (controls[i].Size != 0)
+            {
+                withPayload++;
+                total += controls[i].Size;
+                if (controls[i].Size > MaxControlPayload || total > MaxControlPayloadTotal || memory is null || payloads.PlaneCount != controls.Length)
+                {
+                    header.ErrorIdx = (uint)i;
+                    return Errno.ENOMEM;
+                }
+            }
+        }
+        // Pointer controls: the host reads/writes host buffers of exactly `size` bytes; the guest's pointer values
+        // are kept here and restored afterwards.
+        Span<long> guestPointers = withPayload == 0 ? default : new long[controls.Length];
+        bool get = code == V4l2IoctlCode.GExtCtrls;
+        int status = 0;
+        try
+        {
+            for (int i = 0; i < controls.Length && withPayload > 0; i++)
+            {
+                guestPointers[i] = controls[i].Value64;
+                if (controls[i].Size == 0)
+                {
+                    continue;
+                }
+                nint buffer = (nint)NativeMemory.AllocZeroed(controls[i].Size);
+                controls[i].Value64 = buffer;
+                if (!get && !CopyFromGuest(memory!, payloads.Plane(i), new Span<byte>((void*)buffer, (int)controls[i].Size)))
+                {
+                    header.ErrorIdx = (uint)i;
+                    return Errno.EFAULT;
+                }
+            }
+            // Safe: controls is the dispatcher's stack or pooled copy, fixed for the duration of the ioctl, and the
+            // host reads exactly header.Count entries of it.
+            fixed (V4l2ExtControl* array = controls)
+            {
+                ulong guestArray = header.Controls;
+                header.Controls = (ulong)array;
+                header.RequestFd = 0;
+                status = Pass(code, ref header);
+                header.Controls = guestArray;
+            }
+            if (get && status == 0)
+            {
+                for (int i = 0; i < controls.Length && withPayload > 0; i++)
+                {
+                    uint size = controls[i].Size;
+                    if (guestPointers[i] != 0 && size != 0 && !CopyToGuest(memory!, payloads.Plane(i),
+                        new ReadOnlySpan<byte>((void*)controls[i].Value64, (int)Math.Min(size, SumLengths(payloads.Plane(i))))))
+                    {
+                        header.ErrorIdx = (uint)i;
+                        status = Errno.EFAULT;
+                    }
+                }
+            }
+            return status;
+        }
+        finally
+        {
+            for (int i = 0; i < controls.Length && withPayload > 0; i++)
+            {
+                if (payloads.PlaneCount == controls.Length && payloads.Plane(i).Length > 0 && controls[i].Value64 != guestPointers[i])
+                {
+                    NativeMemory.Free((void*)controls[i].Value64);
+                    controls[i].Value64 = guestPointers[i];
+                }
+            }
+        }
+    }
+
+    private static uint SumLengths(ReadOnlySpan<SgEntry> entries)
+    {
+        ulong sum = 0;
+        foreach (SgEntry e in entries)
+        {
+            sum += e.Length;
+        }
+        return (uint)Math.Min(sum, uint.MaxValue);
+    }
+
+    private static bool CopyFromGuest(GuestMemory memory, ReadOnlySpan<SgEntry> entries, Span<byte> destination)
+    {
+        int at = 0;
+        foreach (SgEntry e in entries)
+        {
+            int n = (int)Math.Min(e.Length, (uint)(destination.Length - at));
+            if (!memory.TryGetSpan(new GuestAddress(e.Start), (ulong)n, out Span<byte> src))
+            {
+                return false;
+            }
+            src.CopyTo(destination[at..]);
+            at += n;
+        }
+        return true;
+    }
+
+    private static bool CopyToGuest(GuestMemory memory, ReadOnlySpan<SgEntry> entries, ReadOnlySpan<byte> source)
+    {
+        int at = 0;
+        foreach (SgEntry e in entries)
+        {
+            if (at >= source.Length)
+            {
+                break;
+            }
+            int n = (int)Math.Min(e.Length, (uint)(source.Length - at));
+            if (!memory.TryGetSpan(new GuestAddress(e.Start), (ulong)n, out Span<byte> dst))
+            {
+                return false;
+            }
+            source.Slice(at, n).CopyTo(dst);
+            at += n;
+        }
+        return true;
+    }
+
+    // ---- events ----
+
+    public override int SubscribeEvent(in V4l2EventSubscription subscription)
+    {
+        V4l2EventSubscription s = subscription;
+        int status = _node.Ioctl(V4l2IoctlCode.SubscribeEvent, IoctlDirection.Write, ref s);
+        if (status == 0)
+        {
+            // SEND_INITIAL events are queued by the subscription: hand them over before the answer, as the kernel
+            // makes them visible to the subscriber at once.
+            DrainEvents();
+        }
+        return status;
+    }
+
+    public override int UnsubscribeEvent(in V4l2EventSubscription subscription)
+    {
+        V4l2EventSubscription s = subscription;
+        return _node.Ioctl(V4l2IoctlCode.UnsubscribeEvent, IoctlDirection.Write, ref s);
+    }
+
+    // ---- buffers ----
+
+    private Queue QueueOf(uint type)
+    {
+        if (!_queues.TryGetValue(type, out Queue? q))
+        {
+            q = new Queue(type);
+            _queues.Add(type, q);
+        }
+        return q;
+    }
+
+    private static uint StripCapabilities(uint caps) => caps & ~(V4l2Const.BufCapSupportsDmaBuf | BufCapSupportsRequests | BufCapSupportsRemoveBufs);
+
+    public override int RequestBuffers(ref V4l2RequestBuffers request)
+    {
+        if (!IsPassableType(request.Type) || !IsPassableMemory(request.Memory))
+        {
+            return Errno.EINVAL;
+        }
+        int status = Pass(V4l2IoctlCode.ReqBufs, ref request);
+        if (status != 0)
+        {
+            return status;
+        }
+        request.Capabilities = StripCapabilities(request.Capabilities);
+        Queue q = QueueOf(request.Type);
+        // The host freed (or orphaned, while mapped) every previous buffer of the queue.
+        ReleaseBuffers(q);
+        q.Memory = request.Memory;
+        if (request.Count == 0 && q.Streaming)
+        {
+            q.Streaming = false; // REQBUFS(0) stops streaming
+            _host.DropPendingDqbufs();
+            UpdateWatch();
+        }
+        return AddBuffers(q, 0, request.Count);
+    }
+
+    public override int CreateBuffers(ref V4l2CreateBuffers create)
+    {
+        if (!IsPassableType(create.Format.Type) || !IsPassableMemory(create.Memory))
+        {
+            return Errno.EINVAL;
+        }
+        int status = Pass(V4l2IoctlCode.CreateBufs, ref create);
+        if (status != 0)
+        {
+            return status;
+        }
+        create.Capabilities = StripCapabilities(create.Capabilities);
+        Queue q = QueueOf(create.Format.Type);
+        if (q.Buffers.Count == 0)
+        {
+            q.Memory = create.Memory;
+        }
+        return AddBuffers(q, create.Index, create.Count);
+    }
+
+    // Records the new buffers [first, first + count): their planes' mem_offset cookies for CMD_MMAP.
+    private int AddBuffers(Queue q, uint first, uint count)
+    {
+        if (first + (ulong)count > 4096)
+        {
+            return Errno.EINVAL;
+        }
+        while (q.Buffers.Count < first + count)
+        {
+            q.Buffers.Add(new HostBuffer());
+        }
+        if (q.Memory != (uint)V4l2Memory.Mmap)
+        {
+            return 0;
+        }
+        Span<V4l2Plane> planes = stackalloc V4l2Plane[V4l2Const.VideoMaxPlanes];
+        bool mplane = IsMultiPlanar(q.Type);
+        for (uint i = first; i < first + count; i++)
+        {
+            planes.Clear();
+            var b = new V4l2Buffer { Index = i, Type = q.Type, Memory = q.Memory };
+            int status;
+            // Safe: planes is on this stack frame and holds VideoMaxPlanes entries, the count given to the host.
+            fixed (V4l2Plane* p = planes)
+            {
+                if (mplane)
+                {
+                    b.M = (ulong)p;
+                    b.Length = V4l2Const.VideoMaxPlanes;
+                }
+                status = Pass(V4l2IoctlCode.QueryBuf, ref b);
+            }
+            if (status != 0)
+            {
+                return status;
+            }
+            HostBuffer hb = q.Buffers[(int)i];
+            hb.Planes = mplane ? (int)Math.Min(b.Length, V4l2Const.VideoMaxPlanes) : 1;
+            for (int p = 0; p < hb.Planes; p++)
+            {
+                hb.MemOffset[p] = mplane ? (uint)planes[p].M : (uint)b.M;
+                hb.Length[p] = mplane ? planes[p].Length : b.Length;
+                _byMemOffset[hb.MemOffset[p]] = (q, (int)i, p);
+            }
+        }
+        return 0;
+    }
+
+    private void ReleaseBuffers(Queue q)
+    {
+        foreach (HostBuffer hb in q.Buffers)
+        {
+            for (int p = 0; p < V4l2Const.VideoMaxPlanes; p++)
+            {
+                if (hb.Mapped[p] is { } mapped)
+                {
+                    hb.Mapped[p] = null;
+                    mapped.Release(); // the guest's mappings keep theirs until MUNMAP
+                }
+                if (hb.Bounces[p] is { } bounce)
+                {
+                    hb.Bounces[p] = null;
+                    bounce.Dispose();
+                }
+                if (p < hb.Planes && _byMemOffset.TryGetValue(hb.MemOffset[p], out var owner) && owner.Queue == q)
+                {
+                    _byMemOffset.Remove(hb.MemOffset[p]);
+                }
+            }
+        }
+        q.Buffers.Clear();
+    }
+
+    public override int FindMmapBuffer(uint memOffset, out MmapBuffer? buffer)
+    {
+        buffer = null;
+        if (!_byMemOffset.TryGetValue(memOffset, out var where))
+        {
+            return Errno.EINVAL;
+        }
+        SharedMemoryRegion? region = _host.SharedMemory;
+        if (region is null)
+        {
+            return Errno.ENOTTY;
+        }
+        HostBuffer hb = where.Queue.Buffers[where.Index];
+        if (hb.Mapped[where.Plane] is { IsFreed: false } existing)
+        {
+            buffer = existing;
+            return 0;
+        }
+        uint length = hb.Length[where.Plane];
+        // The host driver's pages themselves become region pages (a KVM slot at BAR + offset): the guest reads
+        // what the host captured, with no copy.
+        int status = region.Map(_node.Handle, memOffset, length, writable: true, out ulong offset);
+        if (status != 0)
+        {
+            return status;
+        }
+        ulong rounded = PageRangeAllocator.RoundUp(length);
+        buffer = new MmapBuffer(region, offset, length, rounded, b => region.Unmap(b.Offset));
+        hb.Mapped[where.Plane] = buffer;
+        return 0;
+    }
+
+    public override int QueryBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes) =>
+        BufferIoctl(V4l2IoctlCode.QueryBuf, ref buffer, planes, default);
+
+    public override int PrepareBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages) =>
+        BufferIoctl(V4l2IoctlCode.PrepareBuf, ref buffer, planes, pages);
+
+    public override int QueueBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages)
+    {
+        int status = BufferIoctl(V4l2IoctlCode.QBuf, ref buffer, planes, pages);
+        if (status == 0 && _buffersPaused)
+        {
+            _buffersPaused = false;
+            UpdateWatch();
+        }
+        return status;
+    }
+
+    private int BufferIoctl(V4l2IoctlCode code, ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages)
+    {
+        if (!IsPassableType(buffer.Type) || !IsPassableMemory(buffer.Memory) || (buffer.Flags & BufFlagRequestFd) != 0)
+        {
+            return Errno.EINVAL;
+        }
+        bool mplane = IsMultiPlanar(buffer.Type);
+        bool userPtr = buffer.Memory == (uint)V4l2Memory.UserPtr && code != V4l2IoctlCode.QueryBuf;
+        Span<V4l2Plane> hostPlanes = stackalloc V4l2Plane[V4l2Const.VideoMaxPlanes];
+        planes.CopyTo(hostPlanes);
+        if (userPtr)
+        {
+            int status = AttachUserPages(ref buffer, hostPlanes[..planes.Length], pages, mplane);
+            if (status != 0)
+            {
+                return status;
+            }
+        }
+        int result;
+        // Safe: hostPlanes lives on this stack frame; the host reads and writes at most buffer.Length (≤ the
+        // guest's plane count, checked by the dispatcher) entries of it.
+        fixed (V4l2Plane* p = hostPlanes)
+        {
+            if (mplane)
+            {
+                buffer.M = (ulong)p;
+            }
+            result = Pass(code, ref buffer);
+        }
+        hostPlanes[..planes.Length].CopyTo(planes);
+        HideHostPointers(ref buffer, planes, mplane);
+        return result;
+    }
+
+    // Neither the address of our plane array nor a host userptr (guest RAM's host address, a bounce buffer) goes
+    // back; the dispatcher restores the guest's own values where the protocol wants them.
+    private static void HideHostPointers(ref V4l2Buffer buffer, Span<V4l2Plane> planes, bool mplane)
+    {
+        bool userPtr = buffer.Memory == (uint)V4l2Memory.UserPtr;
+        if (mplane || userPtr)
+        {
+            buffer.M = 0;
+        }
+        if (userPtr)
+        {
+            for (int i = 0; i < planes.Length; i++)
+            {
+                planes[i].M = 0;
+            }
+        }
+    }
+
+    // SHARED_PAGES → host USERPTR: one run of guest RAM is passed in place; anything else through a bounce buffer.
+    private int AttachUserPages(ref V4l2Buffer buffer, Span<V4l2Plane> hostPlanes, in SharedPagesLists pages, bool mplane)
+    {
+        GuestMemory? memory = _host.GuestMemory;
+        if (memory is null)
+        {
+            return Errno.EFAULT;
+        }
+        _queues.TryGetValue(buffer.Type, out Queue? q);
+        HostBuffer? hb = q is not null && buffer.Index < q.Buffers.Count ? q.Buffers[(int)buffer.Index] : null;
+        int count = mplane ? hostPlanes.Length : 1;
+        for (int p = 0; p < count && p < pages.PlaneCount; p++)
+        {
+            uint length = mplane ? hostPlanes[p].Length : buffer.Length;
+            ReadOnlySpan<SgEntry> sg = pages.Plane(p);
+            ulong address = 0;
+            if (length != 0 && sg.Length > 0)
+            {
+                if (IsOneRun(sg) && memory.TryGetSpan(new GuestAddress(sg[0].Start), length, out Span<byte> run))
+                {
+                    // Safe: the span lies in guest RAM, which stays mapped for the VM's lifetime, longer than any host
+                    // buffer pinning it.
+                    fixed (byte* r = run)
+                    {
+                        address = (ulong)r;
+                    }
+                }
+                else if (hb is not null)
+                {
+                    Bounce bounce = BounceFor(hb, p, length);
+                    if (bounce.Entries.Length < sg.Length)
+                    {
+                        bounce.Entries = new SgEntry[sg.Length];
+                    }
+                    sg.CopyTo(bounce.Entries);
+                    bounce.EntryCount = sg.Length;
+                    if (IsOutput(buffer.Type))
+                    {
+                        if (!CopyFromGuest(memory, sg, new Span<byte>((void*)bounce.Address, (int)length)))
+                        {
+                            return Errno.EFAULT;
+                        }
+                        _copied.AddCopy(length, "SHARED_PAGES not in one run of guest RAM");
+                    }
+                    address = (ulong)bounce.Address;
+                }
+                else
+                {
+                    address = 0; // an index the host does not know: it answers EINVAL itself
+                }
+            }
+            if (mplane)
+            {
+                hostPlanes[p].M = address;
+            }
+            else
+            {
+                buffer.M = address;
+            }
+        }
+        return 0;
+    }
+
+    private static bool IsOneRun(ReadOnlySpan<SgEntry> sg)
+    {
+        for (int i = 1; i < sg.Length; i++)
+        {
+            if (sg[i].Start != sg[i - 1].Start + sg[i - 1].Length)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static Bounce BounceFor(HostBuffer hb, int plane, uint length)
+    {
+        if (hb.Bounces[plane] is { } b && b.Length >= length)
+        {
+            return b;
+        }
+        hb.Bounces[plane]?.Dispose();
+        uint rounded = (uint)PageRangeAllocator.RoundUp(length);
+        var bounce = new Bounce((nint)NativeMemory.AlignedAlloc(rounded, (nuint)PageRangeAllocator.PageSize), rounded);
+        hb.Bounces[plane] = bounce;
+        return bounce;
+    }
+
+    public override int StreamOn(uint bufferType)
+    {
+        if (!IsPassableType(bufferType))
+        {
+            return Errno.EINVAL;
+        }
+        uint type = bufferType;
+        int status = _node.Ioctl(V4l2IoctlCode.StreamOn, IoctlDirection.Write, ref type);
+        if (status == 0)
+        {
+            QueueOf(bufferType).Streaming = true;
+            UpdateWatch();
+        }
+        return status;
+    }
+
+    public override int StreamOff(uint bufferType)
+    {
+        if (!IsPassableType(bufferType))
+        {
+            return Errno.EINVAL;
+        }
+        uint type = bufferType;
+        int status = _node.Ioctl(V4l2IoctlCode.StreamOff, IoctlDirection.Write, ref type);
+        if (status == 0)
+        {
+            QueueOf(bufferType).Streaming = false;
+            // vb2 returned every buffer to the dequeued state; finished buffers not yet delivered are void.
+            _host.DropPendingDqbufs();
+            UpdateWatch();
+        }
+        return status;
+    }
+
+    // ---- host readiness, on the device thread ----
+
+    private void UpdateWatch()
+    {
+        if (_failed || _disposed)
+        {
+            return;
+        }
+        uint mask = EpollPri;
+        foreach (Queue q in _queues.Values)
+        {
+            if (q.Streaming && !_buffersPaused)
+            {
+                mask |= IsOutput(q.Type) ? EpollOut : EpollIn;
+            }
+        }
+        if (mask == _watchMask)
+        {
+            return;
+        }
+        _host.Unwatch(_watch);
+        _watchMask = mask;
+        _watch = _host.Watch(_node.Handle, mask, this);
+    }
+
+    public void OnEvent(uint events)
+    {
+        if (_failed || _disposed)
+        {
+            return;
+        }
+        if ((events & (EpollIn | EpollOut | EpollErr)) != 0 && !DrainBuffers())
+        {
+            return;
+        }
+        if ((events & EpollPri) != 0 && !DrainEvents())
+        {
+            return;
+        }
+        if ((events & EpollHup) != 0)
+        {
+            Fail(Errno.ENODEV); // the host device went away (unbound, unplugged)
+            return;
+        }
+        if ((events & EpollErr) != 0)
+        {
+            _buffersPaused = true;
+            UpdateWatch();
+        }
+    }
+
+    // Dequeues every finished buffer of every streaming queue, in the host's order. False when the session failed.
+    private bool DrainBuffers()
+    {
+        Span<V4l2Plane> planes = stackalloc V4l2Plane[V4l2Const.VideoMaxPlanes];
+        foreach (Queue q in _queues.Values)
+        {
+            if (!q.Streaming)
+            {
+                continue;
+            }
+            bool mplane = IsMultiPlanar(q.Type);
+            while (true)
+            {
+                planes.Clear();
+                var b = new V4l2Buffer { Type = q.Type, Memory = q.Memory };
+                int status;
+                // Safe: planes is on this stack frame with VideoMaxPlanes entries, the count given to the host.
+                fixed (V4l2Plane* p = planes)
+                {
+                    if (mplane)
+                    {
+                        b.M = (ulong)p;
+                        b.Length = V4l2Const.VideoMaxPlanes;
+                    }
+                    status = Pass(V4l2IoctlCode.DqBuf, ref b);
+                }
+                if (status is Errno.EAGAIN or Errno.EPIPE)
+                {
+                    break; // nothing finished; or the last buffer of a drained decoder was already dequeued
+                }
+                if (status != 0)
+                {
+                    Fail(status == Errno.ENODEV ? Errno.ENODEV : status);
+                    return false;
+                }
+                int planeCount = mplane ? (int)Math.Min(b.Length, V4l2Const.VideoMaxPlanes) : 0;
+                if (q.Memory == (uint)V4l2Memory.UserPtr && !IsOutput(q.Type) && b.Index < q.Buffers.Count)
+                {
+                    CopyBackBounces(q.Buffers[(int)b.Index], b, planes[..planeCount], mplane);
+                }
+                HideHostPointers(ref b, planes[..planeCount], mplane);
+                _host.SendDqbuf(b, planes[..planeCount]);
+                _copied.AddFrame();
+            }
+        }
+        return true;
+    }
+
+    private void CopyBackBounces(HostBuffer hb, in V4l2Buffer b, ReadOnlySpan<V4l2Plane> planes, bool mplane)
+    {
+        GuestMemory? memory = _host.GuestMemory;
+        int count = mplane ? planes.Length : 1;
+        for (int p = 0; p < count; p++)
+        {
+            // Only a plane that went through a bounce buffer this time: its host userptr is the bounce address.
+            ulong hostAddress = mplane ? planes[p].M : b.M;
+            if (memory is null || hb.Bounces[p] is not { } bounce || hostAddress != (ulong)bounce.Address)
+            {
+                continue;
+            }
+            uint used = Math.Min(mplane ? planes[p].BytesUsed : b.BytesUsed, bounce.Length);
+            if (CopyToGuest(memory, bounce.Entries.AsSpan(0, bounce.EntryCount), new ReadOnlySpan<byte>((void*)bounce.Address, (int)used)))
+            {
+                _copied.AddCopy(used, "SHARED_PAGES not in one run of guest RAM");
+            }
+        }
+    }
+
+    // Hands every pending host event to the guest. False when the session failed.
+    private bool DrainEvents()
+    {
+        while (true)
+        {
+            var ev = default(V4l2Event);
+            int status = _node.Ioctl(V4l2IoctlCode.DqEvent, IoctlDirection.Read, ref ev);
+            if (status == Errno.ENOENT)
+            {
+                return true; // no event pending
+            }
+            if (status != 0)
+            {
+                if (status == Errno.ENODEV)
+                {
+                    Fail(Errno.ENODEV);
+                    return false;
+                }
+                return true;
+            }
+            _host.SendEvent(ev);
+        }
+    }
+
+    private void Fail(int errno)
+    {
+        _failed = true;
+        _host.Unwatch(_watch);
+        _host.SendError(errno);
+    }
+
+    public override void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        _host.Unwatch(_watch);
+        foreach (Queue q in _queues.Values)
+        {
+            foreach (HostBuffer hb in q.Buffers)
+            {
+                for (int p = 0; p < V4l2Const.VideoMaxPlanes; p++)
+                {
+                    if (hb.Mapped[p] is { } mapped)
+                    {
+                        hb.Mapped[p] = null;
+                        mapped.Release();
+                    }
+                }
+            }
+        }
+        // Closing the host file frees its vb2 queue (mapped buffers live on in their mappings) and unpins USERPTR
+        // pages, so bounce buffers can go after it.
+        _node.Dispose();
+        foreach (Queue q in _queues.Values)
+        {
+            foreach (HostBuffer hb in q.Buffers)
+            {
+                foreach (Bounce? bounce in hb.Bounces)
+                {
+                    bounce?.Dispose();
+                }
+            }
+        }
+        _queues.Clear();
+        _byMemOffset.Clear();
+    }
+}
