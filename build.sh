@@ -39,6 +39,8 @@ kvm_mode() {
 
 # The test projects that need KVM (they run in the lab where this machine has none).
 KVM_TEST_PROJECTS=(tests/Vmm.Kvm.Tests tests/Vmm.IntegrationTests)
+# The test projects that need vivid, the kernel's V4L2 test driver: they always run in the lab.
+LAB_ONLY_TEST_PROJECTS=(tests/Vmm.HostV4l2.Tests)
 
 # Runs `dotnet test` on each project given, teeing to $TEST_LOG; returns non-zero if any failed.
 dotnet_test_each() {
@@ -100,26 +102,21 @@ case "${1:-}" in
     native_log=$(mktemp) lab_log=$(mktemp)
     trap 'rm -f "$native_log" "$lab_log"' EXIT
     rc=0
-    case $mode in
-      native|pvm)
-        log "KVM: /dev/kvm works here ($mode): every test project runs natively"
-        dotnet test Vmm.sln -c Release --no-build -nologo "$@" 2>&1 | tee "$native_log" || rc=1
-        ;;
-      lab)
-        log "KVM: /dev/kvm is not usable here: ${KVM_TEST_PROJECTS[*]} run in the lab (lab/run.sh)"
-        mapfile -t others < <(ls tests/*/*.csproj | grep -v -F -e "${KVM_TEST_PROJECTS[0]}/" -e "${KVM_TEST_PROJECTS[1]}/" | xargs -n1 dirname)
-        dotnet_test_each "${others[@]}" 2>&1 | tee "$native_log" || rc=1
-        ;;
-    esac
-    if [ "$mode" != native ]; then
-      # On a PVM host the ordinary host's paths (no int3/fwait repairs, CPUID as KVM reports it) are run in the
-      # lab too; without /dev/kvm every KVM test runs there. One lab boot for all of it.
-      projects=("${KVM_TEST_PROJECTS[@]}")
-      [ "$mode" = pvm ] && projects=(tests/Vmm.IntegrationTests)
-      t0=$SECONDS
-      lab/run.sh -- ./build.sh test-projects "${projects[@]}" -- "$@" 2>&1 | tee "$lab_log" || rc=1
-      log "lab phase: $((SECONDS - t0)) s for ${projects[*]}"
-    fi
+    # Projects that run here: all but those needing the lab's vivid, and (without /dev/kvm) those needing KVM.
+    here_excluded=("${LAB_ONLY_TEST_PROJECTS[@]}")
+    [ "$mode" = lab ] && here_excluded+=("${KVM_TEST_PROJECTS[@]}")
+    mapfile -t here < <(ls tests/*/*.csproj | xargs -n1 dirname | grep -v -x -F "${here_excluded[@]/#/-e}")
+    log "KVM: $mode; here: ${here[*]}"
+    dotnet_test_each "${here[@]}" 2>&1 | tee "$native_log" || rc=1
+    # The lab: vivid (no machine has a camera) for the host V4L2 proxy tests everywhere; on a PVM host also the
+    # ordinary host's paths (no int3/fwait repairs, CPUID as KVM reports it); without /dev/kvm every KVM test.
+    # One lab boot for all of it.
+    projects=("${LAB_ONLY_TEST_PROJECTS[@]}")
+    [ "$mode" = pvm ] && projects+=(tests/Vmm.IntegrationTests)
+    [ "$mode" = lab ] && projects+=("${KVM_TEST_PROJECTS[@]}")
+    t0=$SECONDS
+    lab/run.sh -- ./build.sh test-projects "${projects[@]}" -- "$@" 2>&1 | tee "$lab_log" || rc=1
+    log "lab phase: $((SECONDS - t0)) s for ${projects[*]}"
     read -r native_run native_skipped < <(count_tests "$native_log")
     read -r lab_run lab_skipped < <(count_tests "$lab_log")
     echo "tests by where they ran: native $native_run, lab $lab_run, skipped $((native_skipped + lab_skipped))"

@@ -179,8 +179,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
 
         // A string control: its payload travels through guest pages (scatter list), in both directions.
         Assert.NotEqual(0u, stringId);
-        string text = "virtio-media proxy";
-        Assert.True(text.Length < stringMax);
+        string text = "virtio-media proxy"[..(int)Math.Min(stringMax, 18)]; // vivid's string control holds 2–4 characters
         var setPage = new GuestAddress(32UL << 20);
         var getPage = new GuestAddress(33UL << 20);
         uint size = (uint)stringMax + 1;

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using Vmm.Devices.VirtioMedia.V4l2;
+using Xunit.Abstractions;
+
+namespace Vmm.HostV4l2.Tests;
+
+/// <summary>
+/// The whole path in a VM: <c>vmm run --media /dev/videoN</c> with the firmware guest (firmware/media-stream.elf),
+/// which finds the device over PCI, maps vivid's MMAP buffers from the shared-memory BAR (host pages installed as KVM
+/// slots) and prints the CRC-32C of every frame. The reference is a frame read from the node directly. Needs KVM and
+/// vivid: it runs in the lab.
+/// </summary>
+[Collection(VividCollection.Name)]
+public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
+{
+    private static string RepositoryRoot()
+    {
+        string dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "Vmm.sln")))
+        {
+            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
+        }
+        return dir;
+    }
+
+    [VividFact]
+    public void The_firmware_guest_streams_vivid_frames_through_mmap_with_every_checksum_matching()
+    {
+        string root = RepositoryRoot();
+        string firmware = Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") is { Length: > 0 } d ? d : Path.Combine(root, "firmware", "out"), "media-stream.elf");
+        string vmm = Path.Combine(root, "src", "Vmm.Cli", "bin", "Release", "net10.0", "vmm.dll");
+        Assert.True(File.Exists(firmware), $"{firmware} is missing: ./build.sh firmware builds it");
+        Assert.True(File.Exists("/dev/kvm"), "no /dev/kvm: this test runs in the lab, which has KVM and vivid");
+        string node = Vivid.FindCaptureNode()!;
+        uint reference;
+        uint w, h;
+        using (DirectNode direct = DirectNode.Open(node))
+        {
+            uint osd = 0;
+            for (uint id = V4l2Const.CtrlFlagNextCtrl; ;)
+            {
+                var q = new V4l2QueryExtCtrl { Id = id };
+                Assert.Equal(0, direct.Rw(V4l2IoctlCode.QueryExtCtrl, ref q));
+                if (ControlName(q) == "OSD Text Mode")
+                {
+                    osd = q.Id;
+                    break;
+                }
+                id = q.Id | V4l2Const.CtrlFlagNextCtrl;
+            }
+            var none = new V4l2Control { Id = osd, Value = 2 };
+            Assert.Equal(0, direct.Rw(V4l2IoctlCode.SCtrl, ref none));
+            var fs = new V4l2FrmSizeEnum { PixelFormat = FourCc.Yuyv };
+            Assert.Equal(0, direct.Rw(V4l2IoctlCode.EnumFrameSizes, ref fs));
+            (w, h) = (fs.Width, fs.Height);
+            var f = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture };
+            (f.Pix.PixelFormat, f.Pix.Width, f.Pix.Height) = (FourCc.Yuyv, w, h);
+            Assert.Equal(0, direct.Rw(V4l2IoctlCode.SFmt, ref f));
+            reference = direct.CaptureOneFrameChecksum();
+        }
+
+        const int frames = 60;
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        foreach (string a in new[] { vmm, "run", "--kernel", firmware, "--mem", "64", "--media", node,
+                     "--cmdline", $"width={w} height={h} format=YUYV frames={frames} print_first={frames} print_every=1" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using Process p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        Task<string> stderr = p.StandardError.ReadToEndAsync();
+        Task<string> stdoutRead = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(4)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail("vmm did not finish within 4 minutes");
+        }
+        string stdout = stdoutRead.Result;
+        output.WriteLine(stdout.Length > 4000 ? stdout[..2000] + "\n…\n" + stdout[^2000..] : stdout);
+        output.WriteLine(stderr.Result);
+        Assert.Equal(0, p.ExitCode);
+        MatchCollection sums = FrameLine().Matches(stdout);
+        Assert.Equal(frames, sums.Count);
+        foreach (Match m in sums)
+        {
+            Assert.Equal(reference, uint.Parse(m.Groups["sum"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+        }
+        Assert.Contains($"RESULT frames={frames} width={w} height={h} format=YUYV", stdout);
+        output.WriteLine($"{frames} vivid frames of {w}x{h} YUYV in the guest, every CRC-32C 0x{reference:x8} as read on the host");
+    }
+
+    private static unsafe string ControlName(V4l2QueryExtCtrl q) => V4l2Text.Read(new ReadOnlySpan<byte>(q.Name, 32));
+
+    [GeneratedRegex(@"^FRAME seq=\d+ bytes=\d+ sum=(?<sum>[0-9a-f]+)\s*$", RegexOptions.Multiline)]
+    private static partial Regex FrameLine();
+}
