@@ -74,6 +74,7 @@ static void set_defaults(struct fw_params *p)
         .queue_size = 64,
         .rng_bytes = 4096,
         .mmap_rw = 0,
+        .checksum_printed_only = 0,
     };
 }
 
@@ -113,6 +114,13 @@ static void apply(struct fw_params *p, const char *key, size_t kn, const char *v
             fw_fail(EXIT_BAD_CMDLINE, "queue_size must be a power of two");
     } else if (key_is(key, kn, "rng_bytes")) {
         p->rng_bytes = (uint32_t)parse_number(key, kn, v, vn, 1, 1u << 30);
+    } else if (key_is(key, kn, "checksum")) {
+        if (vn == 3 && memcmp(v, "all", 3) == 0)
+            p->checksum_printed_only = 0;
+        else if (vn == 7 && memcmp(v, "printed", 7) == 0)
+            p->checksum_printed_only = 1;
+        else
+            fw_fail(EXIT_BAD_CMDLINE, "checksum must be all or printed");
     } else if (key_is(key, kn, "mmap_rw")) {
         p->mmap_rw = (uint32_t)parse_number(key, kn, v, vn, 0, 1);
     } else {

@@ -20,6 +20,7 @@ struct fw_params {
     uint32_t queue_size;    /* upper bound for both virtqueues */
     uint32_t rng_bytes;     /* mode=rng: how many random bytes to read */
     uint32_t mmap_rw;       /* 1: ask for read-write MMAP mappings */
+    uint32_t checksum_printed_only; /* 1: checksum only frames with a FRAME line (large frames at full rate) */
 };
 
 /* Reads hvm_start_info at `start_info_paddr` and the command line it points to; fails with EXIT_BAD_CMDLINE. */

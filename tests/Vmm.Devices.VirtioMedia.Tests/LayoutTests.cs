@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Vmm.Devices.VirtioMedia.Ioctls;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.V4l2;
 
@@ -50,6 +51,7 @@ public unsafe class LayoutTests
     [InlineData(typeof(EventDqbuf), 608)]
     [InlineData(typeof(EventEvent), 144)]
     [InlineData(typeof(VirtioMediaConfig), 40)]
+    [InlineData(typeof(V4l2Capability), 104)]
     public void StructSizeMatchesKernel(Type type, int size)
     {
         int actual = (int)typeof(Unsafe).GetMethod(nameof(Unsafe.SizeOf))!.MakeGenericMethod(type).Invoke(null, null)!;
@@ -158,6 +160,7 @@ public unsafe class LayoutTests
     [InlineData(IoctlDirection.Read | IoctlDirection.Write, V4l2IoctlCode.GSelection, 0xC040565Eu)]
     [InlineData(IoctlDirection.Read | IoctlDirection.Write, V4l2IoctlCode.QueryExtCtrl, 0xC0E85667u)]
     [InlineData(IoctlDirection.Read, V4l2IoctlCode.DqEvent, 0x80885659u)]
+    [InlineData(IoctlDirection.Read, V4l2IoctlCode.QueryCap, 0x80685600u)]
     public void IoctlRequestValuesMatchKernel(IoctlDirection dir, V4l2IoctlCode code, uint expected)
     {
         int size = code switch
@@ -181,12 +184,56 @@ public unsafe class LayoutTests
             V4l2IoctlCode.GSelection => Unsafe.SizeOf<V4l2Selection>(),
             V4l2IoctlCode.QueryExtCtrl => Unsafe.SizeOf<V4l2QueryExtCtrl>(),
             V4l2IoctlCode.DqEvent => Unsafe.SizeOf<V4l2Event>(),
+            V4l2IoctlCode.QueryCap => Unsafe.SizeOf<V4l2Capability>(),
             _ => throw new ArgumentOutOfRangeException(nameof(code)),
         };
         uint request = V4l2Ioctl.Request(dir, code, size);
         Assert.Equal(expected, request);
         Assert.Equal(code, V4l2Ioctl.CodeOf(request));
     }
+
+    // The flat-payload ioctls a proxy passes through as bytes: kernel request values (videodev2.h, LP64) from
+    // their table's size and kernel direction.
+    [Theory]
+    [InlineData(V4l2IoctlCode.GStd, 0x80085617u)]
+    [InlineData(V4l2IoctlCode.SStd, 0x40085618u)]
+    [InlineData(V4l2IoctlCode.EnumStd, 0xC0485619u)]
+    [InlineData(V4l2IoctlCode.GTuner, 0xC054561Du)]
+    [InlineData(V4l2IoctlCode.STuner, 0x4054561Eu)]
+    [InlineData(V4l2IoctlCode.GAudio, 0x80345621u)]
+    [InlineData(V4l2IoctlCode.SAudio, 0x40345622u)]
+    [InlineData(V4l2IoctlCode.GOutput, 0x8004562Eu)]
+    [InlineData(V4l2IoctlCode.SOutput, 0xC004562Fu)]
+    [InlineData(V4l2IoctlCode.EnumOutput, 0xC0485630u)]
+    [InlineData(V4l2IoctlCode.GAudout, 0x80345631u)]
+    [InlineData(V4l2IoctlCode.SAudout, 0x40345632u)]
+    [InlineData(V4l2IoctlCode.GModulator, 0xC0445636u)]
+    [InlineData(V4l2IoctlCode.SModulator, 0x40445637u)]
+    [InlineData(V4l2IoctlCode.GFrequency, 0xC02C5638u)]
+    [InlineData(V4l2IoctlCode.SFrequency, 0x402C5639u)]
+    [InlineData(V4l2IoctlCode.QueryStd, 0x8008563Fu)]
+    [InlineData(V4l2IoctlCode.EnumAudio, 0xC0345641u)]
+    [InlineData(V4l2IoctlCode.EnumAudout, 0xC0345642u)]
+    [InlineData(V4l2IoctlCode.GEncIndex, 0x8818564Cu)]
+    [InlineData(V4l2IoctlCode.EncoderCmd, 0xC028564Du)]
+    [InlineData(V4l2IoctlCode.TryEncoderCmd, 0xC028564Eu)]
+    [InlineData(V4l2IoctlCode.SDvTimings, 0xC0845657u)]
+    [InlineData(V4l2IoctlCode.GDvTimings, 0xC0845658u)]
+    [InlineData(V4l2IoctlCode.DecoderCmd, 0xC0485660u)]
+    [InlineData(V4l2IoctlCode.TryDecoderCmd, 0xC0485661u)]
+    [InlineData(V4l2IoctlCode.EnumDvTimings, 0xC0945662u)]
+    [InlineData(V4l2IoctlCode.QueryDvTimings, 0x80845663u)]
+    [InlineData(V4l2IoctlCode.DvTimingsCap, 0xC0905664u)]
+    [InlineData(V4l2IoctlCode.EnumFreqBands, 0xC0405665u)]
+    public void PlainIoctlRequestValuesMatchKernel(V4l2IoctlCode code, uint expected)
+    {
+        Assert.True(PlainIoctls.TryGet(code, out PlainIoctl plain));
+        Assert.Equal(expected, V4l2Ioctl.Request(plain.Kernel, code, plain.Size));
+        Assert.True(plain.Size <= PlainIoctls.MaxSize);
+    }
+
+    [Fact]
+    public void EveryPlainIoctlIsPinned() => Assert.Equal(30, PlainIoctls.All.Length);
 
     [Fact]
     public void FourCcValues()

@@ -29,29 +29,12 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
     [VividFact]
     public void The_firmware_guest_streams_vivid_frames_through_mmap_with_every_checksum_matching()
     {
-        string root = RepositoryRoot();
-        string firmware = Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") is { Length: > 0 } d ? d : Path.Combine(root, "firmware", "out"), "media-stream.elf");
-        string vmm = Path.Combine(root, "src", "Vmm.Cli", "bin", "Release", "net10.0", "vmm.dll");
-        Assert.True(File.Exists(firmware), $"{firmware} is missing: ./build.sh firmware builds it");
-        Assert.True(File.Exists("/dev/kvm"), "no /dev/kvm: this test runs in the lab, which has KVM and vivid");
         string node = Vivid.FindCaptureNode()!;
         uint reference;
         uint w, h;
         using (DirectNode direct = DirectNode.Open(node))
         {
-            uint osd = 0;
-            for (uint id = V4l2Const.CtrlFlagNextCtrl; ;)
-            {
-                var q = new V4l2QueryExtCtrl { Id = id };
-                Assert.Equal(0, direct.Rw(V4l2IoctlCode.QueryExtCtrl, ref q));
-                if (ControlName(q) == "OSD Text Mode")
-                {
-                    osd = q.Id;
-                    break;
-                }
-                id = q.Id | V4l2Const.CtrlFlagNextCtrl;
-            }
-            var none = new V4l2Control { Id = osd, Value = 2 };
+            var none = new V4l2Control { Id = FindControl(direct, "OSD Text Mode"), Value = 2 };
             Assert.Equal(0, direct.Rw(V4l2IoctlCode.SCtrl, ref none));
             var fs = new V4l2FrmSizeEnum { PixelFormat = FourCc.Yuyv };
             Assert.Equal(0, direct.Rw(V4l2IoctlCode.EnumFrameSizes, ref fs));
@@ -59,18 +42,36 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
             var f = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture };
             (f.Pix.PixelFormat, f.Pix.Width, f.Pix.Height) = (FourCc.Yuyv, w, h);
             Assert.Equal(0, direct.Rw(V4l2IoctlCode.SFmt, ref f));
+            DirectNode.SetFrameRate(direct, 30);
             reference = direct.CaptureOneFrameChecksum();
         }
 
         const int frames = 60;
+        string stdout = RunFirmware(node, $"width={w} height={h} format=YUYV frames={frames} print_first={frames} print_every=1");
+        MatchCollection sums = FrameLine().Matches(stdout);
+        Assert.Equal(frames, sums.Count);
+        foreach (Match m in sums)
+        {
+            Assert.Equal(reference, uint.Parse(m.Groups["sum"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+        }
+        Assert.Contains($"RESULT frames={frames} width={w} height={h} format=YUYV", stdout);
+        output.WriteLine($"{frames} vivid frames of {w}x{h} YUYV in the guest, every CRC-32C 0x{reference:x8} as read on the host");
+    }
+
+    private string RunFirmware(string node, string cmdline)
+    {
+        string root = RepositoryRoot();
+        string firmware = Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") is { Length: > 0 } d ? d : Path.Combine(root, "firmware", "out"), "media-stream.elf");
+        string vmm = Path.Combine(root, "src", "Vmm.Cli", "bin", "Release", "net10.0", "vmm.dll");
+        Assert.True(File.Exists(firmware), $"{firmware} is missing: ./build.sh firmware builds it");
+        Assert.True(File.Exists("/dev/kvm"), "no /dev/kvm: this test runs in the lab, which has KVM and vivid");
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
         };
-        foreach (string a in new[] { vmm, "run", "--kernel", firmware, "--mem", "64", "--media", node,
-                     "--cmdline", $"width={w} height={h} format=YUYV frames={frames} print_first={frames} print_every=1" })
+        foreach (string a in new[] { vmm, "run", "--kernel", firmware, "--mem", "64", "--media", node, "--cmdline", cmdline })
         {
             psi.ArgumentList.Add(a);
         }
@@ -87,17 +88,64 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
         output.WriteLine(stdout.Length > 4000 ? stdout[..2000] + "\n…\n" + stdout[^2000..] : stdout);
         output.WriteLine(stderr.Result);
         Assert.Equal(0, p.ExitCode);
+        return stdout;
+    }
+
+    [VividFact]
+    public void At_the_largest_size_and_highest_rate_the_guest_keeps_the_hosts_rate()
+    {
+        string node = Vivid.FindCaptureNode()!;
+        const int frames = 46;
+        uint w, h, reference;
+        V4l2Fract interval;
+        TimeSpan direct;
+        using (DirectNode d = DirectNode.Open(node))
+        {
+            var none = new V4l2Control { Id = FindControl(d, "OSD Text Mode"), Value = 2 };
+            Assert.Equal(0, d.Rw(V4l2IoctlCode.SCtrl, ref none));
+            (w, h, interval) = HostV4l2ProxyTests.LargestAtHighestRate(d);
+            var f = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture };
+            (f.Pix.PixelFormat, f.Pix.Width, f.Pix.Height) = (FourCc.Yuyv, w, h);
+            Assert.Equal(0, d.Rw(V4l2IoctlCode.SFmt, ref f));
+            var parm = new V4l2StreamParm { Type = (uint)V4l2BufferType.VideoCapture, TimePerFrame = interval };
+            Assert.Equal(0, d.Rw(V4l2IoctlCode.SParm, ref parm));
+            reference = d.Stream(frames, out _, out direct);
+        }
+        // The guest checksums the first two frames and the last (all of a 4K frame, every frame, would pace it).
+        string stdout = RunFirmware(node, $"width={w} height={h} format=YUYV frames={frames} print_first=2 print_every=0 checksum=printed buffers=4");
         MatchCollection sums = FrameLine().Matches(stdout);
-        Assert.Equal(frames, sums.Count);
+        Assert.Equal(3, sums.Count);
         foreach (Match m in sums)
         {
             Assert.Equal(reference, uint.Parse(m.Groups["sum"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture));
         }
-        Assert.Contains($"RESULT frames={frames} width={w} height={h} format=YUYV", stdout);
-        output.WriteLine($"{frames} vivid frames of {w}x{h} YUYV in the guest, every CRC-32C 0x{reference:x8} as read on the host");
+        Match result = ResultLine().Match(stdout);
+        Assert.True(result.Success, "no RESULT line");
+        double guestFps = double.Parse(result.Groups["fps"].Value, CultureInfo.InvariantCulture);
+        double directFps = frames / direct.TotalSeconds;
+        output.WriteLine($"{w}x{h} YUYV at interval {interval.Numerator}/{interval.Denominator}, {frames} frames from STREAMON: " +
+                         $"guest {guestFps:F2} fps, vivid read directly {directFps:F2} fps, ratio {guestFps / directFps:F3}");
+        Assert.True(guestFps >= 0.95 * directFps, $"guest {guestFps:F2} fps against {directFps:F2} fps read directly");
+    }
+
+    private static uint FindControl(DirectNode direct, string name)
+    {
+        for (uint id = V4l2Const.CtrlFlagNextCtrl; ;)
+        {
+            var q = new V4l2QueryExtCtrl { Id = id };
+            Assert.Equal(0, direct.Rw(V4l2IoctlCode.QueryExtCtrl, ref q));
+            if (ControlName(q) == name)
+            {
+                return q.Id;
+            }
+            id = q.Id | V4l2Const.CtrlFlagNextCtrl;
+        }
     }
 
     private static unsafe string ControlName(V4l2QueryExtCtrl q) => V4l2Text.Read(new ReadOnlySpan<byte>(q.Name, 32));
+
+    [GeneratedRegex(@"^RESULT frames=\d+ width=\d+ height=\d+ format=\w+ fps=(?<fps>[0-9.]+)", RegexOptions.Multiline)]
+    private static partial Regex ResultLine();
 
     [GeneratedRegex(@"^FRAME seq=\d+ bytes=\d+ sum=(?<sum>[0-9a-f]+)\s*$", RegexOptions.Multiline)]
     private static partial Regex FrameLine();

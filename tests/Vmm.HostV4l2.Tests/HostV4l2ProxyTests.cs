@@ -3,6 +3,7 @@ using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Backends.HostV4l2;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
+using Vmm.Devices.VirtioMedia.Ioctls;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.Testbed;
 using Vmm.Devices.VirtioMedia.V4l2;
@@ -124,6 +125,62 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
             }
         }
         return all;
+    }
+
+    [VividFact]
+    public void Standards_tuners_and_dv_timings_are_the_hosts_on_every_input()
+    {
+        string node = Node();
+        using VirtioMediaTestbed bed = Proxy(node);
+        using TestbedSession s = bed.OpenSession();
+        using DirectNode direct = DirectNode.Open(node);
+        var lines = new List<string>();
+        int compared = 0;
+        for (uint input = 0; ; input++)
+        {
+            var desc = new V4l2Input { Index = input };
+            if (s.Ioctl(V4l2IoctlCode.EnumInput, ref desc) != 0)
+            {
+                break;
+            }
+            uint selected = input;
+            Assert.Equal(0, s.Ioctl(V4l2IoctlCode.SInput, ref selected));
+            // Each plain ioctl with its first u32 (an index) walked until both sides fail.
+            foreach (V4l2IoctlCode code in new[] { V4l2IoctlCode.GStd, V4l2IoctlCode.QueryStd, V4l2IoctlCode.EnumStd, V4l2IoctlCode.GTuner,
+                         V4l2IoctlCode.GFrequency, V4l2IoctlCode.GDvTimings, V4l2IoctlCode.EnumDvTimings, V4l2IoctlCode.DvTimingsCap,
+                         V4l2IoctlCode.EnumAudio, V4l2IoctlCode.GAudio })
+            {
+                Assert.True(PlainIoctls.TryGet(code, out PlainIoctl plain));
+                bool indexed = code is V4l2IoctlCode.EnumStd or V4l2IoctlCode.EnumDvTimings or V4l2IoctlCode.EnumAudio;
+                for (uint index = 0; index < (indexed ? 64u : 1u); index++)
+                {
+                    byte[] request = new byte[plain.Size];
+                    BitConverter.TryWriteBytes(request, index);
+                    byte[] host = (byte[])request.Clone();
+                    int hostStatus = direct.Raw(code, plain.Kernel, host);
+                    byte[] answer = new byte[plain.Size];
+                    int proxyStatus = s.Ioctl(code, (plain.Sent & IoctlDirection.Write) != 0 ? request : [], answer, out int written);
+                    Assert.True(hostStatus == proxyStatus, $"input {input} {code}[{index}]: host errno {hostStatus}, proxied {proxyStatus}");
+                    if (hostStatus != 0)
+                    {
+                        break;
+                    }
+                    Assert.Equal(plain.Size, written);
+                    Assert.Equal(host, answer);
+                    compared++;
+                    if (index == 0)
+                    {
+                        lines.Add($"input {input} {code}");
+                    }
+                }
+            }
+        }
+        uint first = 0;
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.SInput, ref first));
+        output.WriteLine($"{compared} answers equal to the host's: {string.Join(", ", lines)}");
+        Assert.Contains(lines, l => l.EndsWith("EnumStd", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.EndsWith("EnumDvTimings", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.EndsWith("GTuner", StringComparison.Ordinal));
     }
 
     [VividFact]
@@ -267,6 +324,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         f.Pix.Width = width;
         f.Pix.Height = height;
         Assert.Equal(0, direct.Rw(V4l2IoctlCode.SFmt, ref f));
+        DirectNode.SetFrameRate(direct, 30);
         return direct.CaptureOneFrameChecksum();
     }
 
@@ -291,7 +349,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         Assert.True(region.HostMappedBytes >= 4UL * s.Buffers[0].PlaneLengths[0], "each buffer is a host mapping in region 0");
         s.QueueAllBuffers();
         s.StreamOn();
-        const int frames = 120;
+        const int frames = 300;
         uint lastSequence = 0;
         for (int i = 0; i < frames; i++)
         {
@@ -308,6 +366,123 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         Assert.True(backend.FramesDelivered >= frames);
         s.RequestBuffers(0, V4l2Memory.Mmap);
         Assert.Equal(0UL, region.HostMappedBytes); // REQBUFS(0) and the guest's MUNMAPs released every mapping
+    }
+
+    /// <summary>vivid's largest YUYV size at its highest rate for that size, and the interval that gives it.</summary>
+    internal static (uint Width, uint Height, V4l2Fract Interval) LargestAtHighestRate(DirectNode direct)
+    {
+        var largest = new V4l2FrmSizeEnum();
+        for (uint i = 0; ; i++)
+        {
+            var fs = new V4l2FrmSizeEnum { Index = i, PixelFormat = FourCc.Yuyv };
+            if (direct.Rw(V4l2IoctlCode.EnumFrameSizes, ref fs) != 0)
+            {
+                break;
+            }
+            if ((ulong)fs.Width * fs.Height > (ulong)largest.Width * largest.Height)
+            {
+                largest = fs;
+            }
+        }
+        V4l2Fract best = default;
+        for (uint i = 0; ; i++)
+        {
+            var fi = new V4l2FrmIvalEnum { Index = i, PixelFormat = FourCc.Yuyv, Width = largest.Width, Height = largest.Height };
+            if (direct.Rw(V4l2IoctlCode.EnumFrameIntervals, ref fi) != 0)
+            {
+                break;
+            }
+            if (best.Denominator == 0 || (double)fi.Discrete.Numerator / fi.Discrete.Denominator < (double)best.Numerator / best.Denominator)
+            {
+                best = fi.Discrete;
+            }
+        }
+        Assert.NotEqual(0u, largest.Width);
+        return (largest.Width, largest.Height, best);
+    }
+
+    [VividFact]
+    public unsafe void At_the_largest_size_and_highest_rate_the_proxy_keeps_the_hosts_rate_with_no_copy()
+    {
+        string node = Node();
+        const int frames = 31;
+        uint w, h;
+        V4l2Fract interval;
+        TimeSpan direct;
+        uint sizeImage;
+        using (DirectNode d = DirectNode.Open(node))
+        {
+            (w, h, interval) = LargestAtHighestRate(d);
+            var f = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture };
+            (f.Pix.PixelFormat, f.Pix.Width, f.Pix.Height) = (FourCc.Yuyv, w, h);
+            Assert.Equal(0, d.Rw(V4l2IoctlCode.SFmt, ref f));
+            sizeImage = f.Pix.SizeImage;
+            var parm = new V4l2StreamParm { Type = (uint)V4l2BufferType.VideoCapture, TimePerFrame = interval };
+            Assert.Equal(0, d.Rw(V4l2IoctlCode.SParm, ref parm));
+            d.Stream(frames, out direct);
+        }
+        using VirtioMediaTestbed bed = Proxy(node);
+        using TestbedSession s = bed.OpenSession();
+        s.SetFormat(FourCc.Yuyv, w, h);
+        s.RequestBuffers(4, V4l2Memory.Mmap);
+        s.QueueAllBuffers();
+        s.StreamOn();
+        long first = 0;
+        TimeSpan proxied = TimeSpan.Zero, cpuAtFirst = TimeSpan.Zero, cpu = TimeSpan.Zero;
+        for (int i = 0; i < frames; i++)
+        {
+            using TestbedFrame frame = s.DequeueFrame(TimeSpan.FromSeconds(30));
+            if (i == 0)
+            {
+                first = System.Diagnostics.Stopwatch.GetTimestamp();
+                cpuAtFirst = DeviceThreadCpu();
+            }
+            else if (i == frames - 1)
+            {
+                proxied = System.Diagnostics.Stopwatch.GetElapsedTime(first);
+                cpu = DeviceThreadCpu() - cpuAtFirst;
+            }
+        }
+        s.StreamOff();
+        HostV4l2Backend backend = Backend(bed);
+
+        // The physical anchor: one copy of the same frame, in this process.
+        byte[] from = new byte[sizeImage], to = new byte[sizeImage];
+        from.AsSpan().CopyTo(to);
+        long c0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        const int copies = 10;
+        for (int i = 0; i < copies; i++)
+        {
+            from.AsSpan().CopyTo(to);
+        }
+        TimeSpan copy = System.Diagnostics.Stopwatch.GetElapsedTime(c0) / copies;
+
+        double directFps = (frames - 1) / direct.TotalSeconds, proxiedFps = (frames - 1) / proxied.TotalSeconds;
+        TimeSpan cpuPerFrame = cpu / (frames - 1);
+        output.WriteLine($"{w}x{h} YUYV ({sizeImage} bytes) at interval {interval.Numerator}/{interval.Denominator}: direct {directFps:F2} fps, " +
+                         $"proxied {proxiedFps:F2} fps, ratio {proxiedFps / directFps:F3}; device thread CPU {cpuPerFrame.TotalMicroseconds:F0} µs/frame, " +
+                         $"one copy of the frame {copy.TotalMicroseconds:F0} µs, ratio {cpuPerFrame / copy:F3}; bytes copied {backend.BytesCopied} " +
+                         $"over {backend.FramesDelivered} frames");
+        Assert.Equal(0, backend.BytesCopied);
+        Assert.True(proxiedFps >= 0.95 * directFps, $"proxied {proxiedFps:F2} fps against {directFps:F2} fps read directly");
+    }
+
+    // CPU time of the device's command thread (the one that runs the proxy's ioctls and dequeues), from /proc.
+    private static TimeSpan DeviceThreadCpu()
+    {
+        foreach (string task in Directory.GetDirectories("/proc/self/task"))
+        {
+            string comm = File.ReadAllText(Path.Combine(task, "comm")).Trim();
+            if (comm == "virtio-media co") // "virtio-media commands", cut to the kernel's 15 characters
+            {
+                string stat = File.ReadAllText(Path.Combine(task, "stat"));
+                string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                long ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) +
+                             long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
+                return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ
+            }
+        }
+        throw new InvalidOperationException("no virtio-media command thread in /proc/self/task");
     }
 
     [VividFact]
@@ -395,6 +570,34 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         byte[]? e = s.WaitEvent(VirtioMediaEventType.Event, FrameTimeout);
         Assert.NotNull(e);
         return MemoryMarshal.Read<EventEvent>(e);
+    }
+
+    [VividFact]
+    public void A_fatal_host_streaming_error_fails_only_that_session()
+    {
+        string node = Node();
+        using VirtioMediaTestbed bed = Proxy(node);
+        using TestbedSession s = bed.OpenSession();
+        using TestbedSession bystander = bed.OpenSession();
+        uint w, h, inject;
+        using (DirectNode direct = DirectNode.Open(node))
+        {
+            (w, h) = SmallestYuyvSize(direct);
+            inject = FindControl(direct, "Inject Fatal Streaming Error");
+        }
+        s.SetFormat(FourCc.Yuyv, w, h);
+        s.RequestBuffers(3, V4l2Memory.Mmap);
+        s.QueueAllBuffers();
+        s.StreamOn();
+        s.DequeueFrame(FrameTimeout).Dispose();
+        // vivid's button marks the vb2 queue as failed: poll reports EPOLLERR and DQBUF answers EIO.
+        bystander.SetControl(inject, 1);
+        byte[]? error = s.WaitEvent(VirtioMediaEventType.Error, FrameTimeout);
+        Assert.NotNull(error);
+        Assert.Equal((uint)Errno.EIO, MemoryMarshal.Read<EventError>(error).Errno);
+        var f = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture };
+        Assert.Equal(0, bystander.Ioctl(V4l2IoctlCode.GFmt, ref f)); // the other session, on the same host node, is fine
+        Assert.Null(bed.NeedsResetReason);
     }
 
     [VividFact]

@@ -21,6 +21,11 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
 
     private static readonly Lazy<string> Image = new(BuildImage);
 
+    // Debian 12's v4l2-compliance predates kernel 6.12's format names and fails every NV12 device on that alone, so
+    // the image (and the direct run against vivid) use a newer suite's v4l-utils, unpacked, not installed.
+    private static readonly Lazy<string> V4lUtilsRoot = new(() =>
+        RunScript(Path.Combine(RepositoryRoot(), "firmware/media-guest/fetch-v4l-utils.sh")).Trim().Split('\n')[^1]);
+
     /// <summary>Skips with the reason when the module (or, outside CI, KVM or the kit) is missing.</summary>
     internal sealed class MediaDriverFactAttribute : FactAttribute
     {
@@ -38,18 +43,20 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
         }
     }
 
-    private static string BuildImage()
+    private static string RepositoryRoot()
     {
         string root = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(root, "Vmm.sln")))
         {
             root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("repository root not found above the test binaries");
         }
-        // Debian 12's v4l2-compliance (1.22.1) predates kernel 6.12's format names and fails every NV12 device on
-        // that alone, so the image carries a newer suite's v4l-utils (unpacked, not installed).
-        string v4lRoot = RunScript(Path.Combine(root, "firmware/media-guest/fetch-v4l-utils.sh")).Trim().Split('\n')[^1];
+        return root;
+    }
+
+    private static string BuildImage()
+    {
         string image = Path.Combine(Path.GetTempPath(), $"vmm-media-{Environment.ProcessId}.cpio");
-        RunScript(Path.Combine(root, "firmware/media-guest/build-initramfs.sh"), "--v4l-utils-root", v4lRoot,
+        RunScript(Path.Combine(RepositoryRoot(), "firmware/media-guest/build-initramfs.sh"), "--v4l-utils-root", V4lUtilsRoot.Value,
             TestEnvironment.GuestDir!, Module!, image);
         return image;
     }
@@ -115,6 +122,93 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
         output.WriteLine($"guest-measured rate: {measured:F2} fps (configured {fps})");
         Assert.InRange(measured, fps * 0.9, fps * 1.1);
     }
+
+    /// <summary>vivid's capture node (by its sysfs name), or null: vivid exists in the lab only.</summary>
+    private static string? VividCaptureNode()
+    {
+        const string classDir = "/sys/class/video4linux";
+        if (!Directory.Exists(classDir))
+        {
+            return null;
+        }
+        foreach (string dev in Directory.GetDirectories(classDir).Order(StringComparer.Ordinal))
+        {
+            string name = Path.Combine(dev, "name");
+            if (File.Exists(name) && File.ReadAllText(name).Trim().EndsWith("-vid-cap", StringComparison.Ordinal) &&
+                File.ReadAllText(name).StartsWith("vivid", StringComparison.Ordinal))
+            {
+                return "/dev/" + Path.GetFileName(dev);
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The v4l2-compliance tests that failed ("test NAME: FAIL").</summary>
+    private static SortedSet<string> FailedChecks(string log)
+    {
+        var failed = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (Match m in FailedTest().Matches(log))
+        {
+            failed.Add(m.Groups["test"].Value.Trim());
+        }
+        return failed;
+    }
+
+    [MediaDriverFact]
+    [Trait("Category", "Media")]
+    public void V4l2_compliance_through_the_proxy_fails_nothing_that_vivid_itself_passes()
+    {
+        string? node = VividCaptureNode();
+        if (node is null)
+        {
+            Assert.Fail("no vivid capture node: this test runs in the lab (lab/run.sh loads vivid)");
+        }
+        // The reference: v4l2-compliance against vivid directly, here, with the same v4l-utils as the guest's.
+        string root = V4lUtilsRoot.Value;
+        var psi = new ProcessStartInfo(Path.Combine(root, "lib64/ld-linux-x86-64.so.2"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (string a in new[] { "--library-path", $"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu",
+                     Path.Combine(root, "usr/bin/v4l2-compliance"), "-d", node, "-s" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        string direct;
+        using (Process p = Process.Start(psi)!)
+        {
+            Task<string> err = p.StandardError.ReadToEndAsync();
+            direct = p.StandardOutput.ReadToEnd() + err.Result;
+            p.WaitForExit();
+        }
+        Match directSummary = SummaryLine().Match(direct);
+        Assert.True(directSummary.Success, "no summary line from v4l2-compliance against vivid:\n" + direct);
+
+        VmmRun run = Boot(node, "vmmtest=media-compliance", TimeSpan.FromMinutes(30));
+        Match proxiedSummary = CompliancePattern().Match(run.Stdout);
+        Assert.True(proxiedSummary.Success, "no v4l2-compliance summary line from the guest");
+        SortedSet<string> directFailures = FailedChecks(direct), proxiedFailures = FailedChecks(run.Stdout);
+        output.WriteLine($"direct:  {directSummary.Value}");
+        output.WriteLine($"proxied: {proxiedSummary.Value}");
+        output.WriteLine($"failed directly: [{string.Join("; ", directFailures)}]");
+        output.WriteLine($"failed through the proxy: [{string.Join("; ", proxiedFailures)}]");
+        foreach (Match m in FailLine().Matches(run.Stdout))
+        {
+            output.WriteLine($"  proxied {m.Value.Trim()}");
+        }
+        proxiedFailures.ExceptWith(directFailures);
+        Assert.True(proxiedFailures.Count == 0, $"only through the proxy: {string.Join("; ", proxiedFailures)}");
+    }
+
+    [GeneratedRegex(@"^\s*fail: [^(]*\(\d+\): (?<what>.*)$", RegexOptions.Multiline)]
+    private static partial Regex FailLine();
+
+    [GeneratedRegex(@"^\s*test (?<test>[^:]+): FAIL", RegexOptions.Multiline)]
+    private static partial Regex FailedTest();
+
+    [GeneratedRegex(@"(Grand )?Total for .*Succeeded: \d+, Failed: \d+, Warnings: \d+")]
+    private static partial Regex SummaryLine();
 
     [GeneratedRegex(@"VMM-GUEST: compliance Total for .*Succeeded: \d+, Failed: (?<failed>\d+), Warnings: \d+")]
     private static partial Regex CompliancePattern();

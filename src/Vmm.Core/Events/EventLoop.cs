@@ -12,6 +12,21 @@ public interface IEventHandler
     void OnEvent(uint events);
 }
 
+/// <summary>A handler for descriptors that only wake the loop: the caller does its work after
+/// <see cref="EventLoop.RunOnce"/> returns (an eventfd's counter is already cleared by then).</summary>
+public sealed class WakeOnly : IEventHandler
+{
+    public static readonly WakeOnly Instance = new();
+
+    private WakeOnly()
+    {
+    }
+
+    public void OnEvent(uint events)
+    {
+    }
+}
+
 /// <summary>
 /// An epoll loop on a dedicated thread: device workers wait here for their queue eventfds (KVM ioeventfds) instead
 /// of running on vCPU threads. Handlers can be added and removed while it runs (from any thread, including a

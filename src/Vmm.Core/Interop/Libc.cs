@@ -63,6 +63,22 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int poll(PollFd* fds, nuint count, int timeoutMs);
 
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int timerfd_create(int clockId, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial int timerfd_settime(int fd, int flags, ITimerSpec* newValue, ITimerSpec* oldValue);
+
+    /// <summary>struct itimerspec (32 bytes on 64-bit Linux): interval, then first expiry.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct ITimerSpec
+    {
+        public long IntervalSec;
+        public long IntervalNsec;
+        public long ValueSec;
+        public long ValueNsec;
+    }
+
     /// <summary>struct pollfd (8 bytes).</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct PollFd

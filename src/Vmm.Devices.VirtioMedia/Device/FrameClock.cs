@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Vmm.Core.Events;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.Sessions;
 
@@ -7,13 +8,17 @@ namespace Vmm.Devices.VirtioMedia.Device;
 /// <summary>
 /// The pacing thread: sleeps until the earliest session deadline (or a wake-up), then lets each due session
 /// produce its frames. Frames are produced here, never on the command thread, so a slow or stalled backend
-/// cannot delay a command answer. A backend that throws gets an ERROR event for its session.
+/// cannot delay a command answer. A backend that throws gets an ERROR event for its session. The thread waits on
+/// an <see cref="EventLoop"/> like every other device thread: a timerfd for the earliest deadline (nanosecond
+/// resolution) and an eventfd for wake-ups.
 /// </summary>
 public sealed class FrameClock : IDisposable
 {
     private readonly SessionTable _sessions;
     private readonly Action<string>? _faulted;
-    private readonly AutoResetEvent _wake = new(false);
+    private readonly EventLoop _loop = new("virtio-media frame clock");
+    private readonly EventFd _wake = new();
+    private readonly TimerFd _deadline = new();
     private readonly object _lifecycle = new();
     private Thread? _thread;
     private volatile bool _stop;
@@ -26,7 +31,11 @@ public sealed class FrameClock : IDisposable
     {
         _sessions = sessions;
         _faulted = faulted;
+        _loop.Add(_wake, WakeOnly.Instance);
+        _loop.Add(_deadline.Handle, 1 /* EPOLLIN */, _deadline);
     }
+
+
 
     /// <summary>Frames produced (all sessions) since start; for diagnostics.</summary>
     public long Ticks => Interlocked.Read(ref _ticks);
@@ -61,7 +70,17 @@ public sealed class FrameClock : IDisposable
         }
     }
 
-    public void Wake() => _wake.Set();
+    public void Wake()
+    {
+        try
+        {
+            _wake.Signal();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The device is being disposed; there is nothing left to pace.
+        }
+    }
 
     /// <summary>Stops the thread; waits up to <paramref name="timeout"/> for a backend to return. On a timeout the
     /// thread stays recorded (and <see cref="Start"/> refuses to start another) until it has ended.</summary>
@@ -75,7 +94,7 @@ public sealed class FrameClock : IDisposable
                 return true;
             }
             _stop = true;
-            _wake.Set();
+            _wake.Signal();
             bool joined = t.Join(timeout);
             if (joined)
             {
@@ -152,22 +171,26 @@ public sealed class FrameClock : IDisposable
             {
                 continue;
             }
-            int waitMs = earliest == long.MaxValue
-                ? Timeout.Infinite
-                : (int)Math.Min(1000, (earliest - now) * 1000 / Stopwatch.Frequency);
-            if (waitMs == 0)
+            if (earliest == long.MaxValue)
             {
-                // Less than a millisecond away: yield instead of sleeping past the deadline.
-                Thread.Yield();
-                continue;
+                _deadline.Disarm();
             }
-            _wake.WaitOne(waitMs);
+            else
+            {
+                _deadline.Arm(TimeSpan.FromTicks(Math.Min(Stopwatch.GetElapsedTime(now, earliest).Ticks, TimeSpan.TicksPerSecond)));
+            }
+            _loop.RunOnce(-1);
         }
     }
 
     public void Dispose()
     {
-        Stop(TimeSpan.FromSeconds(2));
-        _wake.Dispose();
+        if (Stop(TimeSpan.FromSeconds(2)))
+        {
+            // Only once the thread is gone: a thread stuck in a backend still waits on these afterwards.
+            _loop.Dispose();
+            _deadline.Dispose();
+            _wake.Dispose();
+        }
     }
 }

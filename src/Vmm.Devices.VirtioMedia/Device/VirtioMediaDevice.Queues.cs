@@ -122,9 +122,9 @@ public sealed partial class VirtioMediaDevice
         var registrations = new[]
         {
             // The loop clears each eventfd before calling the handler; the drain below does the work.
-            _loop.Add(a.QueueEvents[CommandQueueIndex], NoWork.Instance),
-            _loop.Add(a.QueueEvents[EventQueueIndex], NoWork.Instance),
-            _loop.Add(_wakeWorker!, NoWork.Instance),
+            _loop.Add(a.QueueEvents[CommandQueueIndex], WakeOnly.Instance),
+            _loop.Add(a.QueueEvents[EventQueueIndex], WakeOnly.Instance),
+            _loop.Add(_wakeWorker!, WakeOnly.Instance),
         };
         try
         {
@@ -157,15 +157,6 @@ public sealed partial class VirtioMediaDevice
             {
                 _loop.Remove(r);
             }
-        }
-    }
-
-    private sealed class NoWork : IEventHandler
-    {
-        public static readonly NoWork Instance = new();
-
-        public void OnEvent(uint events)
-        {
         }
     }
 

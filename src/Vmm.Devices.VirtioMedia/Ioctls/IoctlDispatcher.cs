@@ -87,10 +87,42 @@ public static class IoctlDispatcher
             case V4l2IoctlCode.UnsubscribeEvent:
                 return TryReadInput(input, out V4l2EventSubscription unsub) ? handler.UnsubscribeEvent(unsub) : Errno.EINVAL;
             default:
+                if (PlainIoctls.TryGet((V4l2IoctlCode)code, out PlainIoctl plain))
+                {
+                    return Plain(handler, plain, input, output, out written);
+                }
                 // QUERYCAP, DQBUF, DQEVENT, G/S_JPEGCOMP, LOG_STATUS must be ENOTTY per the spec; so is everything
                 // this device does not implement.
                 return Errno.ENOTTY;
         }
+    }
+
+    private static int Plain(IoctlHandler handler, PlainIoctl plain, ReadOnlySpan<byte> input, Span<byte> output, out int written)
+    {
+        written = 0;
+        Span<byte> payload = stackalloc byte[PlainIoctls.MaxSize];
+        payload = payload[..plain.Size];
+        payload.Clear();
+        bool sendsInput = (plain.Sent & IoctlDirection.Write) != 0, returnsOutput = (plain.Sent & IoctlDirection.Read) != 0;
+        if (sendsInput)
+        {
+            if (input.Length < plain.Size)
+            {
+                return Errno.EINVAL;
+            }
+            input[..plain.Size].CopyTo(payload);
+        }
+        if (returnsOutput && output.Length < plain.Size)
+        {
+            return Errno.EINVAL;
+        }
+        int status = handler.PlainIoctl(plain.Code, plain.Kernel, payload);
+        if (status == 0 && returnsOutput)
+        {
+            payload.CopyTo(output);
+            written = plain.Size;
+        }
+        return status;
     }
 
     private delegate int RefHandler<T>(IoctlHandler handler, ref T value);

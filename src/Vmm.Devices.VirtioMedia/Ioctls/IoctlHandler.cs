@@ -68,6 +68,12 @@ public abstract class IoctlHandler
     public virtual int GetSelection(ref V4l2Selection selection) => Errno.ENOTTY;
     public virtual int SetSelection(ref V4l2Selection selection) => Errno.ENOTTY;
 
+    /// <summary>An ioctl whose payload is one flat structure with no pointer in it (standards, tuners, audio,
+    /// outputs, frequencies, DV timings, encoder/decoder commands: <see cref="PlainIoctls"/>). <paramref name="payload"/>
+    /// is exactly the structure's size, holding the guest's input (zeros where the guest sends none); what the
+    /// handler leaves there is the answer for ioctls that return one.</summary>
+    public virtual int PlainIoctl(V4l2IoctlCode code, IoctlDirection direction, Span<byte> payload) => Errno.ENOTTY;
+
     public virtual int SubscribeEvent(in V4l2EventSubscription subscription) => Errno.ENOTTY;
     public virtual int UnsubscribeEvent(in V4l2EventSubscription subscription) => Errno.ENOTTY;
 }

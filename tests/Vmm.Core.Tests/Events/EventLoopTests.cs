@@ -139,4 +139,18 @@ public sealed class EventLoopTests
         Assert.True(faulted.Wait(TimeSpan.FromSeconds(5)), "the fault callback was not called");
         Assert.Equal("boom", Assert.IsType<InvalidOperationException>(seen).Message);
     }
+
+    [Fact]
+    public void A_timerfd_deadline_wakes_the_loop_once_and_disarming_cancels_it()
+    {
+        using var loop = new EventLoop("test");
+        using var timer = new TimerFd();
+        loop.Add(timer.Handle, 1, timer);
+        timer.Arm(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(1, loop.RunOnce(5000)); // fires; the handler consumes the expiry
+        Assert.Equal(0, loop.RunOnce(0));    // one-shot: nothing more
+        timer.Arm(TimeSpan.FromHours(1));
+        timer.Disarm();
+        Assert.Equal(0, loop.RunOnce(20));
+    }
 }

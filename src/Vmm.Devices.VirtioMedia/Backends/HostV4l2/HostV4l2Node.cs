@@ -40,18 +40,23 @@ internal sealed unsafe partial class HostV4l2Node : IDisposable
 
     /// <summary>Issues <c>_IOC(direction, 'V', code, sizeof(T))</c> with <paramref name="arg"/>; returns 0 or the
     /// host driver's errno (EINTR is retried).</summary>
-    public int Ioctl<T>(V4l2IoctlCode code, IoctlDirection direction, ref T arg) where T : unmanaged
+    public int Ioctl<T>(V4l2IoctlCode code, IoctlDirection direction, ref T arg) where T : unmanaged =>
+        Ioctl(code, direction, MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref arg, 1)));
+
+    /// <summary>Issues <c>_IOC(direction, 'V', code, payload.Length)</c> on a byte payload of exactly the struct's
+    /// size (flat structures without pointers).</summary>
+    public int Ioctl(V4l2IoctlCode code, IoctlDirection direction, Span<byte> payload)
     {
-        uint request = V4l2Ioctl.Request(direction, code, Unsafe.SizeOf<T>());
+        uint request = V4l2Ioctl.Request(direction, code, payload.Length);
         bool added = false;
         Handle.DangerousAddRef(ref added);
         try
         {
             while (true)
             {
-                // Safe: arg is a caller-owned unmanaged value pinned by the fixed statement for the call, and its
-                // size is exactly the size encoded in the request, so the host kernel reads and writes only it.
-                fixed (T* p = &arg)
+                // Safe: payload is pinned for the call and its length is the size encoded in the request, so the
+                // host kernel touches only it.
+                fixed (byte* p = payload)
                 {
                     if (ioctl(Handle.Fd, request, p) == 0)
                     {

@@ -127,6 +127,10 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
     public override int GetSelection(ref V4l2Selection selection) => Pass(V4l2IoctlCode.GSelection, ref selection);
     public override int SetSelection(ref V4l2Selection selection) => Pass(V4l2IoctlCode.SSelection, ref selection);
 
+    // Flat structures: the host reads and writes exactly the kernel's size, in the kernel's direction.
+    public override int PlainIoctl(V4l2IoctlCode code, IoctlDirection direction, Span<byte> payload) =>
+        _node.Ioctl(code, direction, payload);
+
     public override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls) =>
         ExtControls(code, ref header, controls, default);
 
@@ -600,35 +604,26 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         return bounce;
     }
 
-    public override int StreamOn(uint bufferType)
-    {
-        if (!IsPassableType(bufferType))
-        {
-            return Errno.EINVAL;
-        }
-        uint type = bufferType;
-        int status = _node.Ioctl(V4l2IoctlCode.StreamOn, IoctlDirection.Write, ref type);
-        if (status == 0)
-        {
-            QueueOf(bufferType).Streaming = true;
-            UpdateWatch();
-        }
-        return status;
-    }
+    public override int StreamOn(uint bufferType) => SetStreaming(bufferType, on: true);
 
-    public override int StreamOff(uint bufferType)
+    public override int StreamOff(uint bufferType) => SetStreaming(bufferType, on: false);
+
+    private int SetStreaming(uint bufferType, bool on)
     {
         if (!IsPassableType(bufferType))
         {
             return Errno.EINVAL;
         }
         uint type = bufferType;
-        int status = _node.Ioctl(V4l2IoctlCode.StreamOff, IoctlDirection.Write, ref type);
+        int status = _node.Ioctl(on ? V4l2IoctlCode.StreamOn : V4l2IoctlCode.StreamOff, IoctlDirection.Write, ref type);
         if (status == 0)
         {
-            QueueOf(bufferType).Streaming = false;
-            // vb2 returned every buffer to the dequeued state; finished buffers not yet delivered are void.
-            _host.DropPendingDqbufs();
+            QueueOf(bufferType).Streaming = on;
+            if (!on)
+            {
+                // vb2 returned every buffer to the dequeued state; finished buffers not yet delivered are void.
+                _host.DropPendingDqbufs();
+            }
             UpdateWatch();
         }
         return status;

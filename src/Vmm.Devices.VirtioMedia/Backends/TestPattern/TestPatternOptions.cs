@@ -90,23 +90,12 @@ public sealed record TestPatternOptions : IMediaBackendOptions
             return false;
         }
         var result = new TestPatternOptions();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (int i = 1; i < parts.Length; i++)
+        if (!MediaSpecOptions.TryParse(parts, out List<KeyValuePair<string, string>>? pairs, out error))
         {
-            string part = parts[i].Trim();
-            int eq = part.IndexOf('=');
-            if (eq <= 0)
-            {
-                error = $"expected key=value, got '{part}'";
-                return false;
-            }
-            string key = part[..eq].Trim().ToLowerInvariant();
-            string value = part[(eq + 1)..].Trim();
-            if (!seen.Add(key))
-            {
-                error = $"'{key}' given twice";
-                return false;
-            }
+            return false;
+        }
+        foreach ((string key, string value) in pairs)
+        {
             switch (key)
             {
                 case "width":
