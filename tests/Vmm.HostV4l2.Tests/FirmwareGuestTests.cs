@@ -111,10 +111,11 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
             Assert.Equal(0, d.Rw(V4l2IoctlCode.SParm, ref parm));
             reference = d.Stream(frames, out _, out direct);
         }
-        // The guest checksums the first two frames and the last (all of a 4K frame, every frame, would pace it).
-        string stdout = RunFirmware(node, $"width={w} height={h} format=YUYV frames={frames} print_first=2 print_every=0 checksum=printed buffers=4");
+        // The guest checksums only the last frame, after its rate is taken: checking a 4K frame in the stream would
+        // pace it (an emulated CPU checksums ~30 MB/s here), and the 60-frame test checks every frame's content.
+        string stdout = RunFirmware(node, $"width={w} height={h} format=YUYV frames={frames} print_first=0 print_every=0 checksum=printed buffers=4");
         MatchCollection sums = FrameLine().Matches(stdout);
-        Assert.Equal(3, sums.Count);
+        Assert.Single(sums);
         foreach (Match m in sums)
         {
             Assert.Equal(reference, uint.Parse(m.Groups["sum"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture));

@@ -310,6 +310,15 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>vivid's smallest YUYV size with its text overlay off, and the CRC-32C of a frame read directly.</summary>
+    private static (uint Width, uint Height, uint Reference) StillReference(string node)
+    {
+        using DirectNode direct = DirectNode.Open(node);
+        StillPicture(direct);
+        (uint w, uint h) = SmallestYuyvSize(direct);
+        return (w, h, Reference(direct, w, h));
+    }
+
     private static (uint Width, uint Height) SmallestYuyvSize(DirectNode direct)
     {
         var fs = new V4l2FrmSizeEnum { Index = 0, PixelFormat = FourCc.Yuyv };
@@ -332,14 +341,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
     public void Mmap_frames_are_the_hosts_pages_with_no_copy()
     {
         string node = Node();
-        uint reference;
-        uint w, h;
-        using (DirectNode direct = DirectNode.Open(node))
-        {
-            StillPicture(direct);
-            (w, h) = SmallestYuyvSize(direct);
-            reference = Reference(direct, w, h);
-        }
+        (uint w, uint h, uint reference) = StillReference(node);
         using VirtioMediaTestbed bed = Proxy(node);
         using TestbedSession s = bed.OpenSession();
         s.SetFormat(FourCc.Yuyv, w, h);
@@ -489,14 +491,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
     public void Shared_pages_are_passed_in_place_or_through_a_counted_copy()
     {
         string node = Node();
-        uint reference;
-        uint w, h;
-        using (DirectNode direct = DirectNode.Open(node))
-        {
-            StillPicture(direct);
-            (w, h) = SmallestYuyvSize(direct);
-            reference = Reference(direct, w, h);
-        }
+        (uint w, uint h, uint reference) = StillReference(node);
         using VirtioMediaTestbed bed = Proxy(node);
         using TestbedSession s = bed.OpenSession();
         V4l2Format f = s.SetFormat(FourCc.Yuyv, w, h);

@@ -361,19 +361,8 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         bool mplane = IsMultiPlanar(q.Type);
         for (uint i = first; i < first + count; i++)
         {
-            planes.Clear();
             var b = new V4l2Buffer { Index = i, Type = q.Type, Memory = q.Memory };
-            int status;
-            // Safe: planes is on this stack frame and holds VideoMaxPlanes entries, the count given to the host.
-            fixed (V4l2Plane* p = planes)
-            {
-                if (mplane)
-                {
-                    b.M = (ulong)p;
-                    b.Length = V4l2Const.VideoMaxPlanes;
-                }
-                status = Pass(V4l2IoctlCode.QueryBuf, ref b);
-            }
+            int status = PassWithPlanes(V4l2IoctlCode.QueryBuf, ref b, planes, mplane);
             if (status != 0)
             {
                 return status;
@@ -388,6 +377,23 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             }
         }
         return 0;
+    }
+
+    // QUERYBUF/DQBUF of a buffer the host describes: room for every plane it may have.
+    private int PassWithPlanes(V4l2IoctlCode code, ref V4l2Buffer b, Span<V4l2Plane> planes, bool mplane)
+    {
+        planes.Clear();
+        // Safe: planes is the caller's stack array of VideoMaxPlanes entries, the count given to the host, and
+        // stays fixed for the call.
+        fixed (V4l2Plane* p = planes)
+        {
+            if (mplane)
+            {
+                b.M = (ulong)p;
+                b.Length = V4l2Const.VideoMaxPlanes;
+            }
+            return Pass(code, ref b);
+        }
     }
 
     private void ReleaseBuffers(Queue q)
@@ -693,19 +699,8 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             bool mplane = IsMultiPlanar(q.Type);
             while (true)
             {
-                planes.Clear();
                 var b = new V4l2Buffer { Type = q.Type, Memory = q.Memory };
-                int status;
-                // Safe: planes is on this stack frame with VideoMaxPlanes entries, the count given to the host.
-                fixed (V4l2Plane* p = planes)
-                {
-                    if (mplane)
-                    {
-                        b.M = (ulong)p;
-                        b.Length = V4l2Const.VideoMaxPlanes;
-                    }
-                    status = Pass(V4l2IoctlCode.DqBuf, ref b);
-                }
+                int status = PassWithPlanes(V4l2IoctlCode.DqBuf, ref b, planes, mplane);
                 if (status is Errno.EAGAIN or Errno.EPIPE)
                 {
                     break; // nothing finished; or the last buffer of a drained decoder was already dequeued
