@@ -252,6 +252,36 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         Assert.Equal(text, V4l2Text.Read(got));
     }
 
+    [VividFact]
+    public void A_hidden_host_control_does_not_exist_for_the_guest()
+    {
+        string node = Node();
+        Assert.True(MediaBackendSpecs.TryParse($"{node},hide=0x{V4l2Const.CidBrightness:x8}", out IMediaBackendOptions? options, out string? error), error);
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(options, guestRamSize: 128UL << 20);
+        using TestbedSession s = bed.OpenSession();
+        var ids = new List<uint>();
+        for (uint id = V4l2Const.CtrlFlagNextCtrl; ;)
+        {
+            var q = new V4l2QueryExtCtrl { Id = id };
+            if (s.Ioctl(V4l2IoctlCode.QueryExtCtrl, ref q) != 0)
+            {
+                break;
+            }
+            ids.Add(q.Id);
+            id = q.Id | V4l2Const.CtrlFlagNextCtrl;
+        }
+        Assert.DoesNotContain(V4l2Const.CidBrightness, ids);
+        Assert.Contains(V4l2Const.CidContrast, ids);
+        var direct = new V4l2QueryCtrl { Id = V4l2Const.CidBrightness };
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.QueryCtrl, ref direct));
+        var get = new V4l2Control { Id = V4l2Const.CidBrightness };
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GCtrl, ref get));
+        Assert.Throws<VirtioMediaException>(() => s.SetControl(V4l2Const.CidBrightness, 1));
+        s.SetControl(V4l2Const.CidContrast, 100);
+        Assert.Equal(Errno.EINVAL, s.IoctlWrite(V4l2IoctlCode.SubscribeEvent,
+            new V4l2EventSubscription { Type = V4l2Const.EventCtrl, Id = V4l2Const.CidBrightness }));
+    }
+
     private static unsafe string Describe(in V4l2QueryExtCtrl q)
     {
         fixed (byte* n = q.Name)
@@ -593,6 +623,37 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         var f = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture };
         Assert.Equal(0, bystander.Ioctl(V4l2IoctlCode.GFmt, ref f)); // the other session, on the same host node, is fine
         Assert.Null(bed.NeedsResetReason);
+    }
+
+    [VividFact]
+    public void A_host_device_that_stalls_gives_an_error_event()
+    {
+        string node = Node();
+        uint w, h;
+        using (DirectNode direct = DirectNode.Open(node))
+        {
+            (w, h) = SmallestYuyvSize(direct);
+            // vivid at 1 frame per second stands in for a stalled device against a 0.3 s watchdog.
+            var f = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture };
+            (f.Pix.PixelFormat, f.Pix.Width, f.Pix.Height) = (FourCc.Yuyv, w, h);
+            Assert.Equal(0, direct.Rw(V4l2IoctlCode.SFmt, ref f));
+            Assert.True(DirectNode.SetFrameRate(direct, 1) <= 1.0);
+        }
+        Assert.True(MediaBackendSpecs.TryParse($"{node},stall=0.3", out IMediaBackendOptions? options, out string? error), error);
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(options, guestRamSize: 128UL << 20);
+        using TestbedSession s = bed.OpenSession();
+        s.SetFormat(FourCc.Yuyv, w, h);
+        s.RequestBuffers(2, V4l2Memory.Mmap);
+        s.QueueAllBuffers();
+        s.StreamOn();
+        byte[]? e = s.WaitEvent(VirtioMediaEventType.Error, FrameTimeout);
+        Assert.NotNull(e);
+        Assert.Equal((uint)Errno.ETIMEDOUT, MemoryMarshal.Read<EventError>(e).Errno);
+        Assert.Null(bed.NeedsResetReason);
+        using (DirectNode direct = DirectNode.Open(node))
+        {
+            DirectNode.SetFrameRate(direct, 30);
+        }
     }
 
     [VividFact]

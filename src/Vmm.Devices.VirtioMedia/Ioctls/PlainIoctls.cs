@@ -49,6 +49,7 @@ public static class PlainIoctls
         new(V4l2IoctlCode.QueryDvTimings, 132, R, R),
         new(V4l2IoctlCode.DvTimingsCap, 144, WR, WR),
         new(V4l2IoctlCode.EnumFreqBands, 64, WR, WR),
+        new(V4l2IoctlCode.SHwFreqSeek, 48, W, W),
     ];
 
     public static bool TryGet(V4l2IoctlCode code, out PlainIoctl plain)

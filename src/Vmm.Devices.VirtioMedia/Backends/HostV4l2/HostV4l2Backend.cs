@@ -13,11 +13,14 @@ namespace Vmm.Devices.VirtioMedia.Backends.HostV4l2;
 /// </summary>
 public sealed class HostV4l2Backend : IMediaBackend
 {
-    // What the guest may see of the host's device_caps: the video queues and streaming. Overlay (v4l2_window holds
-    // pointers), read()/write() (not proxied), tuner, audio, VBI, SDR and media-controller bits are not offered.
+    // What the guest may see of the host's device_caps: the video queues, streaming, and the tuner, audio, modulator
+    // and frequency-seek ioctls, which pass through. Overlay (v4l2_window holds pointers), read()/write() (not
+    // proxied), VBI, SDR and media-controller bits are not offered.
+    private const uint CapHwFreqSeek = 0x400, CapTuner = 0x10000, CapAudio = 0x20000, CapModulator = 0x80000;
+
     private const uint OfferedCaps = V4l2Const.CapVideoCapture | V4l2Const.CapVideoOutput | V4l2Const.CapVideoCaptureMplane |
         V4l2Const.CapVideoOutputMplane | V4l2Const.CapVideoM2m | V4l2Const.CapVideoM2mMplane | V4l2Const.CapExtPixFormat |
-        V4l2Const.CapStreaming;
+        V4l2Const.CapStreaming | CapTuner | CapAudio | CapModulator | CapHwFreqSeek;
 
     private const uint CaptureCaps = V4l2Const.CapVideoCapture | V4l2Const.CapVideoCaptureMplane | V4l2Const.CapVideoM2m |
         V4l2Const.CapVideoM2mMplane;
@@ -110,7 +113,7 @@ public sealed class HostV4l2Backend : IMediaBackend
         }
         try
         {
-            session = new HostV4l2Session(host, node!, _copied);
+            session = new HostV4l2Session(host, node!, _copied, _options.StallTimeout, [.. _options.HiddenControls]);
             return 0;
         }
         catch
@@ -122,7 +125,13 @@ public sealed class HostV4l2Backend : IMediaBackend
 
     public void Dispose()
     {
-        // Sessions own their host files; nothing is held device-wide.
+        // Sessions own their host files; nothing is held device-wide. The copy counter is the proxy's one figure of
+        // merit, so it is reported when the device goes away.
+        if (FramesDelivered > 0)
+        {
+            Console.Error.WriteLine($"virtio-media host proxy {_options.Path}: {FramesDelivered} frames delivered, " +
+                                    $"{BytesCopied} bytes copied ({(double)BytesCopied / FramesDelivered:F0} per frame)");
+        }
     }
 }
 

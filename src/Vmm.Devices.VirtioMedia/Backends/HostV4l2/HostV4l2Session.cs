@@ -38,17 +38,26 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
     private readonly Dictionary<uint, (Queue Queue, int Index, int Plane)> _byMemOffset = [];
     private EventLoop.Registration _watch;
     private uint _watchMask;
-    private bool _failed;
+    private volatile bool _failed;
+    // The stall watchdog (read on the frame-clock thread): while a queue streams with buffers queued on the host,
+    // the time of the last sign of progress (QBUF, DQBUF, STREAMON); no progress for _stallTicks fails the session.
+    private readonly long _stallTicks;
+    private readonly uint[] _hiddenControls;
+    private int _queuedOnHost;
+    private long _lastProgress;
+    private volatile bool _streaming;
     // EPOLLERR without HUP while streaming (vb2: a capture queue without QBUF yet, or a queue error): readiness for
     // buffers is not asked for again until the next QBUF, so a level-triggered error cannot spin the device thread.
     private bool _buffersPaused;
-    private bool _disposed;
+    private volatile bool _disposed;
 
-    public HostV4l2Session(IMediaSessionHost host, HostV4l2Node node, BytesCopiedCounter copied)
+    public HostV4l2Session(IMediaSessionHost host, HostV4l2Node node, BytesCopiedCounter copied, TimeSpan stallTimeout, uint[] hiddenControls)
     {
+        _hiddenControls = hiddenControls;
         _host = host;
         _node = node;
         _copied = copied;
+        _stallTicks = (long)(stallTimeout.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
         // Events (EPOLLPRI) and unplug (EPOLLERR|EPOLLHUP, always reported) are watched from the start; buffer
         // readiness only while streaming, because polling an idle vb2 capture queue for input starts read() emulation.
         _watchMask = EpollPri;
@@ -98,7 +107,19 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
 
     private static bool IsPassableMemory(uint memory) => memory is (uint)V4l2Memory.Mmap or (uint)V4l2Memory.UserPtr;
 
-    private int Pass<T>(V4l2IoctlCode code, ref T arg) where T : unmanaged => _node.Ioctl(code, ReadWrite, ref arg);
+    // VMM_HOST_V4L2_TRACE=1 logs every host ioctl that fails, with its errno: what a guest-side failure came from.
+    private static readonly bool Trace = Environment.GetEnvironmentVariable("VMM_HOST_V4L2_TRACE") == "1";
+
+    private int Pass<T>(V4l2IoctlCode code, ref T arg) where T : unmanaged => Traced(code, _node.Ioctl(code, ReadWrite, ref arg));
+
+    private int Traced(V4l2IoctlCode code, int status)
+    {
+        if (Trace && status != 0 && status != Errno.EAGAIN)
+        {
+            Console.Error.WriteLine($"virtio-media host proxy {_node.Path}: session {_host.SessionId}: VIDIOC {code} -> errno {status}");
+        }
+        return status;
+    }
 
     // ---- formats, parameters, inputs, controls, selection: straight through ----
 
@@ -108,8 +129,22 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
     public override int TryFormat(ref V4l2Format format) => IsPassableType(format.Type) ? Pass(V4l2IoctlCode.TryFmt, ref format) : Errno.EINVAL;
     public override int EnumFrameSizes(ref V4l2FrmSizeEnum sizes) => Pass(V4l2IoctlCode.EnumFrameSizes, ref sizes);
     public override int EnumFrameIntervals(ref V4l2FrmIvalEnum intervals) => Pass(V4l2IoctlCode.EnumFrameIntervals, ref intervals);
-    public override int GetParm(ref V4l2StreamParm parm) => IsPassableType(parm.Type) ? Pass(V4l2IoctlCode.GParm, ref parm) : Errno.EINVAL;
-    public override int SetParm(ref V4l2StreamParm parm) => IsPassableType(parm.Type) ? Pass(V4l2IoctlCode.SParm, ref parm) : Errno.EINVAL;
+    public override int GetParm(ref V4l2StreamParm parm) => StreamParm(V4l2IoctlCode.GParm, ref parm);
+    public override int SetParm(ref V4l2StreamParm parm) => StreamParm(V4l2IoctlCode.SParm, ref parm);
+
+    // read()/write() are not proxied (the guest sees no V4L2_CAP_READWRITE), so the host's read/write buffer count,
+    // at the same offset for capture and output, is not the guest's.
+    private int StreamParm(V4l2IoctlCode code, ref V4l2StreamParm parm)
+    {
+        if (!IsPassableType(parm.Type))
+        {
+            return Errno.EINVAL;
+        }
+        parm.ReadBuffers = 0;
+        int status = Pass(code, ref parm);
+        parm.ReadBuffers = 0;
+        return status;
+    }
     public override int EnumInput(ref V4l2Input input) => Pass(V4l2IoctlCode.EnumInput, ref input);
 
     public override int GetInput(out uint index)
@@ -119,11 +154,49 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
     }
 
     public override int SetInput(ref uint index) => Pass(V4l2IoctlCode.SInput, ref index);
-    public override int QueryControl(ref V4l2QueryCtrl query) => Pass(V4l2IoctlCode.QueryCtrl, ref query);
-    public override int QueryExtControl(ref V4l2QueryExtCtrl query) => Pass(V4l2IoctlCode.QueryExtCtrl, ref query);
-    public override int QueryMenu(ref V4l2QueryMenu menu) => Pass(V4l2IoctlCode.QueryMenu, ref menu);
-    public override int GetControl(ref V4l2Control control) => Pass(V4l2IoctlCode.GCtrl, ref control);
-    public override int SetControl(ref V4l2Control control) => Pass(V4l2IoctlCode.SCtrl, ref control);
+    // Hidden controls (the spec's hide= option) do not exist for the guest: enumeration steps over them and every
+    // other use answers EINVAL, as for an unknown id.
+    private bool IsHidden(uint id) => _hiddenControls.Length > 0 && Array.IndexOf(_hiddenControls, id & ~(V4l2Const.CtrlFlagNextCtrl | V4l2Const.CtrlFlagNextCompound)) >= 0;
+
+    public override int QueryControl(ref V4l2QueryCtrl query)
+    {
+        uint next = query.Id & (V4l2Const.CtrlFlagNextCtrl | V4l2Const.CtrlFlagNextCompound);
+        if (next == 0 && IsHidden(query.Id))
+        {
+            return Errno.EINVAL;
+        }
+        while (true)
+        {
+            int status = Pass(V4l2IoctlCode.QueryCtrl, ref query);
+            if (status != 0 || !IsHidden(query.Id))
+            {
+                return status;
+            }
+            query = new V4l2QueryCtrl { Id = query.Id | next };
+        }
+    }
+
+    public override int QueryExtControl(ref V4l2QueryExtCtrl query)
+    {
+        uint next = query.Id & (V4l2Const.CtrlFlagNextCtrl | V4l2Const.CtrlFlagNextCompound);
+        if (next == 0 && IsHidden(query.Id))
+        {
+            return Errno.EINVAL;
+        }
+        while (true)
+        {
+            int status = Pass(V4l2IoctlCode.QueryExtCtrl, ref query);
+            if (status != 0 || !IsHidden(query.Id))
+            {
+                return status;
+            }
+            query = new V4l2QueryExtCtrl { Id = query.Id | next };
+        }
+    }
+
+    public override int QueryMenu(ref V4l2QueryMenu menu) => IsHidden(menu.Id) ? Errno.EINVAL : Pass(V4l2IoctlCode.QueryMenu, ref menu);
+    public override int GetControl(ref V4l2Control control) => IsHidden(control.Id) ? Errno.EINVAL : Pass(V4l2IoctlCode.GCtrl, ref control);
+    public override int SetControl(ref V4l2Control control) => IsHidden(control.Id) ? Errno.EINVAL : Pass(V4l2IoctlCode.SCtrl, ref control);
     public override int GetSelection(ref V4l2Selection selection) => Pass(V4l2IoctlCode.GSelection, ref selection);
     public override int SetSelection(ref V4l2Selection selection) => Pass(V4l2IoctlCode.SSelection, ref selection);
 
@@ -139,6 +212,14 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         if (header.Which == WhichRequestValue)
         {
             return Errno.EINVAL; // request_fd would name a descriptor of this process
+        }
+        for (int i = 0; i < controls.Length; i++)
+        {
+            if (IsHidden(controls[i].Id))
+            {
+                header.ErrorIdx = code == V4l2IoctlCode.GExtCtrls ? (uint)i : header.Count; // validation-phase failure
+                return Errno.EINVAL;
+            }
         }
         GuestMemory? memory = _host.GuestMemory;
         int withPayload = 0;
@@ -266,6 +347,10 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
 
     public override int SubscribeEvent(in V4l2EventSubscription subscription)
     {
+        if (subscription.Type == V4l2Const.EventCtrl && IsHidden(subscription.Id))
+        {
+            return Errno.EINVAL;
+        }
         V4l2EventSubscription s = subscription;
         int status = _node.Ioctl(V4l2IoctlCode.SubscribeEvent, IoctlDirection.Write, ref s);
         if (status == 0)
@@ -313,6 +398,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         // The host freed (or orphaned, while mapped) every previous buffer of the queue.
         ReleaseBuffers(q);
         q.Memory = request.Memory;
+        Interlocked.Exchange(ref _queuedOnHost, 0); // REQBUFS frees or orphans every buffer of the queue
         if (request.Count == 0 && q.Streaming)
         {
             q.Streaming = false; // REQBUFS(0) stops streaming
@@ -462,6 +548,14 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
     public override int QueueBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages)
     {
         int status = BufferIoctl(V4l2IoctlCode.QBuf, ref buffer, planes, pages);
+        if (status == 0)
+        {
+            Progress();
+            if (Interlocked.Increment(ref _queuedOnHost) == 1)
+            {
+                _host.WakeFrameClock(); // the watchdog's deadline may now exist
+            }
+        }
         if (status == 0 && _buffersPaused)
         {
             _buffersPaused = false;
@@ -625,10 +719,12 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         if (status == 0)
         {
             QueueOf(bufferType).Streaming = on;
+            Progress();
             if (!on)
             {
                 // vb2 returned every buffer to the dequeued state; finished buffers not yet delivered are void.
                 _host.DropPendingDqbufs();
+                Interlocked.Exchange(ref _queuedOnHost, 0);
             }
             UpdateWatch();
         }
@@ -644,12 +740,19 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             return;
         }
         uint mask = EpollPri;
+        bool streaming = false;
         foreach (Queue q in _queues.Values)
         {
+            streaming |= q.Streaming;
             if (q.Streaming && !_buffersPaused)
             {
                 mask |= IsOutput(q.Type) ? EpollOut : EpollIn;
             }
+        }
+        _streaming = streaming;
+        if (streaming)
+        {
+            _host.WakeFrameClock();
         }
         if (mask == _watchMask)
         {
@@ -676,7 +779,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         }
         if ((events & EpollHup) != 0)
         {
-            Fail(Errno.ENODEV); // the host device went away (unbound, unplugged)
+            Fail(Errno.ENODEV, $"the host node hung up (poll events 0x{events:x})"); // unbound, unplugged
             return;
         }
         if ((events & EpollErr) != 0)
@@ -707,7 +810,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                 }
                 if (status != 0)
                 {
-                    Fail(status == Errno.ENODEV ? Errno.ENODEV : status);
+                    Fail(status, $"VIDIOC_DQBUF failed on the host: errno {status}");
                     return false;
                 }
                 int planeCount = mplane ? (int)Math.Min(b.Length, V4l2Const.VideoMaxPlanes) : 0;
@@ -718,6 +821,11 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                 HideHostPointers(ref b, planes[..planeCount], mplane);
                 _host.SendDqbuf(b, planes[..planeCount]);
                 _copied.AddFrame();
+                Progress();
+                if (Interlocked.Decrement(ref _queuedOnHost) < 0)
+                {
+                    Interlocked.Exchange(ref _queuedOnHost, 0);
+                }
             }
         }
         return true;
@@ -758,7 +866,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             {
                 if (status == Errno.ENODEV)
                 {
-                    Fail(Errno.ENODEV);
+                    Fail(Errno.ENODEV, "VIDIOC_DQEVENT: the host node is gone");
                     return false;
                 }
                 return true;
@@ -767,8 +875,31 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         }
     }
 
-    private void Fail(int errno)
+    private void Progress() => Volatile.Write(ref _lastProgress, System.Diagnostics.Stopwatch.GetTimestamp());
+
+    // The stall watchdog rides on the device's frame clock: a deadline only while the host holds queued buffers of a
+    // streaming queue and has shown no progress.
+    public override long NextFrameDeadline =>
+        _stallTicks <= 0 || _failed || _disposed || !_streaming || Volatile.Read(ref _queuedOnHost) <= 0
+            ? long.MaxValue
+            : Volatile.Read(ref _lastProgress) + _stallTicks;
+
+    public override void ProduceFrames(long now)
     {
+        if (NextFrameDeadline <= now)
+        {
+            // A stalled host device: the session fails with ETIMEDOUT (the guest sees an ERROR event); its host
+            // readiness watch goes with the next event or with CLOSE. Nothing here touches the device thread's state.
+            _failed = true;
+            Console.Error.WriteLine($"virtio-media host proxy {_node.Path}: session {_host.SessionId} fails with errno {Errno.ETIMEDOUT}: " +
+                                    $"no progress for {TimeSpan.FromSeconds((double)_stallTicks / System.Diagnostics.Stopwatch.Frequency).TotalSeconds:F1} s with buffers queued");
+            _host.SendError(Errno.ETIMEDOUT);
+        }
+    }
+
+    private void Fail(int errno, string reason)
+    {
+        Console.Error.WriteLine($"virtio-media host proxy {_node.Path}: session {_host.SessionId} fails with errno {errno}: {reason}");
         _failed = true;
         _host.Unwatch(_watch);
         _host.SendError(errno);
