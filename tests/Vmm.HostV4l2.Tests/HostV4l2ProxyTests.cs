@@ -376,6 +376,10 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         using TestbedSession s = bed.OpenSession();
         s.SetFormat(FourCc.Yuyv, w, h);
         Assert.Equal(4, s.RequestBuffers(4, V4l2Memory.Mmap));
+        // QUERYBUF ignores the memory field (v4l2-compliance leaves it 0) and answers it.
+        var query = new V4l2Buffer { Index = 3, Type = (uint)V4l2BufferType.VideoCapture };
+        Assert.Equal(0, s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref query, [], default));
+        Assert.Equal((uint)V4l2Memory.Mmap, query.Memory);
         SharedMemoryRegion region = bed.Device.SharedMemory!;
         Assert.False(region.IsBacked);
         Assert.True(region.HostMappedBytes >= 4UL * s.Buffers[0].PlaneLengths[0], "each buffer is a host mapping in region 0");

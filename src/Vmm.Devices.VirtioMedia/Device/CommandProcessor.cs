@@ -21,6 +21,7 @@ public sealed class CommandProcessor
     private readonly Func<GuestMemory?> _memory;
     private readonly Action _wakeClock;
     private readonly EventLoop? _loop;
+    private int _backendFaultLogged;
 
     /// <param name="backend">The video source.</param>
     /// <param name="region">Shared-memory region 0, or null when the device has none (MMAP then fails with ENOTTY).</param>
@@ -161,8 +162,13 @@ public sealed class CommandProcessor
                 status = IoctlDispatcher.Dispatch(session.Backend, cmd.Code, request[VirtioMediaWire.CmdIoctlSize..],
                     response[VirtioMediaWire.RespHeaderSize..], out written);
             }
-            catch (Exception)
+            catch (Exception e)
             {
+                // A backend bug, not guest input: the guest gets EIO, the log gets the first cause.
+                if (Interlocked.Exchange(ref _backendFaultLogged, 1) == 0)
+                {
+                    Console.Error.WriteLine($"virtio-media: ioctl {cmd.Code} of session {cmd.SessionId} failed in the backend: {e.GetType().Name}: {e.Message}");
+                }
                 status = Errno.EIO;
                 written = 0;
             }

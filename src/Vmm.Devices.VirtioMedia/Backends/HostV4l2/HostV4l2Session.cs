@@ -405,7 +405,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             _host.DropPendingDqbufs();
             UpdateWatch();
         }
-        return AddBuffers(q, 0, request.Count);
+        return Traced(V4l2IoctlCode.ReqBufs, AddBuffers(q, 0, request.Count));
     }
 
     public override int CreateBuffers(ref V4l2CreateBuffers create)
@@ -566,7 +566,9 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
 
     private int BufferIoctl(V4l2IoctlCode code, ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages)
     {
-        if (!IsPassableType(buffer.Type) || !IsPassableMemory(buffer.Memory) || (buffer.Flags & BufFlagRequestFd) != 0)
+        // QUERYBUF ignores (and answers) the memory field; applications often leave it 0.
+        if (!IsPassableType(buffer.Type) || (code != V4l2IoctlCode.QueryBuf && !IsPassableMemory(buffer.Memory)) ||
+            (buffer.Flags & BufFlagRequestFd) != 0)
         {
             return Errno.EINVAL;
         }
