@@ -60,8 +60,9 @@ public abstract class IoctlHandler
     /// <summary>G/S/TRY_EXT_CTRLS with the payloads of pointer controls (string, array, compound: <c>size</c> &gt; 0):
     /// <paramref name="payloads"/>.<see cref="SharedPagesLists.Plane"/>(i) is control i's validated guest scatter list
     /// (empty for value controls), whose lengths sum exactly to its <c>size</c>. For G the device writes the value
-    /// into those guest pages, for S/TRY it reads it from them. Each control's pointer field goes back to the guest
-    /// as the handler leaves it, so a handler that sets one must restore it. Defaults to the payload-less overload.</summary>
+    /// into those guest pages; S/TRY read it from them and write the adjusted value back on success. Each control's
+    /// pointer field goes back to the guest as the handler leaves it, so a handler that sets one must restore it.
+    /// Defaults to the payload-less overload.</summary>
     public virtual int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls, in SharedPagesLists payloads) =>
         ExtControls(code, ref header, controls);
 

@@ -269,7 +269,9 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                 status = Pass(code, ref header);
                 header.Controls = guestArray;
             }
-            if (get && status == 0)
+            // The host writes the values back on success for all three: G reads them, TRY and S return them as
+            // adjusted (clamped, rounded), so the guest's pages get them each time.
+            if (status == 0)
             {
                 for (int i = 0; i < controls.Length && withPayload > 0; i++)
                 {
