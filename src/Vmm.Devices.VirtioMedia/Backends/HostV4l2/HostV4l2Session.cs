@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vmm.Core.Events;
 using Vmm.Core.Memory;
@@ -158,39 +159,28 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
     // other use answers EINVAL, as for an unknown id.
     private bool IsHidden(uint id) => _hiddenControls.Length > 0 && Array.IndexOf(_hiddenControls, id & ~(V4l2Const.CtrlFlagNextCtrl | V4l2Const.CtrlFlagNextCompound)) >= 0;
 
-    public override int QueryControl(ref V4l2QueryCtrl query)
-    {
-        uint next = query.Id & (V4l2Const.CtrlFlagNextCtrl | V4l2Const.CtrlFlagNextCompound);
-        if (next == 0 && IsHidden(query.Id))
-        {
-            return Errno.EINVAL;
-        }
-        while (true)
-        {
-            int status = Pass(V4l2IoctlCode.QueryCtrl, ref query);
-            if (status != 0 || !IsHidden(query.Id))
-            {
-                return status;
-            }
-            query = new V4l2QueryCtrl { Id = query.Id | next };
-        }
-    }
+    public override int QueryControl(ref V4l2QueryCtrl query) => QuerySkippingHidden(V4l2IoctlCode.QueryCtrl, ref query);
 
-    public override int QueryExtControl(ref V4l2QueryExtCtrl query)
+    public override int QueryExtControl(ref V4l2QueryExtCtrl query) => QuerySkippingHidden(V4l2IoctlCode.QueryExtCtrl, ref query);
+
+    // QUERYCTRL and QUERY_EXT_CTRL both start with the control id (the NEXT flags included when enumerating).
+    private int QuerySkippingHidden<T>(V4l2IoctlCode code, ref T query) where T : unmanaged
     {
-        uint next = query.Id & (V4l2Const.CtrlFlagNextCtrl | V4l2Const.CtrlFlagNextCompound);
-        if (next == 0 && IsHidden(query.Id))
+        uint next = Unsafe.As<T, uint>(ref query) & (V4l2Const.CtrlFlagNextCtrl | V4l2Const.CtrlFlagNextCompound);
+        if (next == 0 && IsHidden(Unsafe.As<T, uint>(ref query)))
         {
             return Errno.EINVAL;
         }
         while (true)
         {
-            int status = Pass(V4l2IoctlCode.QueryExtCtrl, ref query);
-            if (status != 0 || !IsHidden(query.Id))
+            int status = Pass(code, ref query);
+            uint id = Unsafe.As<T, uint>(ref query);
+            if (status != 0 || !IsHidden(id))
             {
                 return status;
             }
-            query = new V4l2QueryExtCtrl { Id = query.Id | next };
+            query = default;
+            Unsafe.As<T, uint>(ref query) = id | next;
         }
     }
 
