@@ -126,7 +126,11 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
         double directFps = frames / direct.TotalSeconds;
         output.WriteLine($"{w}x{h} YUYV at interval {interval.Numerator}/{interval.Denominator}, {frames} frames from STREAMON: " +
                          $"guest {guestFps:F2} fps, vivid read directly {directFps:F2} fps, ratio {guestFps / directFps:F3}");
-        Assert.True(guestFps >= 0.95 * directFps, $"guest {guestFps:F2} fps against {directFps:F2} fps read directly");
+        // Under an emulated CPU vivid overshoots its nominal rate in bursts (catching up after stalls); the reference
+        // is the direct rate, but never more than the nominal one.
+        double nominal = interval.Denominator / (double)Math.Max(1u, interval.Numerator);
+        double reference = Math.Min(directFps, nominal);
+        Assert.True(guestFps >= 0.95 * reference, $"guest {guestFps:F2} fps against {reference:F2} fps (direct {directFps:F2}, nominal {nominal:F2})");
     }
 
     private static uint FindControl(DirectNode direct, string name)

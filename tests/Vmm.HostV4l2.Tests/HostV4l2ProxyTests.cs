@@ -500,7 +500,11 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
                          $"one copy of the frame {copy.TotalMicroseconds:F0} µs, ratio {cpuPerFrame / copy:F3}; bytes copied {backend.BytesCopied} " +
                          $"over {backend.FramesDelivered} frames");
         Assert.Equal(0, backend.BytesCopied);
-        Assert.True(proxiedFps >= 0.95 * directFps, $"proxied {proxiedFps:F2} fps against {directFps:F2} fps read directly");
+        // Under an emulated CPU vivid overshoots its nominal rate in bursts (catching up after stalls); the reference
+        // is the direct rate, but never more than the nominal one.
+        double nominal = interval.Denominator / (double)Math.Max(1u, interval.Numerator);
+        double reference = Math.Min(directFps, nominal);
+        Assert.True(proxiedFps >= 0.95 * reference, $"proxied {proxiedFps:F2} fps against {reference:F2} fps (direct {directFps:F2}, nominal {nominal:F2})");
     }
 
     // CPU time of the device's command thread (the one that runs the proxy's ioctls and dequeues), from /proc.
