@@ -129,8 +129,8 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
         // Under an emulated CPU vivid overshoots its nominal rate in bursts (catching up after stalls); the reference
         // is the direct rate, but never more than the nominal one.
         double nominal = interval.Denominator / (double)Math.Max(1u, interval.Numerator);
-        double reference = Math.Min(directFps, nominal);
-        Assert.True(guestFps >= 0.95 * reference, $"guest {guestFps:F2} fps against {reference:F2} fps (direct {directFps:F2}, nominal {nominal:F2})");
+        double expected = Math.Min(directFps, nominal);
+        Assert.True(guestFps >= 0.95 * expected, $"guest {guestFps:F2} fps against {expected:F2} fps (direct {directFps:F2}, nominal {nominal:F2})");
     }
 
     private static uint FindControl(DirectNode direct, string name)
