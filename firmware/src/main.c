@@ -119,13 +119,16 @@ static int run_media(const struct fw_params *p)
     uint64_t checksum_bytes = 0;
     uint32_t combined = 0;
     uint32_t first_seq = 0, last_seq = 0, gaps = 0;
-    uint64_t t_stream = 0;
+    uint64_t t_stream = 0, t_first = 0;
     for (uint32_t count = 0; count < p->frames; count++) {
         struct media_frame f;
         media_wait_frame(m, &f);
-        /* The stream ends when the last frame arrives; checking it is not part of the rate. */
+        /* The rate runs from the first frame's arrival to the last one's (STREAMON latency and checking the last
+         * frame are not part of it); a single frame is timed from STREAMON. */
+        if (count == 0)
+            t_first = rdtsc();
         if (count + 1 == p->frames)
-            t_stream = rdtsc() - t_start;
+            t_stream = rdtsc() - (p->frames > 1 ? t_first : t_start);
         const struct media_buffer *b = &m->bufs[f.index];
         bool printed = count < p->print_first || (p->print_every != 0 && count % p->print_every == 0) || count + 1 == p->frames;
         uint32_t sum = 0;
@@ -159,7 +162,8 @@ static int run_media(const struct fw_params *p)
     media_close(m);
 
     uint64_t us = elapsed_us(t_stream);
-    uint64_t fps_x100 = us ? (uint64_t)p->frames * 100000000ull / us : 0;
+    uint64_t intervals = p->frames > 1 ? p->frames - 1 : 1;
+    uint64_t fps_x100 = us ? intervals * 100000000ull / us : 0;
     uint64_t cs_us = elapsed_us(checksum_ticks);
     fw_printf("STATS seq_first=%u seq_last=%u seq_gaps=%u late_events=%u other_events=%u stream_us=%lu "
               "checksum_us=%lu checksum_MBps=%lu combined=%08x\n",
