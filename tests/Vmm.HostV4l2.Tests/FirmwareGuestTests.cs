@@ -34,7 +34,7 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
         uint w, h;
         using (DirectNode direct = DirectNode.Open(node))
         {
-            var none = new V4l2Control { Id = FindControl(direct, "OSD Text Mode"), Value = 2 };
+            var none = new V4l2Control { Id = HostV4l2ProxyTests.FindControl(direct, "OSD Text Mode"), Value = 2 };
             Assert.Equal(0, direct.Rw(V4l2IoctlCode.SCtrl, ref none));
             var fs = new V4l2FrmSizeEnum { PixelFormat = FourCc.Yuyv };
             Assert.Equal(0, direct.Rw(V4l2IoctlCode.EnumFrameSizes, ref fs));
@@ -101,7 +101,7 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
         TimeSpan direct;
         using (DirectNode d = DirectNode.Open(node))
         {
-            var none = new V4l2Control { Id = FindControl(d, "OSD Text Mode"), Value = 2 };
+            var none = new V4l2Control { Id = HostV4l2ProxyTests.FindControl(d, "OSD Text Mode"), Value = 2 };
             Assert.Equal(0, d.Rw(V4l2IoctlCode.SCtrl, ref none));
             (w, h, interval) = HostV4l2ProxyTests.LargestAtHighestRate(d);
             var f = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture };
@@ -132,22 +132,6 @@ public sealed partial class FirmwareGuestTests(ITestOutputHelper output)
         double expected = Math.Min(directFps, nominal);
         Assert.True(guestFps >= 0.95 * expected, $"guest {guestFps:F2} fps against {expected:F2} fps (direct {directFps:F2}, nominal {nominal:F2})");
     }
-
-    private static uint FindControl(DirectNode direct, string name)
-    {
-        for (uint id = V4l2Const.CtrlFlagNextCtrl; ;)
-        {
-            var q = new V4l2QueryExtCtrl { Id = id };
-            Assert.Equal(0, direct.Rw(V4l2IoctlCode.QueryExtCtrl, ref q));
-            if (ControlName(q) == name)
-            {
-                return q.Id;
-            }
-            id = q.Id | V4l2Const.CtrlFlagNextCtrl;
-        }
-    }
-
-    private static unsafe string ControlName(V4l2QueryExtCtrl q) => V4l2Text.Read(new ReadOnlySpan<byte>(q.Name, 32));
 
     [GeneratedRegex(@"^RESULT frames=\d+ width=\d+ height=\d+ format=\w+ fps=(?<fps>[0-9.]+)", RegexOptions.Multiline)]
     private static partial Regex ResultLine();

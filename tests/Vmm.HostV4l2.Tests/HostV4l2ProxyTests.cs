@@ -326,7 +326,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         Assert.Equal(0, direct.Rw(V4l2IoctlCode.SCtrl, ref c));
     }
 
-    private static unsafe uint FindControl(DirectNode direct, string name)
+    internal static unsafe uint FindControl(DirectNode direct, string name)
     {
         for (uint id = V4l2Const.CtrlFlagNextCtrl; ;)
         {
