@@ -279,6 +279,12 @@ public sealed class TestPatternSession : MediaBackendSession
         V4l2Fract requested = parm.TimePerFrame;
         lock (_lock)
         {
+            // The rate is the device's, like the format: while another handle owns the queue, only that handle may
+            // change it (as S_FMT), or any application could throttle the one streaming.
+            if (_backend.IsOwnedByOther(this))
+            {
+                return Errno.EBUSY;
+            }
             if (requested.Numerator != 0 && requested.Denominator != 0)
             {
                 uint fps = (uint)Math.Clamp((requested.Denominator + requested.Numerator / 2) / requested.Numerator, 1, uint.MaxValue);
@@ -458,34 +464,10 @@ public sealed class TestPatternSession : MediaBackendSession
             {
                 return Errno.EBUSY;
             }
-            // As vb2_ioctl_create_bufs: after the query (count 0) and the ownership check, the plane count must be
-            // given and match, and no plane may be smaller than the current format needs (0 included).
-            if (!RequestedSizesFit(ref create, mplane, f))
-            {
-                if (_bufferCount == 0)
-                {
-                    _backend.ReleaseBufferOwnership(this);
-                }
-                return Errno.EINVAL;
-            }
             int before = _bufferCount;
-            int wanted = (int)Math.Min(create.Count, (uint)(MaxBuffers - _bufferCount));
-            if (wanted == 0)
-            {
-                return Errno.ENOBUFS;
-            }
-            // Buffers are at least as large as the request's sizeimage (an application may ask for bigger ones).
-            Span<uint> planeSizes = stackalloc uint[3];
-            for (int p = 0; p < f.MemoryPlanes; p++)
-            {
-                uint requested = mplane ? create.Format.PixMp.PlaneFmt(p).SizeImage : p == 0 ? create.Format.Pix.SizeImage : 0;
-                if (requested > MaxPlaneBytes)
-                {
-                    return Errno.EINVAL;
-                }
-                planeSizes[p] = Math.Max(requested, f.SizeImage(p, DeviceWidth, DeviceHeight));
-            }
-            int status = AllocateLocked(wanted, memory, create.Format.Type, planeSizes, append: true);
+            int status = CreateBuffersOwnedLocked(ref create, memory, mplane, f);
+            // vb2 makes a handle the owner only when its call succeeds: every failure that left this session without
+            // buffers gives the queue back, or one refused request would lock every other session out.
             if (status != 0)
             {
                 if (_bufferCount == 0)
@@ -497,6 +479,34 @@ public sealed class TestPatternSession : MediaBackendSession
             create.Count = (uint)(_bufferCount - before);
         }
         return 0;
+    }
+
+    // CREATE_BUFS once this session owns the queue: the checks vb2 makes after the ownership check, then the allocation.
+    private int CreateBuffersOwnedLocked(ref V4l2CreateBuffers create, V4l2Memory memory, bool mplane, PixelFormatInfo f)
+    {
+        // As vb2_ioctl_create_bufs: after the query (count 0) and the ownership check, the plane count must be
+        // given and match, and no plane may be smaller than the current format needs (0 included).
+        if (!RequestedSizesFit(ref create, mplane, f))
+        {
+            return Errno.EINVAL;
+        }
+        int wanted = (int)Math.Min(create.Count, (uint)(MaxBuffers - _bufferCount));
+        if (wanted == 0)
+        {
+            return Errno.ENOBUFS;
+        }
+        // Buffers are at least as large as the request's sizeimage (an application may ask for bigger ones).
+        Span<uint> planeSizes = stackalloc uint[3];
+        for (int p = 0; p < f.MemoryPlanes; p++)
+        {
+            uint requested = mplane ? create.Format.PixMp.PlaneFmt(p).SizeImage : p == 0 ? create.Format.Pix.SizeImage : 0;
+            if (requested > MaxPlaneBytes)
+            {
+                return Errno.EINVAL;
+            }
+            planeSizes[p] = Math.Max(requested, f.SizeImage(p, DeviceWidth, DeviceHeight));
+        }
+        return AllocateLocked(wanted, memory, create.Format.Type, planeSizes, append: true);
     }
 
     // Largest plane CREATE_BUFS may ask for (a 3840×2160 RGB24 frame is 24 MiB).
