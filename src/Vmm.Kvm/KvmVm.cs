@@ -73,6 +73,13 @@ public sealed unsafe class KvmVm : IDisposable
     /// <summary>Stops the VM from a device or from outside (console escape, SIGTERM). Usable before <see cref="Run"/>.</summary>
     public IVmControl Control => _control;
 
+    /// <summary>KVM_ENABLE_CAP on the VM with one argument (tests use it to put KVM in stricter modes).</summary>
+    internal unsafe void EnableCapability(uint capability, ulong argument)
+    {
+        var cap = new KvmEnableCap { Cap = capability, Arg0 = argument };
+        _fd.Ioctl(KvmIoctls.EnableCap, &cap, "KVM_ENABLE_CAP");
+    }
+
     /// <summary>A legacy interrupt line on <paramref name="gsi"/> (0–23, the IOAPIC pins; 0–15 also reach the PIC).</summary>
     public IInterruptLine InterruptLine(int gsi)
     {

@@ -24,6 +24,7 @@ public class IoctlNumberTests
         { "KVM_IRQFD", KvmIoctls.Irqfd, 0x4020ae76 },
         { "KVM_CREATE_PIT2", KvmIoctls.CreatePit2, 0x4040ae77 },
         { "KVM_IOEVENTFD", KvmIoctls.Ioeventfd, 0x4040ae79 },
+        { "KVM_ENABLE_CAP", KvmIoctls.EnableCap, 0x4068aea3 },
         { "KVM_RUN", KvmIoctls.Run, 0xae80 },
         { "KVM_GET_REGS", KvmIoctls.GetRegs, 0x8090ae81 },
         { "KVM_SET_REGS", KvmIoctls.SetRegs, 0x4090ae82 },

@@ -83,6 +83,52 @@ public class PlatformTests
     }
 
     [KvmFact]
+    public void A_route_KVM_refuses_masks_only_that_vector_and_is_logged_once()
+    {
+        var log = new List<string>();
+        using var guest = new TestGuest(line => { lock (log) { log.Add(line); } });
+        // With 32-bit x2APIC ids KVM refuses an MSI whose address_hi has any of bits 0–7 set: a route a guest can
+        // program through the MSI-X table at any time.
+        guest.Vm.EnableCapability(KvmConstants.CapX2apicApi, KvmConstants.X2apicApiUse32BitIds);
+        var msi = (KvmMsiController)guest.Vm.Msi;
+        IMsiVector good = msi.AllocateVector();
+        IMsiVector bad = msi.AllocateVector();
+        good.Update(0xFEE0_0000, 0x31);
+        bad.Update(0xFEE0_0000, 0x32);
+
+        bad.Update(0x1_FEE0_0000, 0x33);
+        bad.Update(0x2_FEE0_0000, 0x34);
+        bad.Trigger(); // no route: KVM injects nothing, and nothing throws
+
+        KvmIrqRoutingEntry[] table = msi.RoutingTable;
+        Assert.Contains(table, e => e.Type == KvmConstants.IrqRoutingMsi && e.Gsi == 24 && e.MsiData == 0x31);
+        Assert.DoesNotContain(table, e => e.Gsi == 25);
+        string refusal = Assert.Single(log, l => l.Contains("refused the MSI route", StringComparison.Ordinal));
+        Assert.Contains("GSI 25", refusal);
+
+        // A route KVM accepts unmasks the vector again.
+        bad.Update(0xFEE0_0000, 0x35);
+        Assert.Contains(msi.RoutingTable, e => e.Type == KvmConstants.IrqRoutingMsi && e.Gsi == 25 && e.MsiData == 0x35);
+        good.Dispose();
+        bad.Dispose();
+    }
+
+    [KvmFact]
+    public void Reprogramming_an_msi_route_allocates_nothing()
+    {
+        using var guest = new TestGuest();
+        IMsiVector vector = guest.Vm.Msi.AllocateVector();
+        vector.Update(0xFEE0_0000, 0x40); // first use: JIT and lazy state
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (uint i = 0; i < 100; i++)
+        {
+            vector.Update(0xFEE0_0000, 0x40 + (i & 0xF));
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        vector.Dispose();
+    }
+
+    [KvmFact]
     public void InterruptLinesDriveTheInKernelIrqchip()
     {
         using var guest = new TestGuest();

@@ -24,6 +24,7 @@ public unsafe class StructLayoutTests
         Assert.Equal(8, sizeof(KvmIrqRouting));
         Assert.Equal(48, sizeof(KvmIrqRoutingEntry));
         Assert.Equal(32, sizeof(KvmIrqfd));
+        Assert.Equal(104, sizeof(KvmEnableCap));
         Assert.Equal(64, sizeof(KvmIoeventfd));
         Assert.Equal(8, sizeof(KvmIrqLevel));
         Assert.Equal(64, sizeof(KvmPitConfig));

@@ -45,6 +45,7 @@ internal static unsafe class KvmIoctls
     public static readonly nuint Irqfd = Iow(0x76, sizeof(KvmIrqfd));
     public static readonly nuint CreatePit2 = Iow(0x77, sizeof(KvmPitConfig));
     public static readonly nuint Ioeventfd = Iow(0x79, sizeof(KvmIoeventfd));
+    public static readonly nuint EnableCap = Iow(0xA3, sizeof(KvmEnableCap));
 
     // vCPU ioctls.
     public static readonly nuint Run = Io(0x80);
@@ -116,6 +117,9 @@ internal static class KvmConstants
     public const uint IoeventfdFlagDatamatch = 1, IoeventfdFlagPio = 2, IoeventfdFlagDeassign = 4;
     public const uint IrqfdFlagDeassign = 1;
     public const uint IrqRoutingIrqchip = 1, IrqRoutingMsi = 2;
+    /// <summary>KVM_CAP_X2APIC_API and its flag for 32-bit x2APIC ids in MSI routes (then address_hi bits 0–7 must be 0).</summary>
+    public const uint CapX2apicApi = 129;
+    public const ulong X2apicApiUse32BitIds = 1;
     public const uint IrqchipPicMaster = 0, IrqchipPicSlave = 1, IrqchipIoapic = 2;
     public const uint MpStateRunnable = 0, MpStateUninitialized = 1;
     public const uint CpuidFlagSignificantIndex = 1;

@@ -114,6 +114,16 @@ internal struct KvmIrqRoutingEntry
     [FieldOffset(28)] public uint MsiDevId;
 }
 
+/// <summary>struct kvm_enable_cap (KVM_ENABLE_CAP on a VM or vCPU).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 104)]
+internal struct KvmEnableCap
+{
+    [FieldOffset(0)] public uint Cap;
+    [FieldOffset(4)] public uint Flags;
+    [FieldOffset(8)] public ulong Arg0;
+    // args[1..3] and 64 bytes of padding follow, all zero
+}
+
 [StructLayout(LayoutKind.Explicit, Size = 32)]
 internal struct KvmIrqfd
 {

@@ -8,6 +8,8 @@ namespace Vmm.Kvm.Platform;
 /// Owns the VM's whole GSI routing table. KVM_SET_GSI_ROUTING replaces the table, so the kernel's default routes
 /// (GSIs 0–15 to the PIC and IOAPIC, 16–23 to the IOAPIC) are kept in it and MSI routes are added from GSI 24 up.
 /// Each vector is an eventfd bound with KVM_IRQFD, so <see cref="IMsiVector.Trigger"/> is one eventfd write.
+/// The guest reprograms routes at will (every MSI-X table write), so an update allocates nothing, and a route KVM
+/// refuses masks that one vector (logged once) instead of stopping the VM.
 /// </summary>
 internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
 {
@@ -16,8 +18,11 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
 
     private readonly KvmVm _vm;
     private readonly Lock _lock = new();
-    private readonly List<KvmIrqRoutingEntry> _defaultRoutes = new();
-    private readonly SortedDictionary<uint, KvmIrqRoutingEntry> _msiRoutes = new();
+    private readonly KvmIrqRoutingEntry[] _defaultRoutes;
+    // Indexed by GSI; Type 0 means no route (a masked or never-programmed vector).
+    private readonly KvmIrqRoutingEntry[] _msiRoutes = new KvmIrqRoutingEntry[KvmConstants.MaxIrqRoutes];
+    // The KVM_SET_GSI_ROUTING argument, built in place on each commit: header + default routes + every MSI route.
+    private readonly byte[] _routingArgument;
     private readonly SortedSet<uint> _freeGsis = new();
     private readonly List<MsiVector> _live = new();
     private uint _nextGsi = FirstMsiGsi;
@@ -25,14 +30,18 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
     public KvmMsiController(KvmVm vm)
     {
         _vm = vm;
+        var defaults = new List<KvmIrqRoutingEntry>();
         for (uint gsi = 0; gsi < IoapicPins; gsi++)
         {
             if (gsi < 16)
             {
-                _defaultRoutes.Add(IrqchipRoute(gsi, gsi < 8 ? KvmConstants.IrqchipPicMaster : KvmConstants.IrqchipPicSlave, gsi % 8));
+                defaults.Add(IrqchipRoute(gsi, gsi < 8 ? KvmConstants.IrqchipPicMaster : KvmConstants.IrqchipPicSlave, gsi % 8));
             }
-            _defaultRoutes.Add(IrqchipRoute(gsi, KvmConstants.IrqchipIoapic, gsi));
+            defaults.Add(IrqchipRoute(gsi, KvmConstants.IrqchipIoapic, gsi));
         }
+        _defaultRoutes = defaults.ToArray();
+        int capacity = _defaultRoutes.Length + KvmConstants.MaxIrqRoutes - FirstMsiGsi;
+        _routingArgument = GC.AllocateArray<byte>(sizeof(KvmIrqRouting) + capacity * sizeof(KvmIrqRoutingEntry), pinned: true);
     }
 
     /// <summary>The table as last committed (for tests and diagnostics).</summary>
@@ -42,7 +51,15 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
         {
             lock (_lock)
             {
-                return BuildTable();
+                var table = new List<KvmIrqRoutingEntry>(_defaultRoutes);
+                for (uint gsi = FirstMsiGsi; gsi < _nextGsi; gsi++)
+                {
+                    if (_msiRoutes[gsi].Type != 0)
+                    {
+                        table.Add(_msiRoutes[gsi]);
+                    }
+                }
+                return table.ToArray();
             }
         }
     }
@@ -93,7 +110,9 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
         _vm.Handle.Ioctl(KvmIoctls.Irqfd, &irqfd, assign ? $"KVM_IRQFD(gsi {gsi})" : $"KVM_IRQFD(deassign gsi {gsi})");
     }
 
-    private void Update(uint gsi, ulong address, uint data)
+    /// <summary>Routes <paramref name="gsi"/> to the MSI (address, data); 0, or the errno KVM refused it with, in
+    /// which case the GSI is left without a route: its irqfd then injects nothing until a route KVM accepts.</summary>
+    private int Update(uint gsi, ulong address, uint data)
     {
         lock (_lock)
         {
@@ -105,7 +124,20 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
                 MsiAddressHi = (uint)(address >> 32),
                 MsiData = data,
             };
-            Commit();
+            int refused = Commit();
+            if (refused == 0)
+            {
+                return 0;
+            }
+            // KVM keeps its old table when it refuses a new one; that table may still route this GSI to the old
+            // address, so commit one without it. It holds only routes KVM accepted before.
+            _msiRoutes[gsi] = default;
+            int again = Commit();
+            if (again != 0)
+            {
+                throw new KvmException("KVM_SET_GSI_ROUTING", again);
+            }
+            return refused;
         }
     }
 
@@ -122,43 +154,51 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
                 if (!_vm.Handle.IsClosed)
                 {
                     SetIrqfd(vector.EventFd, vector.Gsi, assign: false);
-                    if (_msiRoutes.Remove(vector.Gsi))
+                    if (_msiRoutes[vector.Gsi].Type != 0)
                     {
-                        Commit();
+                        _msiRoutes[vector.Gsi] = default;
+                        int errno = Commit();
+                        if (errno != 0)
+                        {
+                            throw new KvmException("KVM_SET_GSI_ROUTING", errno);
+                        }
                     }
                 }
             }
             finally
             {
-                _msiRoutes.Remove(vector.Gsi);
+                _msiRoutes[vector.Gsi] = default;
                 vector.EventFd.Dispose();
                 _freeGsis.Add(vector.Gsi);
             }
         }
     }
 
-    /// <summary>Pushes the full table; caller holds the lock.</summary>
-    private void Commit()
+    /// <summary>Pushes the full table, built in the preallocated argument; 0 or KVM's errno. Caller holds the lock.</summary>
+    private int Commit()
     {
-        KvmIrqRoutingEntry[] table = BuildTable();
-        int bytes = sizeof(KvmIrqRouting) + table.Length * sizeof(KvmIrqRoutingEntry);
-        byte[] managed = new byte[bytes];
-        fixed (byte* p = managed)
+        fixed (byte* p = _routingArgument)
         {
-            // Safe: `managed` is sized for the header plus table.Length entries.
-            ((KvmIrqRouting*)p)->Nr = (uint)table.Length;
-            table.AsSpan().CopyTo(new Span<KvmIrqRoutingEntry>(p + sizeof(KvmIrqRouting), table.Length));
-            _vm.Handle.Ioctl(KvmIoctls.SetGsiRouting, p, $"KVM_SET_GSI_ROUTING({table.Length} routes)");
+            // Safe: the argument is sized for the default routes plus one route per possible MSI GSI
+            // (FirstMsiGsi..MaxIrqRoutes-1), which bounds n below.
+            var entries = new Span<KvmIrqRoutingEntry>(p + sizeof(KvmIrqRouting), (_routingArgument.Length - sizeof(KvmIrqRouting)) / sizeof(KvmIrqRoutingEntry));
+            _defaultRoutes.CopyTo(entries);
+            int n = _defaultRoutes.Length;
+            for (uint gsi = FirstMsiGsi; gsi < _nextGsi; gsi++)
+            {
+                if (_msiRoutes[gsi].Type != 0)
+                {
+                    entries[n++] = _msiRoutes[gsi];
+                }
+            }
+            *(KvmIrqRouting*)p = new KvmIrqRouting { Nr = (uint)n };
+            return _vm.Handle.TryIoctl(KvmIoctls.SetGsiRouting, p, out int errno) < 0 ? errno : 0;
         }
     }
 
-    private KvmIrqRoutingEntry[] BuildTable()
-    {
-        var table = new KvmIrqRoutingEntry[_defaultRoutes.Count + _msiRoutes.Count];
-        _defaultRoutes.CopyTo(table);
-        _msiRoutes.Values.CopyTo(table, _defaultRoutes.Count);
-        return table;
-    }
+    private void LogRefusedRoute(uint gsi, ulong address, uint data, int errno) =>
+        _vm.System.Log($"KVM refused the MSI route the guest programmed for GSI {gsi} (address 0x{address:x}, data 0x{data:x}): " +
+                       $"errno {errno}; that vector is masked until the guest programs one KVM accepts");
 
     private static KvmIrqRoutingEntry IrqchipRoute(uint gsi, uint chip, uint pin) => new()
     {
@@ -184,6 +224,7 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
     private sealed class MsiVector(KvmMsiController owner, uint gsi, EventFd eventFd) : IMsiVector
     {
         private int _disposed;
+        private int _refusalLogged;
 
         public uint Gsi { get; } = gsi;
         public EventFd EventFd { get; } = eventFd;
@@ -191,7 +232,11 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
         public void Update(ulong address, uint data)
         {
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-            owner.Update(Gsi, address, data);
+            int errno = owner.Update(Gsi, address, data);
+            if (errno != 0 && Interlocked.Exchange(ref _refusalLogged, 1) == 0)
+            {
+                owner.LogRefusedRoute(Gsi, address, data, errno);
+            }
         }
 
         /// <summary>One eventfd write: KVM injects the routed MSI. Safe from any thread, allocation-free.</summary>
