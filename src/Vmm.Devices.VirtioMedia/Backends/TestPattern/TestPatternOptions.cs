@@ -46,6 +46,13 @@ public sealed record TestPatternOptions : IMediaBackendOptions
     /// (false: for benchmarks measuring the per-frame cost).</summary>
     public bool Paced { get; init; } = true;
 
+    /// <summary>Test seam: runs on the frame clock's thread after a buffer is taken for filling and before any pixel
+    /// is written, so a test can put commands in the middle of a fill deterministically.</summary>
+    internal Action? FillStarting { get; init; }
+
+    /// <summary>Test seam: runs on the frame clock's thread once a fill has written its last pixel.</summary>
+    internal Action? FillEnded { get; init; }
+
     /// <summary>Checks the values; null when valid, otherwise a one-line error.</summary>
     public string? Validate()
     {

@@ -21,7 +21,12 @@ public sealed class TestPatternSession : MediaBackendSession
     private readonly IMediaSessionHost _host;
     private readonly object _lock = new();
     private readonly TestPatternRenderer _renderer = new();
-
+    // The scatter lists of the buffer being filled, copied when the fill takes it: a QBUF that rewrites the buffer's
+    // lists meanwhile (after STREAMOFF) cannot redirect pixels. Only the frame clock's thread touches them.
+    private readonly List<GuestSegment>[] _fillSegments = [[], [], []];
+    // A fill into guest pages is running (set and cleared under _lock, pulsed when it ends); STREAMOFF waits for it.
+    private bool _guestPageFillInFlight;
+    private int _fillThreadId;
 
     private readonly CaptureBuffer[] _buffers = new CaptureBuffer[MaxBuffers];
     private int _bufferCount;
@@ -801,6 +806,23 @@ public sealed class TestPatternSession : MediaBackendSession
             _buffers[i].Prepared = false;
         }
         _host.DropPendingDqbufs();
+        WaitForGuestPageFillLocked();
+    }
+
+    // Once STREAMOFF (or CLOSE) answers, the guest may reuse the pages of every SHARED_PAGES buffer, so a fill still
+    // writing into them must end first, as a capture driver's stop_streaming waits for its DMA. A fill is one frame
+    // of rendering; the cap only guards against a stuck frame clock (the copied lists keep the writes in guest RAM).
+    private void WaitForGuestPageFillLocked()
+    {
+        long deadline = Environment.TickCount64 + 1000;
+        while (_guestPageFillInFlight && _fillThreadId != Environment.CurrentManagedThreadId)
+        {
+            long left = deadline - Environment.TickCount64;
+            if (left <= 0 || !Monitor.Wait(_lock, (int)left))
+            {
+                return;
+            }
+        }
     }
 
     public override int FindMmapBuffer(uint memOffset, out MmapBuffer? buffer)
@@ -865,13 +887,18 @@ public sealed class TestPatternSession : MediaBackendSession
             for (int p = 0; p < b.PlaneCount; p++)
             {
                 b.Filling[p] = b.Planes[p] is { } plane && plane.TryAddReference() ? plane : null;
+                _fillSegments[p].Clear();
+                _fillSegments[p].AddRange(b.Segments[p]);
             }
+            _guestPageFillInFlight = _memory == V4l2Memory.UserPtr;
+            _fillThreadId = Environment.CurrentManagedThreadId;
         }
 
         TestPatternControls controls = _backend.Controls;
         long timestamp = Stopwatch.GetTimestamp();
         try
         {
+            _backend.Options.FillStarting?.Invoke();
             Fill(b, format, width, height, sequence, controls);
         }
         finally
@@ -881,6 +908,12 @@ public sealed class TestPatternSession : MediaBackendSession
                 b.Filling[p]?.Release();
                 b.Filling[p] = null;
             }
+            lock (_lock)
+            {
+                _guestPageFillInFlight = false;
+                Monitor.PulseAll(_lock);
+            }
+            _backend.Options.FillEnded?.Invoke();
         }
 
         Span<V4l2Plane> planes = stackalloc V4l2Plane[V4l2Const.VideoMaxPlanes];
@@ -932,9 +965,9 @@ public sealed class TestPatternSession : MediaBackendSession
         else
         {
             GuestMemory memory = _host.GuestMemory!;
-            dst.Plane0 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(b.Segments[0]));
-            if (b.PlaneCount > 1) { dst.Plane1 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(b.Segments[1])); }
-            if (b.PlaneCount > 2) { dst.Plane2 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(b.Segments[2])); }
+            dst.Plane0 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_fillSegments[0]));
+            if (b.PlaneCount > 1) { dst.Plane1 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_fillSegments[1])); }
+            if (b.PlaneCount > 2) { dst.Plane2 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_fillSegments[2])); }
         }
         _renderer.Render(format, (int)width, (int)height, sequence, controls, ref dst);
     }
