@@ -126,6 +126,8 @@ public sealed class CommandLineTests : IDisposable
     [InlineData(new[] { "run", "-k", "K", "--media", "test-pattern,format=ABCD" }, "format")]
     [InlineData(new[] { "run", "-k", "K", "--media", "/dev/video0,bogus=1" }, "unknown option 'bogus' for a host V4L2 node")]
     [InlineData(new[] { "run", "-k", "K", "--media", "video0" }, "unknown media backend 'video0'")]
+    [InlineData(new[] { "run", "-k", "K", "--media", "test-pattern,max-buffers=0" }, "--media test-pattern,max-buffers=0: max-buffers '0' must be a whole number from 1 to 32")]
+    [InlineData(new[] { "run", "-k", "K", "--media", "/dev/video0,max-command=1G" }, "max-command '1G' must be a byte count from 4K to 16M")]
     [InlineData(new[] { "demo", "--firmware", "/nonexistent.elf" }, "firmware payload '/nonexistent.elf' does not exist")]
     [InlineData(new[] { "demo", "--width", "wide" }, "--width: 'wide'")]
     [InlineData(new[] { "demo", "--fps", "500" }, "--fps: 500 is out of range")]

@@ -253,6 +253,24 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
     }
 
     [VividFact]
+    public void The_host_grants_at_most_max_buffers_and_create_bufs_on_a_full_queue_is_enobufs()
+    {
+        string node = Node();
+        Assert.True(MediaBackendSpecs.TryParse($"{node},max-buffers=2", out IMediaBackendOptions? options, out string? error), error);
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(options, guestRamSize: 128UL << 20);
+        using TestbedSession s = bed.OpenSession();
+        s.SetFormat(FourCc.Yuyv, 320, 180);
+        var request = new V4l2RequestBuffers { Count = 8, Type = (uint)V4l2BufferType.VideoCapture, Memory = (uint)V4l2Memory.Mmap };
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.ReqBufs, ref request));
+        Assert.Equal(2u, request.Count);
+        var create = new V4l2CreateBuffers { Count = 1, Memory = (uint)V4l2Memory.Mmap, Format = new V4l2Format { Type = (uint)V4l2BufferType.VideoCapture } };
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.GFmt, ref create.Format));
+        Assert.Equal(Errno.ENOBUFS, s.Ioctl(V4l2IoctlCode.CreateBufs, ref create));
+        request = new V4l2RequestBuffers { Count = 0, Type = (uint)V4l2BufferType.VideoCapture, Memory = (uint)V4l2Memory.Mmap };
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.ReqBufs, ref request));
+    }
+
+    [VividFact]
     public void A_hidden_host_control_does_not_exist_for_the_guest()
     {
         string node = Node();

@@ -33,6 +33,9 @@ public interface IMediaBackend : IDisposable
 /// Every method is callable from any thread and never blocks on the guest.</summary>
 public interface IMediaSessionHost
 {
+    /// <summary>What a guest may hold of the device; a backend session applies the per-queue buffer limit.</summary>
+    MediaDeviceLimits Limits { get; }
+
     uint SessionId { get; }
 
     /// <summary>Allocator for MMAP buffers in a memfd-backed region 0, or null (no region, or a host-mapped one).</summary>

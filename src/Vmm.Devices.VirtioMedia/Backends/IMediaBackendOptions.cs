@@ -6,6 +6,9 @@ public interface IMediaBackendOptions
     /// <summary>Size of shared-memory region 0 (page multiple, ≤ 4 GiB), or 0 for none.</summary>
     ulong SharedMemorySize { get; }
 
+    /// <summary>What a guest may hold of the device (sessions, buffers, pending events, command size).</summary>
+    MediaDeviceLimits Limits { get; }
+
     /// <summary>Creates the backend. Throws <see cref="MediaBackendException"/> with a one-line reason when the
     /// backend cannot start (e.g. a host node that is missing, busy or not a capture device).</summary>
     IMediaBackend CreateBackend();

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
 
 namespace Vmm.Devices.VirtioMedia.Backends;
 
@@ -33,6 +34,44 @@ public static class MediaSpecOptions
             pairs.Add(new(key, part[(eq + 1)..].Trim()));
         }
         error = null;
+        return true;
+    }
+
+    /// <summary>An <c>shm=</c> value: the size of shared-memory region 0, a non-zero page multiple up to 4 GiB.</summary>
+    public static bool TryParseShm(string value, out ulong size, [NotNullWhen(false)] out string? error)
+    {
+        if (!TryParseSize(value, out size) || size == 0 || (size & 0xFFF) != 0 || size > 1UL << 32)
+        {
+            error = $"shm '{value}' must be a non-zero multiple of 4K up to 4G (e.g. 512M)";
+            return false;
+        }
+        error = null;
+        return true;
+    }
+
+    /// <summary>Bytes, or with a K/M/G suffix (powers of 1024); at most 1 TiB.</summary>
+    public static bool TryParseSize(string text, out ulong bytes)
+    {
+        bytes = 0;
+        ulong scale = 1;
+        if (text.Length > 0)
+        {
+            switch (char.ToUpperInvariant(text[^1]))
+            {
+                case 'K': scale = 1UL << 10; break;
+                case 'M': scale = 1UL << 20; break;
+                case 'G': scale = 1UL << 30; break;
+            }
+            if (scale != 1)
+            {
+                text = text[..^1];
+            }
+        }
+        if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) || n > (1UL << 40) / scale)
+        {
+            return false;
+        }
+        bytes = n * scale;
         return true;
     }
 }

@@ -30,10 +30,14 @@ public sealed class CommandProcessor
     /// <param name="wakeClock">Wakes the frame clock (a session may have a new deadline).</param>
     /// <param name="loop">The device's event loop, run by the command thread, on which sessions watch host
     /// descriptors; null where no backend needs one (unit tests).</param>
+    /// <param name="limits">What a guest may hold; <see cref="MediaDeviceLimits.Default"/> when null.</param>
     public CommandProcessor(IMediaBackend backend, SharedMemoryRegion? region, ShmAllocator? shm, Func<GuestMemory?> memory,
-        Action wakeClock, EventLoop? loop = null)
+        Action wakeClock, EventLoop? loop = null, MediaDeviceLimits? limits = null)
     {
         _backend = backend;
+        Limits = limits ?? MediaDeviceLimits.Default;
+        Sessions = new SessionTable { MaxSessions = Limits.MaxSessions };
+        Events = new PendingEvents(Limits.MaxPendingEvents, PendingEvents.DefaultMaxBytes);
         Region = region;
         Shm = shm;
         _memory = memory;
@@ -41,9 +45,10 @@ public sealed class CommandProcessor
         _loop = loop;
     }
 
-    public SessionTable Sessions { get; } = new();
+    public MediaDeviceLimits Limits { get; }
+    public SessionTable Sessions { get; }
     public MappingTable Mappings { get; } = new();
-    public PendingEvents Events { get; } = new();
+    public PendingEvents Events { get; }
     public SharedMemoryRegion? Region { get; }
     public ShmAllocator? Shm { get; }
 
@@ -65,6 +70,9 @@ public sealed class CommandProcessor
         };
     }
 
+    /// <summary>The answer to a command longer than <see cref="MediaDeviceLimits.MaxCommandBytes"/>: E2BIG, unread.</summary>
+    public static int RefuseOversized(Span<byte> response) => Status(response, Errno.E2BIG);
+
     private static int Status(Span<byte> response, int errno)
     {
         if (response.Length < VirtioMediaWire.RespHeaderSize)
@@ -83,9 +91,9 @@ public sealed class CommandProcessor
         }
         if (!Sessions.TryReserveId(out uint id))
         {
-            return Status(response, Errno.ENOMEM);
+            return Status(response, Errno.EMFILE); // max-sessions open (or, after 4 billion OPENs, ids ran out)
         }
-        var session = new MediaSession(id, Events, Shm, _memory, _wakeClock, Region, _loop);
+        var session = new MediaSession(id, Events, Shm, _memory, _wakeClock, Region, _loop, Limits);
         int status;
         MediaBackendSession? backendSession;
         try

@@ -11,11 +11,10 @@ public sealed partial class VirtioMediaDevice
     public const int CommandQueueIndex = 0;
     public const int EventQueueIndex = 1;
 
-    // Largest readable/writable part handled: a QBUF of 8 planes plus a full 16 KiB shadow buffer of SG entries.
-    private const int MaxCommandBytes = 64 * 1024;
-
-    private readonly byte[] _request = new byte[MaxCommandBytes];
-    private readonly byte[] _response = new byte[MaxCommandBytes];
+    // One command's request and response, MediaDeviceLimits.MaxCommandBytes each (the default 64 KiB holds a QBUF
+    // of 8 planes with a full 16 KiB shadow buffer of SG entries).
+    private readonly byte[] _request;
+    private readonly byte[] _response;
     private readonly byte[] _event = new byte[VirtioMediaWire.EventMaxSize];
     private readonly object _lifecycle = new();
     private VirtioActivation? _activation;
@@ -167,10 +166,19 @@ public sealed partial class VirtioMediaDevice
         bool any = false;
         while (commands.TryPop(out DescriptorChain chain, out VirtQueueError error))
         {
-            ChainReader reader = chain.CreateReader();
-            int requestLength = reader.Read(_request);
             int capacity = (int)Math.Min(chain.WritableLength, (uint)_response.Length);
-            int written = Processor.Process(_request.AsSpan(0, requestLength), _response.AsSpan(0, capacity));
+            int written;
+            if (chain.ReadableLength > (uint)_request.Length)
+            {
+                // Never acted on truncated: a cut payload could parse as a different, valid one.
+                written = CommandProcessor.RefuseOversized(_response.AsSpan(0, capacity));
+            }
+            else
+            {
+                ChainReader reader = chain.CreateReader();
+                int requestLength = reader.Read(_request);
+                written = Processor.Process(_request.AsSpan(0, requestLength), _response.AsSpan(0, capacity));
+            }
             // Events produced by the command (SUBSCRIBE_EVENT initial events) go out before its answer.
             DeliverEvents(a, events);
             ChainWriter writer = chain.CreateWriter();

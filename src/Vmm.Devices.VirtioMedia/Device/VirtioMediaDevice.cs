@@ -36,7 +36,8 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
     /// <param name="sharedMemorySize">Size of region 0 (page multiple, ≤ 4 GiB), or 0 for no region (MMAP then
     /// fails with ENOTTY, as the protocol prescribes). A backend with <see cref="IMediaBackend.MapsHostBuffers"/>
     /// gets a host-mapped region (address space for the host driver's buffers), any other a memfd.</param>
-    public VirtioMediaDevice(IMediaBackend backend, ulong sharedMemorySize)
+    /// <param name="limits">What a guest may hold of the device; <see cref="MediaDeviceLimits.Default"/> when null.</param>
+    public VirtioMediaDevice(IMediaBackend backend, ulong sharedMemorySize, MediaDeviceLimits? limits = null)
     {
         _backend = backend;
         if (sharedMemorySize > 1UL << 32)
@@ -56,7 +57,9 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         }
         _loop = new EventLoop("virtio-media");
         Processor = new CommandProcessor(backend, _shm, _shm is { IsBacked: true } ? new ShmAllocator(_shm) : null,
-            () => Volatile.Read(ref _memory), WakeClock, _loop);
+            () => Volatile.Read(ref _memory), WakeClock, _loop, limits);
+        _request = new byte[Processor.Limits.MaxCommandBytes];
+        _response = new byte[Processor.Limits.MaxCommandBytes];
         _clock = new FrameClock(Processor.Sessions, OnClockFaulted);
         Processor.Events.Added += OnEventAdded;
 
@@ -72,7 +75,7 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         IMediaBackend backend = options.CreateBackend();
         try
         {
-            return new VirtioMediaDevice(backend, options.SharedMemorySize);
+            return new VirtioMediaDevice(backend, options.SharedMemorySize, options.Limits);
         }
         catch
         {

@@ -18,6 +18,8 @@ public static class Errno
     public const int EBUSY = 16;
     public const int ENODEV = 19;
     public const int EINVAL = 22;
+    public const int E2BIG = 7;
+    public const int EMFILE = 24;
     public const int ENOTTY = 25;
     public const int ENOSPC = 28;
     public const int ENOBUFS = 105;

@@ -24,9 +24,10 @@ public sealed class MediaSession : IMediaSessionHost
     private readonly EventLoop? _loop;
 
     internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock,
-        SharedMemoryRegion? region = null, EventLoop? loop = null)
+        SharedMemoryRegion? region = null, EventLoop? loop = null, MediaDeviceLimits? limits = null)
     {
         SessionId = id;
+        Limits = limits ?? MediaDeviceLimits.Default;
         _events = events;
         Shm = shm;
         SharedMemory = region ?? shm?.Region;
@@ -34,6 +35,8 @@ public sealed class MediaSession : IMediaSessionHost
         _wakeClock = wakeClock;
         _loop = loop;
     }
+
+    public MediaDeviceLimits Limits { get; }
 
     private readonly Func<GuestMemory?> _memory;
 

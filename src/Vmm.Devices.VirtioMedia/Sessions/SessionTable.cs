@@ -1,3 +1,5 @@
+using Vmm.Devices.VirtioMedia.Backends;
+
 namespace Vmm.Devices.VirtioMedia.Sessions;
 
 /// <summary>Open sessions by id. Ids come from a counter and are never reused while the device lives (the spec
@@ -9,8 +11,8 @@ public sealed class SessionTable
     private readonly Dictionary<uint, MediaSession> _sessions = [];
     private uint _nextId;
 
-    /// <summary>Upper bound on simultaneously open sessions; OPEN beyond it fails with ENOMEM… EMFILE-like.</summary>
-    public int MaxSessions { get; init; } = 256;
+    /// <summary>Upper bound on simultaneously open sessions; OPEN beyond it fails with EMFILE.</summary>
+    public int MaxSessions { get; init; } = MediaDeviceLimits.Default.MaxSessions;
 
     public int Count
     {

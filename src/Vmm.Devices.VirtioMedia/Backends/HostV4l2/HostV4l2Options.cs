@@ -4,7 +4,7 @@ using System.Globalization;
 namespace Vmm.Devices.VirtioMedia.Backends.HostV4l2;
 
 /// <summary>
-/// A host V4L2 node handed to the guest: <c>--media /dev/videoN[,shm=SIZE][,stall=SECONDS]</c>. <c>SIZE</c> is the
+/// A host V4L2 node handed to the guest: <c>--media /dev/videoN[,shm=SIZE][,stall=SECONDS][,hide=…][,max-…=N]</c>. <c>SIZE</c> is the
 /// size of shared-memory region 0, the guest-physical window the host driver's MMAP buffers are mapped into (bytes,
 /// or with a K/M/G suffix; page multiple up to 4 GiB, default 4 GiB: it is address space, not memory). <c>stall</c>:
 /// a streaming session whose host device holds queued buffers and completes none for this long gets an ERROR event
@@ -20,6 +20,8 @@ public sealed record HostV4l2Options : IMediaBackendOptions
 
     /// <summary>No progress for this long while the host holds queued buffers fails the session; zero: never.</summary>
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    public MediaDeviceLimits Limits { get; init; } = MediaDeviceLimits.Default;
 
     /// <summary>Host control ids hidden from the guest.</summary>
     public IReadOnlyList<uint> HiddenControls { get; init; } = [];
@@ -48,9 +50,8 @@ public sealed record HostV4l2Options : IMediaBackendOptions
             switch (key)
             {
                 case "shm":
-                    if (!TryParseSize(value, out ulong size) || size == 0 || (size & 0xFFF) != 0 || size > 1UL << 32)
+                    if (!MediaSpecOptions.TryParseShm(value, out ulong size, out error))
                     {
-                        error = $"shm '{value}' must be a non-zero multiple of 4K up to 4G (e.g. 512M)";
                         return false;
                     }
                     result = result with { SharedMemorySize = size };
@@ -80,37 +81,22 @@ public sealed record HostV4l2Options : IMediaBackendOptions
                     break;
                 }
                 default:
-                    error = $"unknown option '{key}' for a host V4L2 node (known: shm, stall, hide)";
-                    return false;
+                    MediaDeviceLimits limits = result.Limits;
+                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, out error))
+                    {
+                        error = $"unknown option '{key}' for a host V4L2 node (known: shm, stall, hide, {MediaDeviceLimits.Keys})";
+                        return false;
+                    }
+                    if (error is not null)
+                    {
+                        return false;
+                    }
+                    result = result with { Limits = limits };
+                    break;
             }
         }
         options = result;
         error = null;
-        return true;
-    }
-
-    private static bool TryParseSize(string text, out ulong bytes)
-    {
-        bytes = 0;
-        ulong scale = 1;
-        if (text.Length > 0)
-        {
-            switch (char.ToUpperInvariant(text[^1]))
-            {
-                case 'K': scale = 1UL << 10; break;
-                case 'M': scale = 1UL << 20; break;
-                case 'G': scale = 1UL << 30; break;
-            }
-            if (scale != 1)
-            {
-                text = text[..^1];
-            }
-        }
-        if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) || n > (1UL << 40) / scale)
-        {
-            return false;
-        }
-        bytes = n * scale;
         return true;
     }
 }

@@ -380,6 +380,8 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         {
             return Errno.EINVAL;
         }
+        // V4L2 lets a driver grant fewer buffers than asked: the host grants at most the device's limit.
+        request.Count = Math.Min(request.Count, (uint)_host.Limits.MaxBuffersPerQueue);
         int status = Pass(V4l2IoctlCode.ReqBufs, ref request);
         if (status != 0)
         {
@@ -406,13 +408,23 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         {
             return Errno.EINVAL;
         }
+        Queue q = QueueOf(create.Format.Type);
+        if (create.Count > 0)
+        {
+            // The device's buffer limit, as vb2 answers a full queue: ENOBUFS, else as many as still fit.
+            int room = _host.Limits.MaxBuffersPerQueue - q.Buffers.Count;
+            if (room <= 0)
+            {
+                return Errno.ENOBUFS;
+            }
+            create.Count = Math.Min(create.Count, (uint)room);
+        }
         int status = Pass(V4l2IoctlCode.CreateBufs, ref create);
         if (status != 0)
         {
             return status;
         }
         create.Capabilities = StripCapabilities(create.Capabilities);
-        Queue q = QueueOf(create.Format.Type);
         if (q.Buffers.Count == 0)
         {
             q.Memory = create.Memory;

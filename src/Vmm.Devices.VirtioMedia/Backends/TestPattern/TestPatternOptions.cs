@@ -34,6 +34,8 @@ public sealed record TestPatternOptions : IMediaBackendOptions
     /// <summary>Size of shared-memory region 0 for MMAP buffers (page multiple, ≤ 4 GiB; sparse memfd).</summary>
     public ulong SharedMemorySize { get; init; } = 1UL << 32;
 
+    public MediaDeviceLimits Limits { get; init; } = MediaDeviceLimits.Default;
+
     /// <summary>Offer the multi-planar API (true) or the single-planar one (false); null: multi-planar only when
     /// <see cref="Format"/> needs it. A V4L2 device offers one of the two, never both (the kernel's ENUM_FMT and
     /// v4l2-compliance reject a node with both capabilities).</summary>
@@ -85,7 +87,8 @@ public sealed record TestPatternOptions : IMediaBackendOptions
 
     /// <summary>
     /// Parses <c>test-pattern[,width=W,height=H,fps=F,format=FOURCC]</c> (keys in any order, each at most once;
-    /// also <c>size=WxH</c>, <c>api=single|mplane</c> and <c>card=NAME</c>). On failure <paramref name="error"/> is one line naming the problem.
+    /// also <c>size=WxH</c>, <c>api=single|mplane</c>, <c>card=NAME</c>, <c>shm=SIZE</c> and the
+    /// <see cref="MediaDeviceLimits"/> keys). On failure <paramref name="error"/> is one line naming the problem.
     /// </summary>
     public static bool TryParse(string text, [NotNullWhen(true)] out TestPatternOptions? options, [NotNullWhen(false)] out string? error)
     {
@@ -155,9 +158,26 @@ public sealed record TestPatternOptions : IMediaBackendOptions
                     }
                     result = result with { Card = value };
                     break;
+                case "shm":
+                    if (!MediaSpecOptions.TryParseShm(value, out ulong shm, out error))
+                    {
+                        return false;
+                    }
+                    result = result with { SharedMemorySize = shm };
+                    break;
                 default:
-                    error = $"unknown key '{key}' (known: width, height, size, fps, format, api, card)";
-                    return false;
+                    MediaDeviceLimits limits = result.Limits;
+                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, out error))
+                    {
+                        error = $"unknown key '{key}' (known: width, height, size, fps, format, api, card, shm, {MediaDeviceLimits.Keys})";
+                        return false;
+                    }
+                    if (error is not null)
+                    {
+                        return false;
+                    }
+                    result = result with { Limits = limits };
+                    break;
             }
         }
         error = result.Validate();

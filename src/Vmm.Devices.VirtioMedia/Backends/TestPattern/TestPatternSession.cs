@@ -16,6 +16,8 @@ namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
 public sealed class TestPatternSession : MediaBackendSession
 {
     private const int MaxBuffers = V4l2Const.VideoMaxFrame;
+    // The user's limit (max-buffers), never above V4L2's VIDEO_MAX_FRAME.
+    private int MaxBuffersPerQueue => Math.Min(_host.Limits.MaxBuffersPerQueue, MaxBuffers);
 
     private readonly TestPatternBackend _backend;
     private readonly IMediaSessionHost _host;
@@ -366,7 +368,7 @@ public sealed class TestPatternSession : MediaBackendSession
         {
             return Errno.EINVAL;
         }
-        uint count = Math.Min(request.Count, MaxBuffers);
+        uint count = Math.Min(request.Count, (uint)MaxBuffersPerQueue);
         lock (_lock)
         {
             if (_streaming)
@@ -495,7 +497,7 @@ public sealed class TestPatternSession : MediaBackendSession
         {
             return Errno.EINVAL;
         }
-        int wanted = (int)Math.Min(create.Count, (uint)(MaxBuffers - _bufferCount));
+        int wanted = (int)Math.Min(create.Count, (uint)Math.Max(0, MaxBuffersPerQueue - _bufferCount));
         if (wanted == 0)
         {
             return Errno.ENOBUFS;
