@@ -13,7 +13,7 @@ namespace Vmm.Devices.VirtioMedia.Backends;
 /// <item><c>max-buffers</c> per queue: REQBUFS grants at most this many (V4L2 lets a driver grant fewer), and
 /// CREATE_BUFS on a full queue is ENOBUFS;</item>
 /// <item><c>max-events</c> pending events while the guest posts no eventq buffers: the oldest V4L2 event is dropped;
-/// a DQBUF that finds no room fails its session with an ERROR event (ENOSPC);</item>
+/// a DQBUF that finds no room fails its session with an ERROR event (EIO);</item>
 /// <item><c>max-command</c> bytes of one command's request: a longer one is E2BIG, and no response is longer.</item>
 /// </list>
 /// The shared-memory size (<c>shm=</c>, <see cref="MediaSpecOptions.TryParseShm"/>) bounds MMAP buffers: REQBUFS
