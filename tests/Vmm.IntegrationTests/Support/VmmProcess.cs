@@ -123,9 +123,13 @@ internal static class VmmProcess
         if (!exited)
         {
             p.Kill(entireProcessTree: true);
-            p.WaitForExit();
         }
-        p.WaitForExit(); // drains the async readers
+        // Bounded: a process stuck in the kernel after SIGKILL must fail this test, not hang the whole run.
+        if (!p.WaitForExit(TimeSpan.FromMinutes(1)))
+        {
+            throw new TimeoutException($"vmm did not exit within a minute of {(exited ? "exiting" : "SIGKILL")}");
+        }
+        p.WaitForExit(); // the untimed overload also waits for the output readers' end of stream
         sw.Stop();
         lock (stdout)
         {
