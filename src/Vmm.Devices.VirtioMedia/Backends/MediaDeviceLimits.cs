@@ -41,9 +41,10 @@ public sealed record MediaDeviceLimits
     /// <summary>The keys <see cref="TryApply"/> knows, for a backend's "known keys" message.</summary>
     public const string Keys = "max-sessions, max-buffers, max-events, max-command";
 
-    /// <summary>Applies one <c>key=value</c> of a <c>--media</c> spec. False when the key is not a limit (the
-    /// backend's own then); true with <paramref name="error"/> set when it is one with a bad value.</summary>
-    public static bool TryApply(string key, string value, ref MediaDeviceLimits limits, out string? error)
+    /// <summary>Applies one <c>key=value</c> of a <c>--media</c> spec. False with a one-line <paramref name="error"/>
+    /// when the value is bad, or when the key is no limit: then the error is <paramref name="unknownKeyError"/>.</summary>
+    public static bool TryApply(string key, string value, ref MediaDeviceLimits limits, string unknownKeyError,
+        [NotNullWhen(false)] out string? error)
     {
         error = null;
         switch (key)
@@ -53,19 +54,19 @@ public sealed record MediaDeviceLimits
                 {
                     limits = limits with { MaxSessions = sessions };
                 }
-                return true;
+                break;
             case "max-buffers":
                 if (TryRange(key, value, 1, BuffersCeiling, out int buffers, out error))
                 {
                     limits = limits with { MaxBuffersPerQueue = buffers };
                 }
-                return true;
+                break;
             case "max-events":
                 if (TryRange(key, value, EventsFloor, EventsCeiling, out int events, out error))
                 {
                     limits = limits with { MaxPendingEvents = events };
                 }
-                return true;
+                break;
             case "max-command":
                 if (!MediaSpecOptions.TryParseSize(value, out ulong bytes) || bytes < CommandBytesFloor || bytes > CommandBytesCeiling)
                 {
@@ -75,10 +76,12 @@ public sealed record MediaDeviceLimits
                 {
                     limits = limits with { MaxCommandBytes = (int)bytes };
                 }
-                return true;
+                break;
             default:
-                return false;
+                error = unknownKeyError;
+                break;
         }
+        return error is null;
     }
 
     private static bool TryRange(string key, string value, int min, int max, out int result, [NotNullWhen(false)] out string? error)

@@ -82,12 +82,7 @@ public sealed record HostV4l2Options : IMediaBackendOptions
                 }
                 default:
                     MediaDeviceLimits limits = result.Limits;
-                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, out error))
-                    {
-                        error = $"unknown option '{key}' for a host V4L2 node (known: shm, stall, hide, {MediaDeviceLimits.Keys})";
-                        return false;
-                    }
-                    if (error is not null)
+                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, $"unknown option '{key}' for a host V4L2 node (known: shm, stall, hide, {MediaDeviceLimits.Keys})", out error))
                     {
                         return false;
                     }

@@ -167,12 +167,7 @@ public sealed record TestPatternOptions : IMediaBackendOptions
                     break;
                 default:
                     MediaDeviceLimits limits = result.Limits;
-                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, out error))
-                    {
-                        error = $"unknown key '{key}' (known: width, height, size, fps, format, api, card, shm, {MediaDeviceLimits.Keys})";
-                        return false;
-                    }
-                    if (error is not null)
+                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, $"unknown key '{key}' (known: width, height, size, fps, format, api, card, shm, {MediaDeviceLimits.Keys})", out error))
                     {
                         return false;
                     }
