@@ -145,6 +145,31 @@ chmod 755 "$WORK/cmd.sh"
 # jumped 135 hours forward during a run of the integration tests, which timed a test out at once.
 # EPYC with SVM and nested paging; the features TCG cannot emulate are switched off so QEMU does not warn about them.
 LAB_CPU=EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec
+# A lab that fell asleep for good is woken. Under TCG with nested SVM the L1 has been seen halted, QEMU using no CPU
+# at all and no timer armed (a lost timer interrupt), while a test waited for it: the run then sat until the lab's
+# timeout. Any interrupt wakes it and its timers run again, so when QEMU has used no CPU for WAKE_AFTER seconds one
+# byte goes to the L1's second serial port (ttyS1: the command's output; nobody reads its input). Each wake-up is
+# logged: a lab that is merely idle keeps its timer ticking and so costs QEMU some CPU.
+WAKE_AFTER=30
+mkfifo "$WORK/serial-in"
+exec 4<>"$WORK/serial-in"
+wake_when_idle() {
+  local tpid=$1 qpid="" last="" now idle=0 wakes=0
+  while sleep 5; do
+    [ -n "$qpid" ] || qpid=$(pgrep -P "$tpid" | head -n 1) || true
+    [ -n "$qpid" ] || continue
+    now=$(awk '{print $14 + $15}' "/proc/$qpid/stat" 2>/dev/null) || return 0
+    if [ "$now" = "$last" ]; then idle=$((idle + 5)); else idle=0; fi
+    last=$now
+    if [ "$idle" -ge "$WAKE_AFTER" ]; then
+      wakes=$((wakes + 1))
+      log "QEMU used no CPU for ${idle} s: the lab is asleep with no timer armed; sending it an interrupt (wake-up $wakes)"
+      printf '\r' >&4
+      idle=0
+    fi
+  done
+}
+
 log "booting the lab (QEMU TCG, EPYC with SVM+NPT, $CPUS vCPUs, $MEM MiB): $*"
 t0=$SECONDS
 set +e
@@ -156,8 +181,15 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
   -serial "file:$WORK/console.log" -serial stdio \
   -device virtio-rng-pci \
   -virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap \
-  < /dev/null
+  < "$WORK/serial-in" &
+tpid=$!
+wake_when_idle "$tpid" &
+wpid=$!
+wait "$tpid"
 qrc=$?
+kill "$wpid" 2>/dev/null
+wait "$wpid" 2>/dev/null
+exec 4>&-
 set -e
 elapsed=$((SECONDS - t0))
 rc=$(sed -n 's/^LAB-EXIT \([0-9]*\).*/\1/p' "$WORK/console.log" 2>/dev/null | tail -n 1)
