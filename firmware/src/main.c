@@ -1,4 +1,5 @@
 /* media-stream: the end-to-end test payload. Everything here runs in ring 3 (see boot.S). */
+#include "attack.h"
 #include "checksum.h"
 #include "cmdline.h"
 #include "cpl0.h"
@@ -188,8 +189,11 @@ int fw_main(void)
     static const char kat[] = "123456789";
     if (frame_checksum(kat, 9) != 0xE3069283u)
         fw_fail(EXIT_CHECKSUM_MISMATCH, "CRC-32C self-test failed (%s)", crc);
-    fw_printf("CONFIG mode=%s device=0x%x tsc_hz=%lu (%s) checksum=%s\n", p.mode == MODE_RNG ? "rng" : "media",
-              p.device_id, hz, timer_source(), crc);
+    fw_printf("CONFIG mode=%s device=0x%x tsc_hz=%lu (%s) checksum=%s\n",
+              p.mode == MODE_RNG ? "rng" : p.mode == MODE_ATTACK ? "attack" : "media", p.device_id, hz,
+              timer_source(), crc);
+    if (p.mode == MODE_ATTACK)
+        return attack_main(&p);
 
     struct pci_dev dev;
     if (!pci_find(VIRTIO_VENDOR_ID, p.device_id, &dev))

@@ -168,7 +168,8 @@ void virtio_pci_negotiate_features(struct virtio_pci *vp, uint32_t timeout_ms, u
     mmio_write16(c + COMMON_MSIX, VIRTIO_MSI_NO_VECTOR);
     vp->num_queues = mmio_read16(c + COMMON_NUMQ);
     vp->accepted_features = accepted;
-    fw_printf("VIRTIO features=0x%lx accepted=0x%lx queues=%u\n", features, accepted, vp->num_queues);
+    if (!vp->quiet)
+        fw_printf("VIRTIO features=0x%lx accepted=0x%lx queues=%u\n", features, accepted, vp->num_queues);
 }
 
 void virtio_pci_setup_queue(struct virtio_pci *vp, struct virtq *q, unsigned slot, uint16_t index, uint16_t max_size)
@@ -209,7 +210,8 @@ void virtio_pci_setup_queue(struct virtio_pci *vp, struct virtq *q, unsigned slo
     q->notify_addr = vp->notify_base + (uintptr_t)offset;
 
     mmio_write16(c + COMMON_Q_ENABLE, 1);
-    fw_printf("VIRTQ %u size=%u (device max %u) notify=0x%lx\n", index, size, device_max, (uint64_t)q->notify_addr);
+    if (!vp->quiet)
+        fw_printf("VIRTQ %u size=%u (device max %u) notify=0x%lx\n", index, size, device_max, (uint64_t)q->notify_addr);
 }
 
 void virtio_pci_driver_ok(struct virtio_pci *vp)

@@ -57,6 +57,7 @@ struct virtio_pci {
     uint16_t num_queues;
     uint64_t device_features;
     uint64_t accepted_features;
+    bool quiet;             /* no VIRTIO/VIRTQ lines (attack mode re-initialises devices often) */
 };
 
 /* Finds the capabilities (common, notify, ISR, device, shared memory id 0) in the device's BARs. */
