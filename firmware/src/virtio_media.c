@@ -20,6 +20,7 @@ static uint8_t resp_buf[1024] __attribute__((aligned(64)));
 const char *media_errno_name(uint32_t e)
 {
     switch (e) {
+    case 0: return "no error";
     case 1: return "EPERM";
     case 5: return "EIO";
     case 7: return "E2BIG";

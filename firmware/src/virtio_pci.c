@@ -131,7 +131,10 @@ static void set_status(struct virtio_pci *vp, uint8_t bits)
     mmio_write8(vp->common + COMMON_STATUS, (uint8_t)(status | bits));
 }
 
-void virtio_pci_negotiate(struct virtio_pci *vp, uint32_t timeout_ms) { virtio_pci_negotiate_features(vp, timeout_ms, 0); }
+void virtio_pci_negotiate(struct virtio_pci *vp, uint32_t timeout_ms)
+{
+    virtio_pci_negotiate_features(vp, timeout_ms, 0);
+}
 
 void virtio_pci_negotiate_features(struct virtio_pci *vp, uint32_t timeout_ms, uint64_t extra)
 {
