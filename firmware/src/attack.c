@@ -41,7 +41,6 @@
 #define NOWHERE 0x7FF000000000ull
 /* Scratch RAM the firmware image never uses (it ends below 2 MiB); the VM needs at least 64 MiB. */
 #define SCRATCH_ADDR 0x800000ull
-#define RAM_NEEDED (64ull << 20)
 
 struct adev {
     char name;
