@@ -17,7 +17,7 @@ CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-builtin -nos
  -fno-unwind-tables -fcf-protection=none -mcmodel=small"
 
 common="util serial cmdline timer pci virtq virtio_pci checksum cpl0"
-media_stream="$common virtio_media main"
+media_stream="$common virtio_media attack main"
 
 objs=""
 $CC $CFLAGS -c "$src/boot.S" -o "$obj/boot.o"

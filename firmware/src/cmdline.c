@@ -75,6 +75,14 @@ static void set_defaults(struct fw_params *p)
         .rng_bytes = 4096,
         .mmap_rw = 0,
         .checksum_printed_only = 0,
+        .attacks = 0,
+        .attacks_len = 0,
+        .a_sessions = 64,
+        .a_buffers = 32,
+        .a_events = 4096,
+        .storm = 100000,
+        .bystander_frames = 3,
+        .ecam = 0xE0000000,
     };
 }
 
@@ -85,8 +93,10 @@ static void apply(struct fw_params *p, const char *key, size_t kn, const char *v
             p->mode = MODE_MEDIA;
         else if (vn == 3 && memcmp(v, "rng", 3) == 0)
             p->mode = MODE_RNG;
+        else if (vn == 6 && memcmp(v, "attack", 6) == 0)
+            p->mode = MODE_ATTACK;
         else
-            fw_fail(EXIT_BAD_CMDLINE, "mode must be media or rng");
+            fw_fail(EXIT_BAD_CMDLINE, "mode must be media, rng or attack");
     } else if (key_is(key, kn, "device")) {
         p->device_id = (uint16_t)parse_number(key, kn, v, vn, 0x1000, 0x107F);
     } else if (key_is(key, kn, "width")) {
@@ -123,6 +133,23 @@ static void apply(struct fw_params *p, const char *key, size_t kn, const char *v
             fw_fail(EXIT_BAD_CMDLINE, "checksum must be all or printed");
     } else if (key_is(key, kn, "mmap_rw")) {
         p->mmap_rw = (uint32_t)parse_number(key, kn, v, vn, 0, 1);
+    } else if (key_is(key, kn, "attack")) {
+        if (vn == 0)
+            fw_fail(EXIT_BAD_CMDLINE, "attack needs NAME[+NAME...] or all");
+        p->attacks = v;
+        p->attacks_len = (uint32_t)vn;
+    } else if (key_is(key, kn, "a_sessions")) {
+        p->a_sessions = (uint32_t)parse_number(key, kn, v, vn, 1, 4096);
+    } else if (key_is(key, kn, "a_buffers")) {
+        p->a_buffers = (uint32_t)parse_number(key, kn, v, vn, 1, 32);
+    } else if (key_is(key, kn, "a_events")) {
+        p->a_events = (uint32_t)parse_number(key, kn, v, vn, 16, 1u << 20);
+    } else if (key_is(key, kn, "storm")) {
+        p->storm = (uint32_t)parse_number(key, kn, v, vn, 0, 100000000);
+    } else if (key_is(key, kn, "bystander_frames")) {
+        p->bystander_frames = (uint32_t)parse_number(key, kn, v, vn, 1, 1000);
+    } else if (key_is(key, kn, "ecam")) {
+        p->ecam = parse_number(key, kn, v, vn, 0, 0xF0000000);
     } else {
         /* Unknown keys are errors: a typo must not silently run the defaults. */
         char name[32];

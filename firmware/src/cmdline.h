@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-enum fw_mode { MODE_MEDIA, MODE_RNG };
+enum fw_mode { MODE_MEDIA, MODE_RNG, MODE_ATTACK };
 
 struct fw_params {
     enum fw_mode mode;
@@ -21,6 +21,15 @@ struct fw_params {
     uint32_t rng_bytes;     /* mode=rng: how many random bytes to read */
     uint32_t mmap_rw;       /* 1: ask for read-write MMAP mappings */
     uint32_t checksum_printed_only; /* 1: checksum only frames with a FRAME line (large frames at full rate) */
+    /* mode=attack (see attack.h) */
+    const char *attacks;    /* "NAME+NAME..." from the command line (not NUL-terminated), or 0 for all */
+    uint32_t attacks_len;
+    uint32_t a_sessions;    /* device A's limits, as given to its --media spec (max-sessions, ...) */
+    uint32_t a_buffers;
+    uint32_t a_events;
+    uint32_t storm;         /* notifies in the notify storm */
+    uint32_t bystander_frames; /* frames each bystander must deliver after each attack */
+    uint64_t ecam;          /* PCI ECAM base (the VMM's layout), 0 = no ECAM accesses */
 };
 
 /* Reads hvm_start_info at `start_info_paddr` and the command line it points to; fails with EXIT_BAD_CMDLINE. */

@@ -18,6 +18,8 @@ enum fw_exit_code {
     EXIT_FRAME_ERROR = 12,       /* a DQBUF event for a frame flagged ERROR or with bytesused > buffer length */
     EXIT_CHECKSUM_MISMATCH = 13, /* a frame checksum differed from the expected value (when one is known) */
     EXIT_RNG_DATA = 14,          /* the rng device returned no data or only zero bytes */
+    EXIT_ATTACK_ANSWER = 15,     /* attack mode: the attacked device answered other than the VMM promises */
+    EXIT_BYSTANDER = 16,         /* attack mode: a bystander session lost a frame, got a bad one, or stalled */
 };
 
 /* Writes the code to port 0x501 and stops. Callable at any privilege level (IOPL 3). */

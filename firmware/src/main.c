@@ -1,4 +1,5 @@
 /* media-stream: the end-to-end test payload. Everything here runs in ring 3 (see boot.S). */
+#include "attack.h"
 #include "checksum.h"
 #include "cmdline.h"
 #include "cpl0.h"
@@ -16,6 +17,7 @@
 int fw_main(void);
 
 static struct virtio_pci vp;
+static struct media_dev media_dev;
 static struct media media;
 static struct virtq rngq;
 static uint8_t rng_buf[RNG_CHUNK] __attribute__((aligned(64)));
@@ -93,8 +95,8 @@ static int run_rng(const struct fw_params *p)
 static int run_media(const struct fw_params *p)
 {
     struct media *m = &media;
-    media_start(m, &vp, (uint16_t)p->queue_size, p->timeout_ms);
-    media_open(m);
+    media_dev_start(&media_dev, &vp, 0, (uint16_t)p->queue_size, p->timeout_ms, false);
+    media_open(m, &media_dev);
 
     struct media_format fmt;
     media_set_format(m, p->width, p->height, p->fourcc, &fmt);
@@ -167,7 +169,7 @@ static int run_media(const struct fw_params *p)
     uint64_t cs_us = elapsed_us(checksum_ticks);
     fw_printf("STATS seq_first=%u seq_last=%u seq_gaps=%u late_events=%u other_events=%u stream_us=%lu "
               "checksum_us=%lu checksum_MBps=%lu combined=%08x\n",
-              first_seq, last_seq, gaps, late, m->events_ignored, us, cs_us, cs_us ? checksum_bytes / cs_us : 0,
+              first_seq, last_seq, gaps, late, media_dev.events_ignored, us, cs_us, cs_us ? checksum_bytes / cs_us : 0,
               combined);
     print_timing();
     fw_printf("RESULT frames=%u width=%u height=%u format=%s fps=%lu.%02lu checksum_mismatch=0\n", p->frames,
@@ -187,8 +189,11 @@ int fw_main(void)
     static const char kat[] = "123456789";
     if (frame_checksum(kat, 9) != 0xE3069283u)
         fw_fail(EXIT_CHECKSUM_MISMATCH, "CRC-32C self-test failed (%s)", crc);
-    fw_printf("CONFIG mode=%s device=0x%x tsc_hz=%lu (%s) checksum=%s\n", p.mode == MODE_RNG ? "rng" : "media",
-              p.device_id, hz, timer_source(), crc);
+    fw_printf("CONFIG mode=%s device=0x%x tsc_hz=%lu (%s) checksum=%s\n",
+              p.mode == MODE_RNG ? "rng" : p.mode == MODE_ATTACK ? "attack" : "media", p.device_id, hz,
+              timer_source(), crc);
+    if (p.mode == MODE_ATTACK)
+        return attack_main(&p);
 
     struct pci_dev dev;
     if (!pci_find(VIRTIO_VENDOR_ID, p.device_id, &dev))

@@ -61,7 +61,18 @@ void pci_write32(const struct pci_dev *d, uint8_t off, uint32_t v)
     outl(PCI_CONFIG_DATA, v);
 }
 
+void pci_write8(const struct pci_dev *d, uint8_t off, uint8_t v)
+{
+    outl(PCI_CONFIG_ADDRESS, config_address(d->bus, d->dev, d->fn, off));
+    outb((uint16_t)(PCI_CONFIG_DATA + (off & 3)), v);
+}
+
 bool pci_find(uint16_t vendor_id, uint16_t device_id, struct pci_dev *out)
+{
+    return pci_find_nth(vendor_id, device_id, 0, out);
+}
+
+bool pci_find_nth(uint16_t vendor_id, uint16_t device_id, unsigned nth, struct pci_dev *out)
 {
     for (uint8_t dev = 0; dev < 32; dev++) {
         for (uint8_t fn = 0; fn < 8; fn++) {
@@ -71,7 +82,7 @@ bool pci_find(uint16_t vendor_id, uint16_t device_id, struct pci_dev *out)
                     break; /* no device: skip its other functions */
                 continue;
             }
-            if ((ids & 0xFFFF) == vendor_id && (ids >> 16) == device_id) {
+            if ((ids & 0xFFFF) == vendor_id && (ids >> 16) == device_id && nth-- == 0) {
                 *out = (struct pci_dev){ .bus = 0, .dev = dev, .fn = fn, .vendor_id = vendor_id,
                                          .device_id = device_id };
                 out->revision = pci_read8(out, PCI_REVISION);

@@ -29,6 +29,12 @@ void pci_write32(const struct pci_dev *d, uint8_t off, uint32_t v);
 /* Finds the first function on bus 0 with the ids; fills bus/dev/fn/ids. Returns false if absent. */
 bool pci_find(uint16_t vendor_id, uint16_t device_id, struct pci_dev *out);
 
+/* The same for the function with the ids that comes `nth` (0 = first) in bus order. */
+bool pci_find_nth(uint16_t vendor_id, uint16_t device_id, unsigned nth, struct pci_dev *out);
+
+/* Byte writes (attack mode: odd offsets and widths). */
+void pci_write8(const struct pci_dev *d, uint8_t off, uint8_t v);
+
 /* Reads and sizes all BARs (decoding is off while sizing), then enables memory space and bus mastering.
  * Fails with EXIT_PCI_ERROR on an inconsistent BAR or a memory BAR outside the identity-mapped range. */
 void pci_setup_bars_and_enable(struct pci_dev *d);

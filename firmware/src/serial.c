@@ -58,6 +58,22 @@ void serial_write(const char *s)
     }
 }
 
+/* Where formatted output goes: the UART, or a caller's buffer (fw_snprintf). */
+static char *capture;
+static size_t capture_room;
+
+static void emit(char c)
+{
+    if (capture == 0) {
+        if (c == '\n')
+            serial_putc('\r');
+        serial_putc(c);
+    } else if (capture_room > 1) {
+        *capture++ = c;
+        capture_room--;
+    }
+}
+
 static void put_unsigned(unsigned long long v, unsigned base, bool upper, int width, char pad)
 {
     char buf[24];
@@ -70,16 +86,14 @@ static void put_unsigned(unsigned long long v, unsigned base, bool upper, int wi
     while (n < width && n < (int)sizeof(buf))
         buf[n++] = pad;
     while (n > 0)
-        serial_putc(buf[--n]);
+        emit(buf[--n]);
 }
 
 void fw_vprintf(const char *fmt, va_list ap)
 {
     for (const char *p = fmt; *p; p++) {
         if (*p != '%') {
-            if (*p == '\n')
-                serial_putc('\r');
-            serial_putc(*p);
+            emit(*p);
             continue;
         }
         p++;
@@ -98,18 +112,19 @@ void fw_vprintf(const char *fmt, va_list ap)
         }
         switch (*p) {
         case 'c':
-            serial_putc((char)va_arg(ap, int));
+            emit((char)va_arg(ap, int));
             break;
         case 's': {
             const char *s = va_arg(ap, const char *);
-            serial_write(s ? s : "(null)");
+            for (s = s ? s : "(null)"; *s; s++)
+                emit(*s);
             break;
         }
         case 'd': {
             long long v = longness ? va_arg(ap, long long) : va_arg(ap, int);
             unsigned long long mag = (unsigned long long)v;
             if (v < 0) {
-                serial_putc('-');
+                emit('-');
                 mag = 0 - mag;
             }
             put_unsigned(mag, 10, false, width, pad);
@@ -123,13 +138,13 @@ void fw_vprintf(const char *fmt, va_list ap)
             break;
         }
         case '%':
-            serial_putc('%');
+            emit('%');
             break;
         case '\0':
             return;
         default:
-            serial_putc('%');
-            serial_putc(*p);
+            emit('%');
+            emit(*p);
             break;
         }
     }
@@ -141,6 +156,20 @@ void fw_printf(const char *fmt, ...)
     va_start(ap, fmt);
     fw_vprintf(fmt, ap);
     va_end(ap);
+}
+
+void fw_snprintf(char *buf, size_t size, const char *fmt, ...)
+{
+    if (size == 0)
+        return;
+    capture = buf;
+    capture_room = size;
+    va_list ap;
+    va_start(ap, fmt);
+    fw_vprintf(fmt, ap);
+    va_end(ap);
+    *capture = 0;
+    capture = 0;
 }
 
 void fw_exit(int code)

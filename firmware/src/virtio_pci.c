@@ -13,29 +13,7 @@
 #define VIRTIO_PCI_CAP_DEVICE_CFG 4
 #define VIRTIO_PCI_CAP_SHARED_MEMORY_CFG 8
 
-/* struct virtio_pci_common_cfg offsets */
-#define COMMON_DFSELECT 0
-#define COMMON_DF 4
-#define COMMON_GFSELECT 8
-#define COMMON_GF 12
-#define COMMON_MSIX 16
-#define COMMON_NUMQ 18
-#define COMMON_STATUS 20
-#define COMMON_CFGGENERATION 21
-#define COMMON_Q_SELECT 22
-#define COMMON_Q_SIZE 24
-#define COMMON_Q_MSIX 26
-#define COMMON_Q_ENABLE 28
-#define COMMON_Q_NOFF 30
-#define COMMON_Q_DESCLO 32
-#define COMMON_Q_DESCHI 36
-#define COMMON_Q_AVAILLO 40
-#define COMMON_Q_AVAILHI 44
-#define COMMON_Q_USEDLO 48
-#define COMMON_Q_USEDHI 52
-#define COMMON_CFG_MIN_LEN 56
 
-#define VIRTIO_MSI_NO_VECTOR 0xFFFF
 
 struct cap_region {
     bool found;
@@ -137,9 +115,11 @@ void virtio_pci_probe(struct virtio_pci *vp, const struct pci_dev *pci)
     fw_printf("\n");
 }
 
+uint8_t virtio_pci_read_status(const struct virtio_pci *vp) { return mmio_read8(vp->common + COMMON_STATUS); }
+
 uint8_t virtio_pci_status(const struct virtio_pci *vp)
 {
-    uint8_t status = mmio_read8(vp->common + COMMON_STATUS);
+    uint8_t status = virtio_pci_read_status(vp);
     if (status & VIRTIO_STATUS_NEEDS_RESET)
         fw_fail(EXIT_VIRTIO_INIT, "device set DEVICE_NEEDS_RESET (status 0x%x)", status);
     return status;
@@ -152,6 +132,11 @@ static void set_status(struct virtio_pci *vp, uint8_t bits)
 }
 
 void virtio_pci_negotiate(struct virtio_pci *vp, uint32_t timeout_ms)
+{
+    virtio_pci_negotiate_features(vp, timeout_ms, 0);
+}
+
+void virtio_pci_negotiate_features(struct virtio_pci *vp, uint32_t timeout_ms, uint64_t extra)
 {
     uintptr_t c = vp->common;
     /* Reset, then wait until the device reads back 0 (virtio 1.2 §4.1.4.3.2). */
@@ -173,19 +158,21 @@ void virtio_pci_negotiate(struct virtio_pci *vp, uint32_t timeout_ms)
     if (!(features & (1ull << VIRTIO_F_VERSION_1)))
         fw_fail(EXIT_VIRTIO_INIT, "device does not offer VIRTIO_F_VERSION_1 (features 0x%lx)", features);
 
-    /* Accept VERSION_1 only: no EVENT_IDX, no indirect descriptors, no packed ring. */
+    /* Accept VERSION_1 (plus what the caller asks for, if offered): no EVENT_IDX, no packed ring. */
+    uint64_t accepted = (1ull << VIRTIO_F_VERSION_1) | (extra & features);
     mmio_write32(c + COMMON_GFSELECT, 0);
-    mmio_write32(c + COMMON_GF, 0);
+    mmio_write32(c + COMMON_GF, (uint32_t)accepted);
     mmio_write32(c + COMMON_GFSELECT, 1);
-    mmio_write32(c + COMMON_GF, 1u << (VIRTIO_F_VERSION_1 - 32));
+    mmio_write32(c + COMMON_GF, (uint32_t)(accepted >> 32));
     set_status(vp, VIRTIO_STATUS_FEATURES_OK);
     if (!(mmio_read8(c + COMMON_STATUS) & VIRTIO_STATUS_FEATURES_OK))
-        fw_fail(EXIT_VIRTIO_INIT, "device refused FEATURES_OK for VERSION_1 only");
+        fw_fail(EXIT_VIRTIO_INIT, "device refused FEATURES_OK for features 0x%lx", accepted);
 
     mmio_write16(c + COMMON_MSIX, VIRTIO_MSI_NO_VECTOR);
     vp->num_queues = mmio_read16(c + COMMON_NUMQ);
-    fw_printf("VIRTIO features=0x%lx accepted=0x%lx queues=%u\n", features, (uint64_t)1 << VIRTIO_F_VERSION_1,
-              vp->num_queues);
+    vp->accepted_features = accepted;
+    if (!vp->quiet)
+        fw_printf("VIRTIO features=0x%lx accepted=0x%lx queues=%u\n", features, accepted, vp->num_queues);
 }
 
 void virtio_pci_setup_queue(struct virtio_pci *vp, struct virtq *q, unsigned slot, uint16_t index, uint16_t max_size)
@@ -226,7 +213,8 @@ void virtio_pci_setup_queue(struct virtio_pci *vp, struct virtq *q, unsigned slo
     q->notify_addr = vp->notify_base + (uintptr_t)offset;
 
     mmio_write16(c + COMMON_Q_ENABLE, 1);
-    fw_printf("VIRTQ %u size=%u (device max %u) notify=0x%lx\n", index, size, device_max, (uint64_t)q->notify_addr);
+    if (!vp->quiet)
+        fw_printf("VIRTQ %u size=%u (device max %u) notify=0x%lx\n", index, size, device_max, (uint64_t)q->notify_addr);
 }
 
 void virtio_pci_driver_ok(struct virtio_pci *vp)

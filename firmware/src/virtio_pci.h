@@ -15,7 +15,32 @@
 #define VIRTIO_STATUS_NEEDS_RESET 64
 #define VIRTIO_STATUS_FAILED 128
 
+#define VIRTIO_F_INDIRECT_DESC 28
 #define VIRTIO_F_VERSION_1 32
+
+#define VIRTIO_MSI_NO_VECTOR 0xFFFF
+
+/* struct virtio_pci_common_cfg offsets */
+#define COMMON_DFSELECT 0
+#define COMMON_DF 4
+#define COMMON_GFSELECT 8
+#define COMMON_GF 12
+#define COMMON_MSIX 16
+#define COMMON_NUMQ 18
+#define COMMON_STATUS 20
+#define COMMON_CFGGENERATION 21
+#define COMMON_Q_SELECT 22
+#define COMMON_Q_SIZE 24
+#define COMMON_Q_MSIX 26
+#define COMMON_Q_ENABLE 28
+#define COMMON_Q_NOFF 30
+#define COMMON_Q_DESCLO 32
+#define COMMON_Q_DESCHI 36
+#define COMMON_Q_AVAILLO 40
+#define COMMON_Q_AVAILHI 44
+#define COMMON_Q_USEDLO 48
+#define COMMON_Q_USEDHI 52
+#define COMMON_CFG_MIN_LEN 56
 
 struct virtio_pci {
     struct pci_dev pci;
@@ -31,6 +56,8 @@ struct virtio_pci {
     uint64_t shm_len;
     uint16_t num_queues;
     uint64_t device_features;
+    uint64_t accepted_features;
+    bool quiet;             /* no VIRTIO/VIRTQ lines (attack mode re-initialises devices often) */
 };
 
 /* Finds the capabilities (common, notify, ISR, device, shared memory id 0) in the device's BARs. */
@@ -38,6 +65,9 @@ void virtio_pci_probe(struct virtio_pci *vp, const struct pci_dev *pci);
 
 /* Reset, ACKNOWLEDGE, DRIVER, accept VERSION_1 only, FEATURES_OK (checked). */
 void virtio_pci_negotiate(struct virtio_pci *vp, uint32_t timeout_ms);
+
+/* The same, also accepting the bits of `extra` the device offers (attack mode: INDIRECT_DESC). */
+void virtio_pci_negotiate_features(struct virtio_pci *vp, uint32_t timeout_ms, uint64_t extra);
 
 /* Configures queue `index` with at most `max_size` entries (the device's maximum if smaller), MSI-X vector
  * NO_VECTOR, ring memory from slot `slot`, and enables it. */
@@ -47,5 +77,8 @@ void virtio_pci_driver_ok(struct virtio_pci *vp);
 
 /* Current device status (fails the run when the device reports DEVICE_NEEDS_RESET). */
 uint8_t virtio_pci_status(const struct virtio_pci *vp);
+
+/* Current device status as read, DEVICE_NEEDS_RESET included (attack mode expects it). */
+uint8_t virtio_pci_read_status(const struct virtio_pci *vp);
 
 #endif

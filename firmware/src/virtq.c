@@ -8,10 +8,12 @@
 /* Ring memory for two queues: descriptor table, avail ring and used ring each on their own page(s).
  * 256 entries: desc 4 KiB, avail 518 B, used 2054 B. Alignment requirements (16/2/4) are met by the pages. */
 #define SLOT_PAGES 3
-static uint8_t ring_memory[2][SLOT_PAGES * 4096] __attribute__((aligned(4096)));
+static uint8_t ring_memory[VIRTQ_SLOTS][SLOT_PAGES * 4096] __attribute__((aligned(4096)));
 
 void virtq_init(struct virtq *q, unsigned slot, uint16_t index, uint16_t size)
 {
+    if (slot >= VIRTQ_SLOTS)
+        fw_fail(EXIT_RING_ERROR, "internal: ring memory slot %u of %u", slot, VIRTQ_SLOTS);
     uint8_t *base = ring_memory[slot];
     memset(base, 0, sizeof(ring_memory[slot]));
     memset(q, 0, sizeof(*q));
@@ -55,13 +57,57 @@ uint16_t virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out
     q->cookie[head] = cookie;
     q->in_flight[head] = true;
 
+    virtq_publish_head(q, head);
+    return head;
+}
+
+uint16_t virtq_add_raw(struct virtq *q, const struct virtq_desc *descs, unsigned n, uint32_t cookie)
+{
+    if (n == 0 || n > q->num_free || n > VIRTQ_MAX_SIZE)
+        fw_fail(EXIT_RING_ERROR, "queue %u: no room for a raw chain of %u (free %u)", q->index, n, q->num_free);
+    uint16_t slots[VIRTQ_MAX_SIZE];
+    uint16_t idx = q->free_head;
+    for (unsigned i = 0; i < n; i++) {
+        slots[i] = idx;
+        idx = q->next_shadow[idx];
+    }
+    uint32_t writable = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct virtq_desc d = descs[i];
+        if (d.next < n)
+            d.next = slots[d.next];
+        if (d.flags & VIRTQ_DESC_F_WRITE)
+            writable += d.len;
+        q->desc[slots[i]] = d;
+    }
+    uint16_t head = slots[0];
+    q->free_head = idx;
+    q->num_free = (uint16_t)(q->num_free - n);
+    q->chain_len[head] = (uint16_t)n;
+    q->writable_len[head] = writable;
+    q->cookie[head] = cookie;
+    q->in_flight[head] = true;
+    virtq_publish_head(q, head);
+    return head;
+}
+
+void virtq_publish_head(struct virtq *q, uint16_t head)
+{
     /* Descriptors before the ring entry, ring entry before the index: the device reads them in reverse order. */
     q->avail[2 + (q->avail_idx & (q->size - 1))] = head;
     barrier();
     q->avail_idx++;
     q->avail[1] = q->avail_idx;
-    return head;
 }
+
+void virtq_set_avail_idx(struct virtq *q, uint16_t idx)
+{
+    barrier();
+    q->avail_idx = idx;
+    q->avail[1] = idx;
+}
+
+uint16_t virtq_used_idx(const struct virtq *q) { return *(volatile const uint16_t *)(q->used + 2); }
 
 void virtq_kick(struct virtq *q)
 {

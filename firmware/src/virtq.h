@@ -6,9 +6,12 @@
 #include <stdint.h>
 
 #define VIRTQ_MAX_SIZE 256
+/* Static ring memory: one slot per queue, for two devices of two queues each. */
+#define VIRTQ_SLOTS 4
 
 #define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
 
 struct virtq_desc {
     uint64_t addr;
@@ -47,7 +50,7 @@ struct virtq {
 #define VIRTQ_AVAIL_BYTES(size) (6u + 2u * (size))
 #define VIRTQ_USED_BYTES(size) (6u + 8u * (size))
 
-/* Lays out the rings for queue `index` in the static ring memory (slot 0 or 1) and initialises the free list.
+/* Lays out the rings for queue `index` in the static ring memory (slot < VIRTQ_SLOTS) and initialises the free list.
  * `size` must be a power of two <= VIRTQ_MAX_SIZE. */
 void virtq_init(struct virtq *q, unsigned slot, uint16_t index, uint16_t size);
 
@@ -59,6 +62,19 @@ uint64_t virtq_used_paddr(const struct virtq *q);
 /* Adds a chain of `n_out` device-readable buffers followed by `n_in` device-writable ones and publishes it.
  * Fails with EXIT_RING_ERROR when the ring has no room (a driver bug: callers bound their in-flight chains). */
 uint16_t virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, uint32_t cookie);
+
+/* Attack mode only (a hostile driver's raw ring access). Adds a chain of `n` descriptors written as given (address,
+ * length, flags) and publishes it. A descriptor's `next` below `n` names another descriptor of this chain and is
+ * translated to its table index (so a chain can loop back on itself); any other value is written as is. The
+ * bookkeeping is virtq_add's: the chain's writable bytes are the lengths of its WRITE descriptors. */
+uint16_t virtq_add_raw(struct virtq *q, const struct virtq_desc *descs, unsigned n, uint32_t cookie);
+
+/* Attack mode only: publishes `head` in the avail ring with no descriptor bookkeeping, or sets avail->idx itself. */
+void virtq_publish_head(struct virtq *q, uint16_t head);
+void virtq_set_avail_idx(struct virtq *q, uint16_t idx);
+
+/* The device's used index as it is in memory now. */
+uint16_t virtq_used_idx(const struct virtq *q);
 
 /* Notifies the device (16-bit write of the queue index to its notify address). */
 void virtq_kick(struct virtq *q);

@@ -138,6 +138,11 @@ internal sealed class Machine : IDisposable
             int slot = pci.Add(transport);
             intx.Add(new MpPciInterrupt((byte)slot, 1, (byte)PciRoot.IntxGsiForSlot(slot)));
             _log.Info($"pci 00:{slot:x2}.0: {what}");
+            // One line per event, however often a hostile driver repeats the violation behind it.
+            transport.NeedsResetSet += reason => _log.Warn($"pci 00:{slot:x2}.0: DEVICE_NEEDS_RESET ({reason})");
+            transport.DriverReset += reason => _log.Info(reason is null
+                ? $"pci 00:{slot:x2}.0: reset by the driver while running"
+                : $"pci 00:{slot:x2}.0: reset by the driver after DEVICE_NEEDS_RESET");
         }
         if (_config.Rng)
         {

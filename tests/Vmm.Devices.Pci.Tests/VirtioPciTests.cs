@@ -409,6 +409,33 @@ public sealed class VirtioPciTests
     }
 
     [Fact]
+    public void NeedsReset_IsReportedOncePerEpisode_AndDriverResetsOfALiveDeviceAreReported()
+    {
+        // The VMM logs one line per event (issue 9): a hostile driver repeating its violation must not flood it.
+        using var b = new PciBench();
+        (var pci, var dev, _, ulong bar) = Setup(b);
+        var needsReset = new List<string>();
+        var resets = new List<string?>();
+        pci.NeedsResetSet += needsReset.Add;
+        pci.DriverReset += resets.Add;
+        Initialise(b, bar, VirtioFeatures.Version1, msix: false);      // starts with the reset of a fresh device
+        Assert.Empty(resets);
+        for (int i = 0; i < 100; i++)
+        {
+            dev.Activation!.Notifier.SignalNeedsReset($"queue 0: ChainTooLong #{i}");
+        }
+        Assert.Equal(["queue 0: ChainTooLong #0"], needsReset);
+        Assert.Equal("queue 0: ChainTooLong #0", pci.NeedsResetReason);
+        Status(b, bar, 0);
+        Status(b, bar, 0);                                              // a second reset of a reset device: nothing
+        Assert.Equal(["queue 0: ChainTooLong #0"], resets);
+        Initialise(b, bar, VirtioFeatures.Version1, msix: false);
+        Status(b, bar, 0);                                              // a running device, no violation
+        Assert.Equal(["queue 0: ChainTooLong #0", null], resets);
+        Assert.Single(needsReset);
+    }
+
+    [Fact]
     public void IntxFallback_UsedQueueSetsIsrBit0_AndAssertsTheLine()
     {
         using var b = new PciBench();

@@ -54,6 +54,17 @@ public class PendingEventsTests
     }
 
     [Fact]
+    public void AnEventLargerThanTheDestinationStaysFirstInLine()
+    {
+        var events = new PendingEvents();
+        events.Enqueue(1, VirtioMediaEventType.Dqbuf, Dqbuf(1, 3));
+        Assert.Equal(-1, events.TryDequeue(new byte[8]));
+        Assert.Equal(1, events.Count);
+        Assert.Equal(3u, MemoryMarshal.Read<EventDqbuf>(Take(events)).Buffer.Index);
+        Assert.Equal(0, events.Count);
+    }
+
+    [Fact]
     public void RepeatedControlEventsCoalesceToTheNewestValueWithMergedChanges()
     {
         var events = new PendingEvents();

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Vmm.Core.Memory;
 using Vmm.Core.Virtio.Queues;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.Testbed;
@@ -59,6 +60,47 @@ public class QueueTransportTests
         clock.Stop();
         // The worker's poll timeout is 1 s: without the kick the 17th event arrives only then.
         Assert.True(clock.ElapsedMilliseconds < 500, $"pending event delivered after {clock.ElapsedMilliseconds} ms");
+    }
+
+    [Fact]
+    public void AnEventBufferTooSmallOrNotWritableComesBackEmptyAndItsEventWaitsForTheNextBuffer()
+    {
+        // Issue 9 (hostile guest): a DQBUF event handed to such a buffer was consumed and lost, leaving the guest
+        // waiting for a buffer the device had filled.
+        using VirtioMediaTestbed bed = TestbedStreamingTests.NewBed();
+        using TestbedSession watcher = bed.OpenSession();
+        using TestbedSession setter = bed.OpenSession();
+        Assert.Equal(0, watcher.IoctlWrite(V4l2IoctlCode.SubscribeEvent, new V4l2EventSubscription { Type = V4l2Const.EventCtrl, Id = V4l2Const.CidBrightness }));
+        for (int i = 1; i <= 16; i++)
+        {
+            setter.SetControl(V4l2Const.CidBrightness, i); // fills the 16 posted event buffers; nobody reaps them
+        }
+        var small = new GuestAddress(1UL << 20);
+        var readOnly = new GuestAddress(2UL << 20);
+        bed.GuestMemory.GetSpan(small, 8).Fill(0xA5);
+        bed.GuestMemory.GetSpan(readOnly, VirtioMediaWire.EventMaxSize).Fill(0xA5);
+        bed.PostForeignEventChain([new DriverBuffer(small, 8, DeviceWritable: true)]);
+        bed.PostForeignEventChain([new DriverBuffer(readOnly, VirtioMediaWire.EventMaxSize, DeviceWritable: false)]);
+        setter.SetControl(V4l2Const.CidBrightness, 17); // the only pending event meets those two buffers first
+
+        long deadline = Environment.TickCount64 + 5000;
+        while (bed.ForeignEventCompletions.Count < 2 && Environment.TickCount64 < deadline)
+        {
+            bed.PumpEvents();
+            Thread.Sleep(5);
+        }
+        Assert.Equal([0u, 0u], bed.ForeignEventCompletions.Select(c => c.WrittenLength));
+        Assert.All(bed.GuestMemory.GetSpan(small, 8).ToArray(), b => Assert.Equal(0xA5, b));
+        Assert.All(bed.GuestMemory.GetSpan(readOnly, VirtioMediaWire.EventMaxSize).ToArray(), b => Assert.Equal(0xA5, b));
+        var values = new List<int>();
+        for (int i = 1; i <= 17; i++)
+        {
+            byte[]? e = watcher.WaitEvent(VirtioMediaEventType.Event, TimeSpan.FromSeconds(2));
+            Assert.True(e is not null, $"event {i} never arrived (got {string.Join(",", values)})");
+            values.Add(MemoryMarshal.Read<EventEvent>(e).Event.CtrlValue);
+        }
+        Assert.Equal(Enumerable.Range(1, 17), values);
+        Assert.Null(bed.NeedsResetReason);
     }
 
     [Fact]

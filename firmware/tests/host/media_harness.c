@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "attack.h"
 #include "checksum.h"
 #include "cmdline.h"
 #include "cpl0.h"
@@ -96,6 +97,13 @@ bool pci_find(uint16_t vendor_id, uint16_t device_id, struct pci_dev *out)
 }
 
 void pci_setup_bars_and_enable(struct pci_dev *d) { (void)d; }
+
+/* Attack mode drives two devices of the real VMM; this harness covers media mode only. */
+int attack_main(const struct fw_params *p)
+{
+    (void)p;
+    fw_fail(EXIT_BAD_CMDLINE, "attack mode is not part of the host harness");
+}
 
 #define SHM_SIZE (64u << 20)
 static uint8_t *shm;

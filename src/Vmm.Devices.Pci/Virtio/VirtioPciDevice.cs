@@ -152,8 +152,17 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
     /// <summary>The eventfd signalled when the driver notifies queue <paramref name="index"/>.</summary>
     public EventFd QueueEvent(int index) => _queueEvents[index];
 
-    /// <summary>Why the transport set DEVICE_NEEDS_RESET (last reason), for logs.</summary>
+    /// <summary>Why the transport set DEVICE_NEEDS_RESET (the first violation since the last reset), for logs.</summary>
     public string? NeedsResetReason { get; private set; }
+
+    /// <summary>Raised when DEVICE_NEEDS_RESET is set, with its reason: once, however often the device reports
+    /// violations before the driver resets it (a hostile driver must not turn its errors into a log flood). Device or
+    /// vCPU thread.</summary>
+    public event Action<string>? NeedsResetSet;
+
+    /// <summary>Raised when the driver resets a device that was running or waiting for that reset (not for the reset
+    /// of a fresh device at probe), with the DEVICE_NEEDS_RESET reason it clears, if any. vCPU thread.</summary>
+    public event Action<string?>? DriverReset;
 
     /// <summary>The INTx line's current level (when MSI-X is not enabled).</summary>
     public bool IntxAsserted { get; private set; }
@@ -302,12 +311,17 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
 
     private void NeedsReset(string reason)
     {
-        NeedsResetReason = reason;
         int old = Interlocked.Or(ref _status, (int)DeviceStatus.DeviceNeedsReset);
-        if ((old & (int)DeviceStatus.DriverOk) != 0 && (old & (int)DeviceStatus.DeviceNeedsReset) == 0)
+        if ((old & (int)DeviceStatus.DeviceNeedsReset) != 0)
+        {
+            return; // already reported: the first violation is the one that matters
+        }
+        NeedsResetReason = reason;
+        if ((old & (int)DeviceStatus.DriverOk) != 0)
         {
             Interrupt(Volatile.Read(ref _configVector), IsrConfig);
         }
+        NeedsResetSet?.Invoke(reason);
     }
 
     private void Interrupt(ushort vector, byte isrBit)
@@ -463,7 +477,8 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
             WriteCommon(offset + 4, data[4..]);
             return;
         }
-        bool reset = false;
+        bool reset = false, live = false;
+        string? clearedReason = null;
         lock (_commonLock)
         {
             DeviceStatus status = Status;
@@ -493,6 +508,8 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
                     break;
                 case (Common.DeviceStatus, 1):
                     reset = value == 0;
+                    live = reset && (_activated || (status & DeviceStatus.DeviceNeedsReset) != 0);
+                    clearedReason = NeedsResetReason;
                     if (!reset)
                     {
                         WriteStatus((byte)value);
@@ -522,6 +539,10 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
         if (reset)
         {
             Reset();
+            if (live)
+            {
+                DriverReset?.Invoke(clearedReason);
+            }
         }
     }
 

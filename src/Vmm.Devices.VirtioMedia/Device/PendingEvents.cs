@@ -192,8 +192,9 @@ public sealed class PendingEvents
     }
 
     /// <summary>Copies the oldest event into <paramref name="destination"/> and removes it; returns its length, or 0
-    /// when there is none. An event larger than the destination is still removed and reported as -1 (the driver's
-    /// buffers are 608 bytes, so that only happens with a broken driver).</summary>
+    /// when there is none. An event larger than the destination stays first in line and -1 is returned: the
+    /// driver's buffers are 608 bytes, so only a broken driver posts a smaller one, and that must not cost an event
+    /// (a lost DQBUF leaves the guest waiting for a buffer the device has filled).</summary>
     public int TryDequeue(Span<byte> destination)
     {
         lock (_lock)
@@ -204,12 +205,12 @@ public sealed class PendingEvents
                 return 0;
             }
             Entry e = node.Value;
-            RemoveLocked(e);
             if (e.Length > destination.Length)
             {
                 return -1;
             }
             e.Bytes.AsSpan(0, e.Length).CopyTo(destination);
+            RemoveLocked(e);
             return e.Length;
         }
     }

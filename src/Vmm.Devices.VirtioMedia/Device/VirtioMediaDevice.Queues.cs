@@ -198,15 +198,17 @@ public sealed partial class VirtioMediaDevice
         return true;
     }
 
-    // Moves pending events into posted eventq buffers; events wait in PendingEvents while none is posted.
+    // Moves pending events into posted eventq buffers; events wait in PendingEvents while none is posted. A buffer
+    // too small for the next event (or not device-writable at all) goes back empty and the event waits for the next
+    // buffer, so a broken buffer never costs an event.
     private bool DeliverEvents(VirtioActivation a, VirtQueue events)
     {
         bool any = false;
         while (Processor.Events.Count > 0 && events.TryPop(out DescriptorChain chain, out _))
         {
-            int n = Processor.Events.TryDequeue(_event);
+            int n = Processor.Events.TryDequeue(_event.AsSpan(0, (int)Math.Min(chain.WritableLength, (uint)_event.Length)));
             uint written = 0;
-            if (n > 0 && chain.WritableLength >= (uint)n)
+            if (n > 0)
             {
                 ChainWriter writer = chain.CreateWriter();
                 writer.Write(_event.AsSpan(0, n));

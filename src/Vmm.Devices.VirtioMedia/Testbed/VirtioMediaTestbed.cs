@@ -54,6 +54,8 @@ public sealed class VirtioMediaTestbed : IDisposable
     private readonly VirtQueueDriver _commandDriver;
     private readonly VirtQueueDriver _eventDriver;
     private readonly GuestAddress[] _eventBufferOfHead = new GuestAddress[EventQueueSize];
+    private readonly bool[] _foreignEventHead = new bool[EventQueueSize];
+    private readonly List<DriverCompletion> _foreignEventCompletions = [];
     private readonly TestbedNotifier _notifier = new();
     private bool _disposed;
 
@@ -218,6 +220,30 @@ public sealed class VirtioMediaTestbed : IDisposable
     internal VirtQueueDriver CommandDriver => _commandDriver;
     internal object CommandLock => _commandLock;
 
+    /// <summary>Posts an eventq chain that is not one of the testbed's event buffers (what a broken driver might
+    /// post): it is not re-posted when the device returns it, and its completion goes to
+    /// <see cref="ForeignEventCompletions"/>.</summary>
+    internal void PostForeignEventChain(ReadOnlySpan<DriverBuffer> buffers)
+    {
+        lock (_eventLock)
+        {
+            _foreignEventHead[_eventDriver.AddChain(buffers)] = true;
+            _eventDriver.Kick();
+        }
+    }
+
+    /// <summary>The completions of <see cref="PostForeignEventChain"/> chains reaped so far.</summary>
+    internal IReadOnlyList<DriverCompletion> ForeignEventCompletions
+    {
+        get
+        {
+            lock (_eventLock)
+            {
+                return [.. _foreignEventCompletions];
+            }
+        }
+    }
+
     /// <summary>Reaps used eventq buffers into the per-session queues and re-posts them (what the driver's event
     /// worker does). Returns the number of events taken.</summary>
     public int PumpEvents()
@@ -227,6 +253,12 @@ public sealed class VirtioMediaTestbed : IDisposable
         {
             while (_eventDriver.TryTakeUsed(out DriverCompletion c))
             {
+                if (_foreignEventHead[c.Head])
+                {
+                    _foreignEventHead[c.Head] = false;
+                    _foreignEventCompletions.Add(c);
+                    continue;
+                }
                 GuestAddress address = _eventBufferOfHead[c.Head];
                 uint length = Math.Min(c.WrittenLength, VirtioMediaWire.EventMaxSize);
                 byte[] bytes = GuestMemory.GetSpan(address, length).ToArray();
