@@ -39,7 +39,7 @@ public static class QueueTarget
             | ((flags & 2) != 0 ? VirtioFeatures.IndirectDesc : 0);
         Configure(queue, ref input, flags);
         queue.Ready = (flags & 16) == 0;
-        queue.Activate(Memory, features);
+        var active = Activated(queue, features);
 
         var held = new DescriptorChain[MaxHeld];
         int heldCount = 0;
@@ -91,6 +91,10 @@ public static class QueueTarget
                     }
                     int k = input.U8() % heldCount;
                     VirtQueueError e = queue.AddUsed(held[k], input.U32());
+                    if (e == VirtQueueError.None)
+                    {
+                        CheckPublished(queue, active, held[k]);
+                    }
                     if (e != VirtQueueError.None && e != VirtQueueError.StaleChain)
                     {
                         throw new FuzzInvariantException($"AddUsed returned {e}");
@@ -126,7 +130,7 @@ public static class QueueTarget
                     queue.Reset();
                     break;
                 case 10:
-                    queue.Activate(Memory, features);
+                    active = Activated(queue, features);
                     availIdx = 0;
                     break;
                 case 11:
@@ -170,6 +174,26 @@ public static class QueueTarget
             throw new FuzzInvariantException($"{queue.InFlightCount} chains in flight after all were completed");
         }
         queue.Reset();
+    }
+
+    /// <summary>Activates the queue; returns the used ring and size it validated (later reconfiguration writes do not
+    /// move an active queue), or (0, 0) when activation failed.</summary>
+    private static (ulong UsedRing, ushort Size) Activated(VirtQueue queue, ulong features) =>
+        queue.Activate(Memory, features) == VirtQueueError.None ? (queue.UsedRing.Value, queue.Size) : (0, 0);
+
+    /// <summary>Right after a completion the used ring shows it: idx = the device's count, the last element = the
+    /// chain's head and a length within what the chain offered at pop time.</summary>
+    private static void CheckPublished(VirtQueue queue, (ulong UsedRing, ushort Size) active, in DescriptorChain chain)
+    {
+        ushort index = Memory.Read<ushort>(new GuestAddress(active.UsedRing + 2));
+        ulong slot = active.UsedRing + 4 + 8UL * (ulong)((index - 1) & (active.Size - 1));
+        uint id = Memory.Read<uint>(new GuestAddress(slot));
+        uint length = Memory.Read<uint>(new GuestAddress(slot + 4));
+        if (index != queue.NextUsedIndex || id != chain.HeadIndex || length > chain.WritableLength)
+        {
+            throw new FuzzInvariantException(
+                $"used ring shows idx {index} id {id} len {length}; the device completed head {chain.HeadIndex} (writable {chain.WritableLength}) as entry {queue.NextUsedIndex}");
+        }
     }
 
     /// <summary>Queue size and ring addresses. Addresses are aligned unless flag 8 asks for raw ones.</summary>
