@@ -156,3 +156,20 @@ write("boot", "flags", u8(5) + b"--kernel\0/etc/hostname\0--mem\0128\0--cpus\000
 write("boot", "config-file", u8(6) + b'{"kernel": "k", "initrd": "i", "mem": 64, "cpus": 2, "rng": true, "boot": "pvh",'
       b' "media": ["test-pattern,width=320,height=240,fps=30,format=NV12"], "logLevel": "warn"}')
 write("boot", "media-spec", u8(7) + b"/dev/video0,shm=1G,stall=5,hide=0x00980900+0x00980901")
+
+# ---- media: every ioctl code once, and CREATE_BUFS --------------------------------------------------------------
+# Index of each code in MediaTarget.IoctlCodes (Enum.GetValues order: by value), then the three unknown codes.
+CODES = [0, 2, 4, 5, 8, 9, 10, 11, 14, 15, 16, 17, 18, 19, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 33, 34, 36, 37, 38,
+         39, 40, 41, 46, 47, 48, 49, 50, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73,
+         74, 75, 76, 77, 78, 79, 80, 82, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 1, 255, 0x100]
+sweep = OPEN
+for i in range(len(CODES)):
+    sweep += ioctl(0, i, u32(1) + bytes(252), 512)
+write("media", "ioctl-sweep", u8(0) + sweep)
+fmt = u32(1) + bytes(4) + u32(320) + u32(240) + u32(0x56595559) + u32(1) + u32(640) + u32(153600) + bytes(208 - 32)
+create = u32(0) + u32(3) + u32(1) + bytes(4) + fmt + u32(0) + u32(0) + u32(0) + bytes(256 - 236)
+write("media", "create-bufs-subscribe", u8(0) + OPEN + ioctl(0, CODES.index(92), create, 256)
+      + ioctl(0, CODES.index(90), u32(5) + u32(0) + u32(0) + bytes(20), 0)         # SUBSCRIBE_EVENT (SOURCE_CHANGE)
+      + ioctl(0, CODES.index(74), u32(0) + u32(0x56595559) + bytes(36), 44)         # ENUM_FRAMESIZES
+      + ioctl(0, CODES.index(94), u32(1) + u32(0) + bytes(56), 64)                  # G_SELECTION
+      + qbuf_mmap(0, 0) + qbuf_mmap(0, 1) + stream(0, 1, 0) + PUMP + stream(0, 0, 0))
