@@ -28,7 +28,16 @@ internal static class VmmCommandLine
             run,
             demo,
         };
-        ParseResult parsed = root.Parse(args);
+        ParseResult parsed;
+        try
+        {
+            parsed = ParseArguments(root, args);
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"vmm: error: {e.Message}");
+            return ExitUsage;
+        }
         if (parsed.Errors.Count > 0)
         {
             // The parser reports "Required command was not provided" next to the real problem; show the real one.
@@ -58,12 +67,27 @@ internal static class VmmCommandLine
     {
         var o = new RunOptions();
         Command run = o.BuildCommand();
-        ParseResult parsed = run.Parse(runArgs);
+        ParseResult parsed = ParseArguments(run, runArgs);
         if (parsed.Errors.Count > 0)
         {
             throw new UsageException(parsed.Errors[0].Message);
         }
         return o.ToConfig(parsed);
+    }
+
+    /// <summary>Parses <paramref name="args"/>, turning a response file (<c>@FILE</c>) that cannot be read into a
+    /// usage error. The parser reports an unreadable one as a parse error only for IOException; a directory or a file
+    /// without read permission throws UnauthorizedAccessException out of Parse.</summary>
+    private static ParseResult ParseArguments(Command command, IReadOnlyList<string> args)
+    {
+        try
+        {
+            return command.Parse(args);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new UsageException($"cannot read a response file: {e.Message}");
+        }
     }
 
     private static int RunVm(RunOptions o, ParseResult pr, TextWriter stderr) => Guarded(stderr, () =>
