@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for people and CI. On a fresh Debian 12 machine with the .NET 10 SDK:
 #   ./build.sh demo    build everything needed and stream from the built-in test-pattern camera in a VM
-#   ./build.sh test    build the guest kit and firmware, then run every test (KVM integration tests included);
-#                      where /dev/kvm is missing, the KVM tests run in the lab (lab/run.sh)
+#   ./build.sh test    build the guest kit and firmware, then run every test (KVM integration tests included) and a
+#                      short run of each fuzzer; where /dev/kvm is missing, the KVM tests run in the lab (lab/run.sh)
 # Other verbs: build (dotnet build), guest (test guest kernel kit), firmware (guest payloads), bench (benchmarks).
 # Installs missing Debian packages with apt-get (needs root or sudo). Caches the guest kernel by input hash.
 set -euo pipefail
@@ -108,6 +108,8 @@ case "${1:-}" in
     mapfile -t here < <(ls tests/*/*.csproj | xargs -n1 dirname | grep -v -x -F "${here_excluded[@]/#/-e}")
     log "KVM: $mode; here: ${here[*]}"
     dotnet_test_each "${here[@]}" 2>&1 | tee "$native_log" || rc=1
+    # A short run of each coverage-guided fuzzer (fuzz/README.md: long runs); a saved crash or hang fails the run.
+    fuzz/run.sh all --seconds "${VMM_FUZZ_SECONDS:-30}" || rc=1
     # The lab: vivid (no machine has a camera) for the host V4L2 proxy tests everywhere; on a PVM host also the
     # ordinary host's paths (no int3/fwait repairs, CPUID as KVM reports it); without /dev/kvm every KVM test.
     # One lab boot for all of it.
