@@ -97,6 +97,9 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("{ \"kernel\": \"x\", \"memory\": 5 }", "unknown key \"memory\"")]
     [InlineData("{ \"kernel\": ", "is not valid JSON")]
     [InlineData("{ \"kernel\": \"vmlinux\", \"mem\": \"lots\" }", "--mem: 'lots' is not a whole number")]
+    [InlineData("{ \"kernel\": \"x\", \"rng\": [\"test-pattern\"] }", "\"rng\" must be a single value, not a list or an object")]
+    [InlineData("{ \"kernel\": \"x\", \"cpus\": { \"n\": 2 } }", "\"cpus\" must be a single value, not a list or an object")]
+    [InlineData("{ \"kernel\": \"x\", \"media\": [{ \"spec\": \"test-pattern\" }] }", "\"media\" must be a string or a list of strings")]
     public void Bad_config_files_get_one_clear_line(string json, string expected)
     {
         string config = Path.Combine(_dir, "bad.json");

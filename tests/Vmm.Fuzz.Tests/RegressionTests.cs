@@ -23,4 +23,23 @@ public sealed class RegressionTests
         Assert.Single(lines);
         Assert.StartsWith("vmm: error: cannot read a response file", lines[0]);
     }
+
+    /// <summary>boot: a config file giving a list where a single value belongs (<c>"rng": ["test-pattern,…"]</c>)
+    /// made the configuration binder throw InvalidOperationException out of <c>vmm run --config</c>
+    /// (fuzz/regressions/boot/config-file-list-for-a-scalar-key). It must be one line naming the key.</summary>
+    [Fact]
+    public void ConfigFileListForAScalarKey_IsAUsageErrorNamingTheKey()
+    {
+        string config = Path.Combine(Path.GetTempPath(), $"vmm-fuzz-regression-{Environment.ProcessId}.json");
+        File.WriteAllText(config, """{ "kernel": "k", "mem": 64, "rng": ["test-pattern,width=640"] }""");
+        try
+        {
+            UsageException e = Assert.Throws<UsageException>(() => VmmCommandLine.ParseRunConfig("--config", config));
+            Assert.EndsWith("\"rng\" must be a single value, not a list or an object", e.Message);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
 }

@@ -35,9 +35,28 @@ internal static class ConfigFile
             {
                 throw new UsageException($"config file '{path}': unknown key \"{section.Key}\" (known: {string.Join(", ", KnownKeys)})");
             }
+            // Only "media" takes a list, of strings; anything else nested would make the binder throw.
+            bool isMedia = string.Equals(section.Key, "media", StringComparison.OrdinalIgnoreCase);
+            foreach (IConfigurationSection child in section.GetChildren())
+            {
+                if (!isMedia || child.Value is null)
+                {
+                    throw new UsageException(isMedia
+                        ? $"config file '{path}': \"media\" must be a string or a list of strings"
+                        : $"config file '{path}': \"{section.Key}\" must be a single value, not a list or an object");
+                }
+            }
         }
         var settings = new VmSettings();
-        root.Bind(settings);
+        try
+        {
+            root.Bind(settings);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A value of the wrong kind ("mem": "lots"): the binder names the key and the type it wanted.
+            throw new UsageException($"config file '{path}': {e.Message}");
+        }
         // "media" may be a single string as well as a list.
         IConfigurationSection media = root.GetSection("media");
         if (media.Value is { } single)
