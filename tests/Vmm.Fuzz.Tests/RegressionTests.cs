@@ -24,22 +24,34 @@ public sealed class RegressionTests
         Assert.StartsWith("vmm: error: cannot read a response file", lines[0]);
     }
 
-    /// <summary>boot: a config file giving a list where a single value belongs (<c>"rng": ["test-pattern,…"]</c>)
-    /// made the configuration binder throw InvalidOperationException out of <c>vmm run --config</c>
-    /// (fuzz/regressions/boot/config-file-list-for-a-scalar-key). It must be one line naming the key.</summary>
-    [Fact]
-    public void ConfigFileListForAScalarKey_IsAUsageErrorNamingTheKey()
+    /// <summary>boot: a config file whose string key holds a list or an object ("rng": ["x"], or a key with a colon,
+    /// which the configuration reader splits into a section) made the binder throw InvalidOperationException out of
+    /// ConfigFile.Load (fuzz/regressions/boot/config-list-for-a-string-key, config-key-with-a-colon). A bad config
+    /// file must be one line naming the key.</summary>
+    [Theory]
+    [InlineData("{\"kernel\": \"k\", \"rng\": [\"x\"]}", "\"rng\"")]
+    [InlineData("{\"kernel\": \"k\", \"boot\": {\"entry\": \"pvh\"}}", "\"boot\"")]
+    [InlineData("{\"kernel: x\": \"k\"}", "\"kernel\"")]
+    [InlineData("{\"kernel\": \"k\", \"media\": [{\"spec\": \"test-pattern\"}]}", "\"media\"")]
+    public void ConfigFileWithAListOrObjectForAValue_IsAUsageError(string json, string key)
     {
-        string config = Path.Combine(Path.GetTempPath(), $"vmm-fuzz-regression-{Environment.ProcessId}.json");
-        File.WriteAllText(config, """{ "kernel": "k", "mem": 64, "rng": ["test-pattern,width=640"] }""");
+        string dir = Path.Combine(Path.GetTempPath(), $"vmm-fuzz-tests-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
         try
         {
-            UsageException e = Assert.Throws<UsageException>(() => VmmCommandLine.ParseRunConfig("--config", config));
-            Assert.EndsWith("\"rng\" must be a single value, not a list or an object", e.Message);
+            File.WriteAllText(Path.Combine(dir, "k"), "");
+            string path = Path.Combine(dir, "vm.json");
+            File.WriteAllText(path, json);
+            UsageException e = Assert.Throws<UsageException>(() => VmmCommandLine.ParseRunConfig("--config", path));
+            Assert.Contains(key, e.Message);
+
+            var stderr = new StringWriter();
+            Assert.Equal(VmmCommandLine.ExitUsage, VmmCommandLine.Run(["run", "--config", path], new StringWriter(), stderr));
+            Assert.Single(stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
         }
         finally
         {
-            File.Delete(config);
+            Directory.Delete(dir, recursive: true);
         }
     }
 }
