@@ -32,6 +32,20 @@ uint64_t virtq_desc_paddr(const struct virtq *q) { return (uint64_t)(uintptr_t)q
 uint64_t virtq_avail_paddr(const struct virtq *q) { return (uint64_t)(uintptr_t)q->avail; }
 uint64_t virtq_used_paddr(const struct virtq *q) { return (uint64_t)(uintptr_t)q->used; }
 
+/* Books the chain of n descriptors at head (the free list now starts at next_free) and makes it available. */
+static uint16_t commit_chain(struct virtq *q, uint16_t head, unsigned n, uint16_t next_free, uint32_t writable,
+                             uint32_t cookie)
+{
+    q->free_head = next_free;
+    q->num_free = (uint16_t)(q->num_free - n);
+    q->chain_len[head] = (uint16_t)n;
+    q->writable_len[head] = writable;
+    q->cookie[head] = cookie;
+    q->in_flight[head] = true;
+    virtq_publish_head(q, head);
+    return head;
+}
+
 uint16_t virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out, unsigned n_in, uint32_t cookie)
 {
     unsigned n = n_out + n_in;
@@ -50,15 +64,7 @@ uint16_t virtq_add(struct virtq *q, const struct virtq_buf *bufs, unsigned n_out
             writable += bufs[i].len;
         idx = q->next_shadow[idx];
     }
-    q->free_head = idx;
-    q->num_free = (uint16_t)(q->num_free - n);
-    q->chain_len[head] = (uint16_t)n;
-    q->writable_len[head] = writable;
-    q->cookie[head] = cookie;
-    q->in_flight[head] = true;
-
-    virtq_publish_head(q, head);
-    return head;
+    return commit_chain(q, head, n, idx, writable, cookie);
 }
 
 uint16_t virtq_add_raw(struct virtq *q, const struct virtq_desc *descs, unsigned n, uint32_t cookie)
@@ -80,15 +86,7 @@ uint16_t virtq_add_raw(struct virtq *q, const struct virtq_desc *descs, unsigned
             writable += d.len;
         q->desc[slots[i]] = d;
     }
-    uint16_t head = slots[0];
-    q->free_head = idx;
-    q->num_free = (uint16_t)(q->num_free - n);
-    q->chain_len[head] = (uint16_t)n;
-    q->writable_len[head] = writable;
-    q->cookie[head] = cookie;
-    q->in_flight[head] = true;
-    virtq_publish_head(q, head);
-    return head;
+    return commit_chain(q, slots[0], n, idx, writable, cookie);
 }
 
 void virtq_publish_head(struct virtq *q, uint16_t head)
