@@ -26,6 +26,13 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
     private static VirtioMediaTestbed Proxy(string node) =>
         VirtioMediaTestbed.Create(new HostV4l2Options { Path = node }, guestRamSize: 128UL << 20);
 
+    /// <summary>A proxy built from a whole <c>--media</c> spec, options included, as the CLI builds it.</summary>
+    private static VirtioMediaTestbed ProxyFromSpec(string spec)
+    {
+        Assert.True(MediaBackendSpecs.TryParse(spec, out IMediaBackendOptions? options, out string? error), error);
+        return VirtioMediaTestbed.Create(options, guestRamSize: 128UL << 20);
+    }
+
     private static HostV4l2Backend Backend(VirtioMediaTestbed bed) => (HostV4l2Backend)bed.Device.Backend;
 
     [VividFact]
@@ -256,8 +263,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
     public void The_host_grants_at_most_max_buffers_and_create_bufs_on_a_full_queue_is_enobufs()
     {
         string node = Node();
-        Assert.True(MediaBackendSpecs.TryParse($"{node},max-buffers=2", out IMediaBackendOptions? options, out string? error), error);
-        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(options, guestRamSize: 128UL << 20);
+        using VirtioMediaTestbed bed = ProxyFromSpec($"{node},max-buffers=2");
         using TestbedSession s = bed.OpenSession();
         s.SetFormat(FourCc.Yuyv, 320, 180);
         var request = new V4l2RequestBuffers { Count = 8, Type = (uint)V4l2BufferType.VideoCapture, Memory = (uint)V4l2Memory.Mmap };
@@ -274,8 +280,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
     public void A_hidden_host_control_does_not_exist_for_the_guest()
     {
         string node = Node();
-        Assert.True(MediaBackendSpecs.TryParse($"{node},hide=0x{V4l2Const.CidBrightness:x8}", out IMediaBackendOptions? options, out string? error), error);
-        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(options, guestRamSize: 128UL << 20);
+        using VirtioMediaTestbed bed = ProxyFromSpec($"{node},hide=0x{V4l2Const.CidBrightness:x8}");
         using TestbedSession s = bed.OpenSession();
         var ids = new List<uint>();
         for (uint id = V4l2Const.CtrlFlagNextCtrl; ;)
@@ -665,8 +670,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
             Assert.Equal(0, direct.Rw(V4l2IoctlCode.SFmt, ref f));
             Assert.True(DirectNode.SetFrameRate(direct, 1) <= 1.0);
         }
-        Assert.True(MediaBackendSpecs.TryParse($"{node},stall=0.3", out IMediaBackendOptions? options, out string? error), error);
-        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(options, guestRamSize: 128UL << 20);
+        using VirtioMediaTestbed bed = ProxyFromSpec($"{node},stall=0.3");
         using TestbedSession s = bed.OpenSession();
         s.SetFormat(FourCc.Yuyv, w, h);
         s.RequestBuffers(2, V4l2Memory.Mmap);
