@@ -8,14 +8,13 @@ using Vmm.Devices.VirtioMedia.V4l2;
 namespace Vmm.Fuzz.Targets;
 
 /// <summary>
-/// The virtio-media device through the embedded testbed (real split queues, the device's command thread and frame
-/// clock) with the test-pattern backend: a fresh testbed per input, then a sequence of OPEN, CLOSE, IOCTL (any code,
-/// any payload, any response room), MMAP, MUNMAP and raw commands over several sessions, plus structured S_FMT,
-/// REQBUFS (+ QUERYBUF of every buffer), QBUF (MMAP or SHARED_PAGES scatter lists) and STREAMON/OFF that reach
-/// streaming quickly, and event pumping. Nothing waits for real time: frames are paced at 120 fps, so a run (a few
-/// milliseconds) sees the first frame after STREAMON (due at once) and rarely another; the input can ask for unpaced
-/// frames (each queued buffer filled at once). Frames are filled on the frame clock's thread, concurrently with the
-/// commands; coverage from that thread is timing noise to the fuzzer, hence pacing by default.
+/// The virtio-media device through the embedded testbed in stepped mode (real split queues; the device's command
+/// processing and frame production run on the harness's thread, so a run is deterministic) with the test-pattern
+/// backend: a fresh testbed per input, then a sequence of OPEN, CLOSE, IOCTL (any code, any payload, any response
+/// room), MMAP, MUNMAP and raw commands over several sessions, plus structured S_FMT, REQBUFS (+ QUERYBUF of every
+/// buffer), QBUF (MMAP or SHARED_PAGES scatter lists) and STREAMON/OFF that reach streaming quickly, and event
+/// pumping, which is also when frames are produced: each pump fills one queued buffer of every streaming session
+/// (frames are unpaced, so one is always due).
 /// <para>Scatter-list addresses that would land in the top 4 MiB (the simulated driver's own rings and buffers) are
 /// moved below it: a guest may scribble over its own rings, but the simulated driver is not the code under test.</para>
 /// <para>Findings: any exception (a device that does not answer a command within the driver's 5 s timeout throws
@@ -74,14 +73,14 @@ public static class MediaTarget
             Fps = 120,
             Format = Formats[(setup >> 2) % (Formats.Length - 1)],
             MultiPlanar = (setup & 2) != 0 ? true : null,
-            Paced = (setup & 1) == 0,
+            Paced = false,
             SharedMemorySize = 64UL << 20,
         };
         if (options.Validate() is not null)
         {
             options = options with { MultiPlanar = true };
         }
-        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(options, RamSize);
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.CreateStepped(options, RamSize);
         var state = new State();
         for (int step = 0; step < 128 && !input.IsEmpty; step++)
         {

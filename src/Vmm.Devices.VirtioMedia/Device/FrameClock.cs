@@ -19,6 +19,7 @@ public sealed class FrameClock : IDisposable
     private readonly EventLoop _loop = new("virtio-media frame clock");
     private readonly EventFd _wake = new();
     private readonly TimerFd _deadline = new();
+    private readonly List<MediaSession> _steppedSnapshot = new(16);
     private readonly object _lifecycle = new();
     private Thread? _thread;
     private volatile bool _stop;
@@ -134,39 +135,12 @@ public sealed class FrameClock : IDisposable
     {
         while (!_stop)
         {
-            long now = Stopwatch.GetTimestamp();
-            long earliest = long.MaxValue;
-            _sessions.Snapshot(snapshot);
-            foreach (MediaSession s in snapshot)
-            {
-                if (s.Failed)
-                {
-                    continue;
-                }
-                try
-                {
-                    long due = s.Backend.NextFrameDeadline;
-                    if (due <= now)
-                    {
-                        s.Backend.ProduceFrames(now);
-                        Interlocked.Increment(ref _ticks);
-                        due = s.Backend.NextFrameDeadline;
-                    }
-                    earliest = Math.Min(earliest, due);
-                }
-                catch (Exception)
-                {
-                    // The affected session is known: it gets an ERROR event (if that throws too, the catch-all in
-                    // Run reports the clock as failed).
-                    s.SendError(Errno.EIO);
-                }
-            }
-            snapshot.Clear();
+            ProduceDue(Stopwatch.GetTimestamp(), snapshot, out long earliest);
             if (_stop)
             {
                 break;
             }
-            now = Stopwatch.GetTimestamp();
+            long now = Stopwatch.GetTimestamp();
             if (earliest <= now)
             {
                 continue;
@@ -181,6 +155,58 @@ public sealed class FrameClock : IDisposable
             }
             _loop.RunOnce(-1);
         }
+    }
+
+    /// <summary>One pass without the thread (a device driven step by step, on one thread at a time): every session
+    /// whose frame is due at <paramref name="now"/> produces it. Returns the number of frames produced and, in
+    /// <paramref name="earliest"/>, the next deadline (<see cref="long.MaxValue"/> for none).</summary>
+    public int ProduceDue(long now, out long earliest)
+    {
+        if (IsRunning)
+        {
+            throw new InvalidOperationException("the frame clock thread is running");
+        }
+        return ProduceDue(now, _steppedSnapshot, out earliest);
+    }
+
+    private int ProduceDue(long now, List<MediaSession> snapshot, out long earliest)
+    {
+        earliest = long.MaxValue;
+        int produced = 0;
+        _sessions.Snapshot(snapshot);
+        try
+        {
+            foreach (MediaSession s in snapshot)
+            {
+                if (s.Failed)
+                {
+                    continue;
+                }
+                try
+                {
+                    long due = s.Backend.NextFrameDeadline;
+                    if (due <= now)
+                    {
+                        s.Backend.ProduceFrames(now);
+                        Interlocked.Increment(ref _ticks);
+                        produced++;
+                        due = s.Backend.NextFrameDeadline;
+                    }
+                    earliest = Math.Min(earliest, due);
+                }
+                catch (Exception)
+                {
+                    // The affected session is known: it gets an ERROR event (if that throws too, the catch-all in
+                    // Run reports the clock as failed).
+                    s.SendError(Errno.EIO);
+                }
+            }
+        }
+        finally
+        {
+            snapshot.Clear();
+        }
+        return produced;
     }
 
     public void Dispose()

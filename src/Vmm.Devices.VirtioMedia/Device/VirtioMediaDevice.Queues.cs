@@ -21,6 +21,7 @@ public sealed partial class VirtioMediaDevice
     private EventFd? _wakeWorker;
     private Thread? _worker;
     private volatile bool _stopWorker;
+    private bool _steppedBroken;
 
     /// <summary>Starts the device on the transport's (already activated) queues: a command worker fed by the
     /// commandq eventfd, which also hands pending events to the eventq, plus the frame clock.</summary>
@@ -46,6 +47,52 @@ public sealed partial class VirtioMediaDevice
             }
         }
     }
+
+    /// <summary>Starts the device without its threads, for deterministic single-threaded driving (the fuzzer, the
+    /// testbed's stepped mode): nothing happens until the caller runs <see cref="ProcessQueues"/> (commands and
+    /// events) and <see cref="ProduceFrames"/> (the frame clock's work), on one thread at a time.</summary>
+    public void ActivateStepped(VirtioActivation activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        if (activation.Queues.Count < 2 || activation.QueueEvents.Count < 2)
+        {
+            throw new ArgumentException("virtio-media needs the command and event queues", nameof(activation));
+        }
+        lock (_lifecycle)
+        {
+            StopWorker();
+            _clock.Stop(TimeSpan.FromSeconds(2));
+            _activation = activation;
+            _steppedBroken = false;
+            Volatile.Write(ref _memory, activation.Memory);
+        }
+    }
+
+    /// <summary>Stepped mode: one pass of the command worker's loop without waiting — host descriptors that are
+    /// ready, every available command, then pending events into posted eventq buffers. Returns false once a queue
+    /// broke (DEVICE_NEEDS_RESET was signalled; later calls do nothing).</summary>
+    public bool ProcessQueues()
+    {
+        VirtioActivation a = _activation ?? throw new InvalidOperationException("the device is not activated");
+        if (_worker is not null)
+        {
+            throw new InvalidOperationException("the device runs its own command thread");
+        }
+        if (_steppedBroken)
+        {
+            return false;
+        }
+        _loop.RunOnce(0);
+        VirtQueue commands = a.Queues[CommandQueueIndex];
+        VirtQueue events = a.Queues[EventQueueIndex];
+        _steppedBroken = !DrainCommands(a, commands, events) || !DeliverEvents(a, events);
+        return !_steppedBroken;
+    }
+
+    /// <summary>Stepped mode: what one pass of the frame clock does at <paramref name="now"/> (a
+    /// <see cref="System.Diagnostics.Stopwatch"/> timestamp): every session whose frame is due produces it. Returns
+    /// the number of frames produced.</summary>
+    public int ProduceFrames(long now) => _clock.ProduceDue(now, out _);
 
     public void Reset()
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Vmm.Core.Events;
 using Vmm.Core.Memory;
@@ -57,12 +58,14 @@ public sealed class VirtioMediaTestbed : IDisposable
     private readonly bool[] _foreignEventHead = new bool[EventQueueSize];
     private readonly List<DriverCompletion> _foreignEventCompletions = [];
     private readonly TestbedNotifier _notifier = new();
+    private readonly bool _stepped;
     private bool _disposed;
 
-    private VirtioMediaTestbed(VirtioMediaDevice device, GuestMemory memory)
+    private VirtioMediaTestbed(VirtioMediaDevice device, GuestMemory memory, bool stepped)
     {
         Device = device;
         GuestMemory = memory;
+        _stepped = stepped;
         ulong top = memory.Regions[^1].End;
         if (memory.Regions[^1].Size < 2 * ReservedTop)
         {
@@ -94,7 +97,16 @@ public sealed class VirtioMediaTestbed : IDisposable
         }
         _eventDriver.Kick();
         _notifier.Used[1] = _eventArrived;
-        device.Activate(new VirtioActivation(memory, _deviceQueues, _queueEvents, _notifier, acked));
+        var activation = new VirtioActivation(memory, _deviceQueues, _queueEvents, _notifier, acked);
+        if (stepped)
+        {
+            device.ActivateStepped(activation);
+            device.ProcessQueues();
+        }
+        else
+        {
+            device.Activate(activation);
+        }
     }
 
     private void PostEventBuffer(GuestAddress address)
@@ -109,22 +121,35 @@ public sealed class VirtioMediaTestbed : IDisposable
     /// <paramref name="guestRamSize"/> bytes of simulated guest RAM at guest-physical 0 (the top
     /// <see cref="ReservedTop"/> bytes hold the simulated driver's rings and buffers).</summary>
     public static VirtioMediaTestbed Create(IMediaBackendOptions? options = null, ulong guestRamSize = 64UL << 20)
+        => Create(options, guestRamSize, stepped: false);
+
+    /// <summary>Like <see cref="Create(IMediaBackendOptions?, ulong)"/>, but the device runs no threads: each
+    /// command is executed on the caller's thread inside <see cref="SendCommand"/>, and frames that are due are
+    /// produced only inside <see cref="PumpEvents"/> (which the session helpers' waits call). Deterministic, for
+    /// fuzzing and for tests that must not race the frame clock. One caller at a time.</summary>
+    public static VirtioMediaTestbed CreateStepped(IMediaBackendOptions? options = null, ulong guestRamSize = 64UL << 20)
+        => Create(options, guestRamSize, stepped: true);
+
+    private static VirtioMediaTestbed Create(IMediaBackendOptions? options, ulong guestRamSize, bool stepped)
     {
         if (options is null && !MediaBackendSpecs.TryParse(MediaBackendSpecs.Default, out options, out string? error))
         {
             throw new InvalidOperationException(error);
         }
-        return Create(VirtioMediaDevice.Create(options), guestRamSize);
+        return Create(VirtioMediaDevice.Create(options), guestRamSize, stepped);
     }
 
     /// <summary>Creates a testbed around an existing device (e.g. another backend); the testbed disposes it.</summary>
     public static VirtioMediaTestbed Create(VirtioMediaDevice device, ulong guestRamSize = 64UL << 20)
+        => Create(device, guestRamSize, stepped: false);
+
+    private static VirtioMediaTestbed Create(VirtioMediaDevice device, ulong guestRamSize, bool stepped)
     {
         GuestMemory? memory = null;
         try
         {
             memory = GuestMemory.CreateAnonymous((new GuestAddress(0), guestRamSize));
-            return new VirtioMediaTestbed(device, memory);
+            return new VirtioMediaTestbed(device, memory, stepped);
         }
         catch
         {
@@ -153,29 +178,46 @@ public sealed class VirtioMediaTestbed : IDisposable
     /// <summary>Sends a raw command through the command queue: <paramref name="request"/> becomes the
     /// device-readable buffer, <paramref name="response"/>'s length the device-writable buffer. Returns the used
     /// length, as the driver would see it. Throws <see cref="TimeoutException"/> if the device does not answer
-    /// within the driver's 5-second timeout.</summary>
+    /// within the driver's 5-second timeout (a stepped device: if it did not answer at once).</summary>
     public int SendCommand(ReadOnlySpan<byte> request, Span<byte> response)
     {
         lock (_commandLock)
         {
             _commandDriver.Submit(request, (uint)response.Length);
             _commandDriver.Kick();
-            long deadline = Environment.TickCount64 + (long)CommandTimeout.TotalMilliseconds;
-            DriverCompletion completion;
-            while (!_commandDriver.TryTakeUsed(out completion))
-            {
-                long left = deadline - Environment.TickCount64;
-                if (left <= 0)
-                {
-                    throw new TimeoutException("virtio-media command not answered within 5 s");
-                }
-                _notifier.Used[0].WaitOne((int)Math.Min(left, 20));
-            }
+            DriverCompletion completion = _stepped ? TakeSteppedAnswer() : WaitForAnswer();
             Span<byte> written = _commandDriver.GetResponse(completion);
             written.CopyTo(response);
             _commandDriver.Release(completion);
             return (int)completion.WrittenLength;
         }
+    }
+
+    private DriverCompletion TakeSteppedAnswer()
+    {
+        // The device answers inside ProcessQueues or never (a broken ring): there is nothing to wait for.
+        Device.ProcessQueues();
+        if (!_commandDriver.TryTakeUsed(out DriverCompletion completion))
+        {
+            throw new TimeoutException($"virtio-media command not answered: {NeedsResetReason ?? "no used buffer"}");
+        }
+        return completion;
+    }
+
+    private DriverCompletion WaitForAnswer()
+    {
+        long deadline = Environment.TickCount64 + (long)CommandTimeout.TotalMilliseconds;
+        DriverCompletion completion;
+        while (!_commandDriver.TryTakeUsed(out completion))
+        {
+            long left = deadline - Environment.TickCount64;
+            if (left <= 0)
+            {
+                throw new TimeoutException("virtio-media command not answered within 5 s");
+            }
+            _notifier.Used[0].WaitOne((int)Math.Min(left, 20));
+        }
+        return completion;
     }
 
     /// <summary>Opens a session (guest open()).</summary>
@@ -245,9 +287,19 @@ public sealed class VirtioMediaTestbed : IDisposable
     }
 
     /// <summary>Reaps used eventq buffers into the per-session queues and re-posts them (what the driver's event
-    /// worker does). Returns the number of events taken.</summary>
+    /// worker does). Returns the number of events taken. A stepped testbed first produces the frames that are due
+    /// and delivers pending events.</summary>
     public int PumpEvents()
     {
+        if (_stepped)
+        {
+            // What the device's threads would have done by now: frames that are due, then event delivery.
+            lock (_commandLock)
+            {
+                Device.ProduceFrames(Stopwatch.GetTimestamp());
+                Device.ProcessQueues();
+            }
+        }
         int moved = 0;
         lock (_eventLock)
         {
