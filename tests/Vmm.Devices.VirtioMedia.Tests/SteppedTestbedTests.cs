@@ -63,6 +63,37 @@ public class SteppedTestbedTests
     }
 
     [Fact]
+    public void A_static_image_is_rendered_once_per_buffer_and_then_delivered_unchanged()
+    {
+        Assert.True(TestPatternOptions.TryParse("test-pattern,size=320x240,pattern=static,shm=16M", out TestPatternOptions? options, out string? error), error);
+        Assert.True(options.StaticImage);
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.CreateStepped(options with { Paced = false }, 16UL << 20);
+        using TestbedSession s = bed.OpenSession();
+        s.SetFormat(FourCc.Yuyv, 320, 240);
+        s.RequestBuffers(2, V4l2Memory.Mmap);
+        s.QueueAllBuffers();
+        s.StreamOn();
+        uint[] expected = [0, 1, 0, 1, 0]; // buffers 0 and 1 alternate and keep the image of their first fill
+        for (uint i = 0; i < expected.Length; i++)
+        {
+            using TestbedFrame frame = s.DequeueFrame(Timeout);
+            Assert.Equal(i, frame.Sequence);
+            Assert.Equal(TestPatternImage.ExpectedChecksum(FourCc.Yuyv, 320, 240, expected[i], TestPatternControls.Default), frame.Checksum());
+        }
+    }
+
+    [Theory]
+    [InlineData("test-pattern,pattern=moving", null)]
+    [InlineData("test-pattern,pattern=still", "pattern 'still' must be 'moving' or 'static'")]
+    public void The_pattern_key_takes_moving_or_static(string spec, string? expectedError)
+    {
+        bool ok = TestPatternOptions.TryParse(spec, out TestPatternOptions? options, out string? error);
+        Assert.Equal(expectedError is null, ok);
+        Assert.Equal(expectedError, error);
+        Assert.False(options?.StaticImage ?? false);
+    }
+
+    [Fact]
     public void A_threaded_device_refuses_to_be_stepped()
     {
         using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(new TestPatternOptions { Width = 160, Height = 120, SharedMemorySize = 1UL << 20 }, 8UL << 20);

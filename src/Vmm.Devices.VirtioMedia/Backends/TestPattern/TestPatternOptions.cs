@@ -48,6 +48,11 @@ public sealed record TestPatternOptions : IMediaBackendOptions
     /// (false: for benchmarks measuring the per-frame cost).</summary>
     public bool Paced { get; init; } = true;
 
+    /// <summary>Render each MMAP buffer once, at its first fill, and deliver that image unchanged afterwards
+    /// (<c>pattern=static</c>): frames then cost the transport only, which is what the performance lab's transport
+    /// suite measures. The default (<c>pattern=moving</c>) renders every frame, counter and moving box included.</summary>
+    public bool StaticImage { get; init; }
+
     /// <summary>Test seam: runs on the frame clock's thread after a buffer is taken for filling and before any pixel
     /// is written, so a test can put commands in the middle of a fill deterministically.</summary>
     internal Action? FillStarting { get; init; }
@@ -87,7 +92,7 @@ public sealed record TestPatternOptions : IMediaBackendOptions
 
     /// <summary>
     /// Parses <c>test-pattern[,width=W,height=H,fps=F,format=FOURCC]</c> (keys in any order, each at most once;
-    /// also <c>size=WxH</c>, <c>api=single|mplane</c>, <c>card=NAME</c>, <c>shm=SIZE</c> and the
+    /// also <c>size=WxH</c>, <c>api=single|mplane</c>, <c>card=NAME</c>, <c>shm=SIZE</c>, <c>pattern=moving|static</c> and the
     /// <see cref="MediaDeviceLimits"/> keys). On failure <paramref name="error"/> is one line naming the problem.
     /// </summary>
     public static bool TryParse(string text, [NotNullWhen(true)] out TestPatternOptions? options, [NotNullWhen(false)] out string? error)
@@ -158,6 +163,14 @@ public sealed record TestPatternOptions : IMediaBackendOptions
                     }
                     result = result with { Card = value };
                     break;
+                case "pattern":
+                    if (value is not ("moving" or "static"))
+                    {
+                        error = $"pattern '{value}' must be 'moving' or 'static'";
+                        return false;
+                    }
+                    result = result with { StaticImage = value == "static" };
+                    break;
                 case "shm":
                     if (!MediaSpecOptions.TryParseShm(value, out ulong shm, out error))
                     {
@@ -167,7 +180,7 @@ public sealed record TestPatternOptions : IMediaBackendOptions
                     break;
                 default:
                     MediaDeviceLimits limits = result.Limits;
-                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, $"unknown key '{key}' (known: width, height, size, fps, format, api, card, shm, {MediaDeviceLimits.Keys})", out error))
+                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, $"unknown key '{key}' (known: width, height, size, fps, format, api, card, shm, pattern, {MediaDeviceLimits.Keys})", out error))
                     {
                         return false;
                     }

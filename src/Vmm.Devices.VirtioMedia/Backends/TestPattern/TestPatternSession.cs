@@ -58,6 +58,8 @@ public sealed class TestPatternSession : MediaBackendSession
         // PREPARE_BUF done while dequeued; consumed by the next QBUF (vb2 semantics), cleared by STREAMOFF.
         public bool Prepared;
         public uint BytesUsed;
+        // A static image (TestPatternOptions.StaticImage) is rendered into an MMAP buffer once, at its first fill.
+        public bool Rendered;
         public uint BytesUsedOf(int plane) => BytesUsed == 0 ? 0 : PlaneLength[plane];
     }
 
@@ -953,6 +955,10 @@ public sealed class TestPatternSession : MediaBackendSession
     private void Fill(CaptureBuffer b, PixelFormatInfo format, uint width, uint height, uint sequence, TestPatternControls controls)
     {
         var dst = new FrameDestination();
+        if (_memory == V4l2Memory.Mmap && b.Rendered && _backend.Options.StaticImage)
+        {
+            return;
+        }
         if (_memory == V4l2Memory.Mmap)
         {
             // The buffer may have been released while we were not holding the lock; then it has no planes to fill.
@@ -972,6 +978,7 @@ public sealed class TestPatternSession : MediaBackendSession
             if (b.PlaneCount > 2) { dst.Plane2 = new PlaneDestination(memory, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_fillSegments[2])); }
         }
         _renderer.Render(format, (int)width, (int)height, sequence, controls, ref dst);
+        b.Rendered = true;
     }
 
     // ---- controls ----
