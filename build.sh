@@ -3,7 +3,8 @@
 #   ./build.sh demo    build everything needed and stream from the built-in test-pattern camera in a VM
 #   ./build.sh test    build the guest kit and firmware, then run every test (KVM integration tests included) and a
 #                      short run of each fuzzer; where /dev/kvm is missing, the KVM tests run in the lab (lab/run.sh)
-# Other verbs: build (dotnet build), guest (test guest kernel kit), firmware (guest payloads), bench (benchmarks).
+# Other verbs: build (dotnet build), guest (test guest kernel kit), firmware (guest payloads), bench (benchmarks),
+# bench-lab (the performance lab: suites, results.json and plots).
 # Installs missing Debian packages with apt-get (needs root or sudo). Caches the guest kernel by input hash.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
@@ -137,8 +138,13 @@ case "${1:-}" in
     shift
     dotnet run -c Release --project benchmarks/Vmm.Benchmarks -- "$@"
     ;;
+  bench-lab)
+    # The performance lab (benchmarks/README.md): bench-lab [--quick] [--suites transport,streaming] [--out DIR]
+    shift
+    dotnet run -c Release --project benchmarks/Vmm.PerfLab -- "$@"
+    ;;
   *)
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Spectre.Console;
+using Vmm.PerfLab.Report;
+using Vmm.PerfLab.Suites;
+
+namespace Vmm.PerfLab;
+
+/// <summary>
+/// The performance lab: runs the chosen suites in one go with a progress display, writes results.json (with the
+/// machine's facts) and the plots (PNG and SVG), and prints a summary. See benchmarks/README.md.
+/// <code>vmm-perflab [--quick] [--suites transport,streaming] [--out DIR]</code>
+/// </summary>
+internal static class Program
+{
+    private static readonly string[] AllSuites = [TransportSuite.Name, StreamingSuite.Name];
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    private static int Main(string[] args)
+    {
+        bool quick = false;
+        string output = "perf-lab-results";
+        string[] suites = AllSuites;
+        string? child = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick":
+                    quick = true;
+                    break;
+                case "--out" when i + 1 < args.Length:
+                    output = args[++i];
+                    break;
+                case "--suites" when i + 1 < args.Length:
+                    suites = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    string? unknown = Array.Find(suites, s => Array.IndexOf(AllSuites, s) < 0);
+                    if (unknown is not null)
+                    {
+                        Console.Error.WriteLine($"vmm-perflab: error: unknown suite '{unknown}' (known: {string.Join(", ", AllSuites)})");
+                        return 2;
+                    }
+                    break;
+                case "--child-streaming": // internal: the scalar reference, in a process without hardware intrinsics
+                    child = StreamingSuite.Name;
+                    break;
+                default:
+                    Console.Error.WriteLine($"vmm-perflab: error: unknown argument '{args[i]}' (usage: vmm-perflab [--quick] [--suites {string.Join(',', AllSuites)}] [--out DIR])");
+                    return 2;
+            }
+        }
+        if (child is not null)
+        {
+            return RunStreamingChild(quick);
+        }
+
+        MachineFacts machine = Machine.Describe();
+        var results = new LabResults(machine, quick, suites);
+        AnsiConsole.MarkupLine($"[bold]Vmm performance lab[/] {(quick ? "(quick)" : "(full)")} on [blue]{Markup.Escape(machine.HostKind)}[/], {Markup.Escape(machine.Cpu)}, {machine.Cores} cores, commit {machine.Commit}");
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .Start(ctx =>
+            {
+                if (suites.Contains(TransportSuite.Name))
+                {
+                    foreach (var (label, run, frames) in TransportSuite.Cases(quick))
+                    {
+                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: frames);
+                        results.Transport.Add(run(() => task.Increment(1)));
+                        task.StopTask();
+                    }
+                }
+                if (suites.Contains(StreamingSuite.Name))
+                {
+                    foreach (var (label, run, frames) in StreamingSuite.Cases(quick))
+                    {
+                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: frames);
+                        results.Streaming.Add(run(() => task.Increment(1)));
+                        task.StopTask();
+                    }
+                    ProgressTask scalar = ctx.AddTask("streaming, scalar reference (child process)", maxValue: StreamingSuite.CaseCount);
+                    results.Streaming.AddRange(RunScalarReference(quick, () => scalar.Increment(1)));
+                    scalar.StopTask();
+                }
+            });
+
+        Directory.CreateDirectory(output);
+        string json = Path.Combine(output, "results.json");
+        File.WriteAllText(json, JsonSerializer.Serialize(results, Json));
+        List<string> plots = Plots.Write(results, output);
+        Summary.Print(results);
+        AnsiConsole.MarkupLine($"wrote {Markup.Escape(json)} and {plots.Count} plot files in {Markup.Escape(output)}");
+        return 0;
+    }
+
+    /// <summary>Runs the streaming suite again in a child process started with DOTNET_EnableHWIntrinsic=0: the
+    /// same code, with every Vector128/256 path reporting no acceleration and taking its scalar loop.</summary>
+    private static List<StreamingResult> RunScalarReference(bool quick, Action caseDone)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
+        {
+            start.ArgumentList.Add(typeof(Program).Assembly.Location);
+        }
+        start.ArgumentList.Add("--child-streaming");
+        if (quick)
+        {
+            start.ArgumentList.Add("--quick");
+        }
+        start.Environment["DOTNET_EnableHWIntrinsic"] = "0";
+        using Process child = Process.Start(start)!;
+        Task<string> stdout = child.StandardOutput.ReadToEndAsync();
+        string? line;
+        var errors = new List<string>();
+        while ((line = child.StandardError.ReadLine()) is not null)
+        {
+            if (line == "case done")
+            {
+                caseDone();
+            }
+            else
+            {
+                errors.Add(line);
+            }
+        }
+        child.WaitForExit();
+        if (child.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"the scalar reference run failed (exit {child.ExitCode}): {string.Join(" / ", errors)}");
+        }
+        return JsonSerializer.Deserialize<List<StreamingResult>>(stdout.Result, Json)
+            ?? throw new InvalidOperationException("the scalar reference run printed no results");
+    }
+
+    private static int RunStreamingChild(bool quick)
+    {
+        var rows = new List<StreamingResult>();
+        foreach (var (_, run, _) in StreamingSuite.Cases(quick))
+        {
+            rows.Add(run(static () => { }));
+            Console.Error.WriteLine("case done");
+        }
+        Console.Out.Write(JsonSerializer.Serialize(rows, Json));
+        return 0;
+    }
+}

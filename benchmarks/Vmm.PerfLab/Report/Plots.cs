@@ -1,0 +1,144 @@
+using ScottPlot;
+
+namespace Vmm.PerfLab.Report;
+
+/// <summary>The figures of a run, each as PNG and SVG, titled with the host kind they were measured on.</summary>
+internal static class Plots
+{
+    private const int Width = 900;
+    private const int Height = 560;
+
+    public static List<string> Write(LabResults results, string directory)
+    {
+        var written = new List<string>();
+        string host = $"{results.Machine.HostKind}, {results.Machine.Cpu}";
+        if (results.Transport.Count > 0)
+        {
+            written.AddRange(Save(Transport(results.Transport, host), Path.Combine(directory, "transport")));
+        }
+        if (results.Streaming.Count > 0)
+        {
+            written.AddRange(Save(StreamingCost(results.Streaming, host), Path.Combine(directory, "streaming-cost")));
+            written.AddRange(Save(StreamingFps(results.Streaming, host), Path.Combine(directory, "streaming-fps")));
+        }
+        return written;
+    }
+
+    private static string[] Save(Plot plot, string pathWithoutExtension)
+    {
+        string png = pathWithoutExtension + ".png", svg = pathWithoutExtension + ".svg";
+        plot.SavePng(png, Width, Height);
+        plot.SaveSvg(svg, Width, Height);
+        return [png, svg];
+    }
+
+    /// <summary>Transport CPU per frame as a fraction of one copy of the frame, per resolution, with the goal.</summary>
+    private static Plot Transport(List<TransportResult> rows, string host)
+    {
+        var plot = new Plot();
+        double[] ratios = new double[rows.Count];
+        var ticks = new Tick[rows.Count];
+        for (int i = 0; i < rows.Count; i++)
+        {
+            ratios[i] = rows[i].Ratio;
+            ticks[i] = new Tick(i, $"{rows[i].Width}x{rows[i].Height} {rows[i].Format}\n{rows[i].TransportNsPerFrame / 1000:F1} µs vs copy {rows[i].CopyNsPerFrame / 1000:F0} µs");
+        }
+        plot.Add.Bars(ratios);
+        var goal = plot.Add.HorizontalLine(TransportResultGoal(rows));
+        goal.LinePattern = LinePattern.Dashed;
+        goal.LegendText = $"goal at 1080p: {TransportResultGoal(rows)}";
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
+        plot.Axes.Margins(bottom: 0);
+        plot.Title($"Transport cost per frame / one memcpy of the frame ({host})");
+        plot.YLabel("device CPU per frame ÷ copy CPU per frame");
+        plot.ShowLegend(Alignment.UpperRight);
+        return plot;
+    }
+
+    private static double TransportResultGoal(List<TransportResult> rows) => rows[0].Goal;
+
+    /// <summary>Device CPU per frame against pixels per frame: how the cost grows with the work, vectors against
+    /// the scalar reference.</summary>
+    private static Plot StreamingCost(List<StreamingResult> rows, string host)
+    {
+        var plot = new Plot();
+        foreach (var series in Series(rows))
+        {
+            double[] xs = new double[series.Rows.Count], ys = new double[series.Rows.Count];
+            for (int i = 0; i < xs.Length; i++)
+            {
+                xs[i] = series.Rows[i].Width * series.Rows[i].Height / 1e6;
+                ys[i] = series.Rows[i].DeviceCpuUsPerFrame;
+            }
+            var scatter = plot.Add.Scatter(xs, ys);
+            scatter.LegendText = series.Name;
+            scatter.MarkerSize = 9;
+            scatter.LinePattern = series.Name.EndsWith("scalar", StringComparison.Ordinal) ? LinePattern.Dashed : LinePattern.Solid;
+        }
+        plot.Title($"Streaming: device CPU per frame vs pixels per frame ({host})");
+        plot.XLabel("megapixels per frame");
+        plot.YLabel("device CPU per frame (µs)");
+        plot.ShowLegend(Alignment.UpperLeft);
+        return plot;
+    }
+
+    /// <summary>Delivered fps per case, against the requested rate.</summary>
+    private static Plot StreamingFps(List<StreamingResult> rows, string host)
+    {
+        var plot = new Plot();
+        var ticks = new List<Tick>();
+        var bars = new List<Bar>();
+        Color[] palette = [Colors.SteelBlue, Colors.Orange, Colors.SeaGreen, Colors.IndianRed];
+        int s = 0;
+        var seriesList = Series(rows);
+        foreach (var series in seriesList)
+        {
+            for (int i = 0; i < series.Rows.Count; i++)
+            {
+                double x = i * (seriesList.Count + 1) + s;
+                bars.Add(new Bar { Position = x, Value = series.Rows[i].Fps, FillColor = palette[s % palette.Length] });
+                if (s == 0)
+                {
+                    ticks.Add(new Tick(x + (seriesList.Count - 1) / 2.0, $"{series.Rows[i].Width}x{series.Rows[i].Height}"));
+                }
+            }
+            s++;
+        }
+        plot.Add.Bars(bars);
+        for (int i = 0; i < seriesList.Count; i++)
+        {
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = seriesList[i].Name, FillColor = palette[i % palette.Length] });
+        }
+        var requested = plot.Add.HorizontalLine(rows[0].RequestedFps);
+        requested.LinePattern = LinePattern.Dashed;
+        requested.LegendText = $"requested {rows[0].RequestedFps} fps";
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
+        plot.Axes.Margins(bottom: 0);
+        plot.Title($"Streaming: delivered fps ({host})");
+        plot.YLabel("frames per second");
+        plot.ShowLegend(Alignment.LowerLeft);
+        return plot;
+    }
+
+    /// <summary>Rows grouped by format and generator ("NV12 simd"), each in ascending frame size.</summary>
+    private static List<(string Name, List<StreamingResult> Rows)> Series(List<StreamingResult> rows)
+    {
+        var series = new List<(string Name, List<StreamingResult> Rows)>();
+        foreach (StreamingResult r in rows)
+        {
+            string name = $"{r.Format} {r.Generator}";
+            int i = series.FindIndex(x => x.Name == name);
+            if (i < 0)
+            {
+                series.Add((name, []));
+                i = series.Count - 1;
+            }
+            series[i].Rows.Add(r);
+        }
+        foreach (var (_, list) in series)
+        {
+            list.Sort((a, b) => ((long)a.Width * a.Height).CompareTo((long)b.Width * b.Height));
+        }
+        return series;
+    }
+}

@@ -1,0 +1,24 @@
+namespace Vmm.PerfLab.Report;
+
+/// <summary>Where and on what a run happened: figures only compare within one run, and each says its host.</summary>
+internal sealed record MachineFacts(
+    string Cpu, int Cores, string Kernel, string HostKind, string Commit, string Runtime, bool Vectors, DateTimeOffset Date);
+
+/// <summary>Transport cost per frame against one copy of the frame (suite 1).</summary>
+internal sealed record TransportResult(
+    string Driver, uint Width, uint Height, string Format, uint SizeImage, int Frames,
+    double TransportNsPerFrame, double CopyNsPerFrame, double Ratio, double Goal, bool Met);
+
+/// <summary>One streaming case (suite 2). Generator: "simd" (the camera's vector code) or "scalar" (the same process
+/// with the JIT's hardware intrinsics off, so every vector path takes its scalar loop).</summary>
+internal sealed record StreamingResult(
+    string Generator, uint Width, uint Height, string Format, uint SizeImage, uint RequestedFps, int Frames,
+    double Fps, double DeviceCpuPercent, double DeviceCpuUsPerFrame, double LatencyP50Ms, double LatencyP99Ms,
+    long SequenceGaps, int Buffers);
+
+/// <summary>results.json.</summary>
+internal sealed record LabResults(MachineFacts Machine, bool Quick, string[] Suites)
+{
+    public List<TransportResult> Transport { get; init; } = [];
+    public List<StreamingResult> Streaming { get; init; } = [];
+}

@@ -1,0 +1,35 @@
+using Spectre.Console;
+
+namespace Vmm.PerfLab.Report;
+
+/// <summary>The console tables at the end of a run.</summary>
+internal static class Summary
+{
+    public static void Print(LabResults r)
+    {
+        if (r.Transport.Count > 0)
+        {
+            var t = new Table().Title($"Transport cost per frame ({r.Machine.HostKind})")
+                .AddColumns("driver", "frame", "sizeimage", "device CPU/frame", "one copy", "ratio", "goal");
+            foreach (TransportResult x in r.Transport)
+            {
+                bool judged = x.Width == 1920 && x.Height == 1080;
+                t.AddRow(x.Driver, $"{x.Width}x{x.Height} {x.Format}", $"{x.SizeImage:N0} B", $"{x.TransportNsPerFrame / 1000:F2} µs",
+                    $"{x.CopyNsPerFrame / 1000:F1} µs", $"{x.Ratio:F4}",
+                    judged ? (x.Met ? $"[green]≤ {x.Goal} met[/]" : $"[red]≤ {x.Goal} missed[/]") : "");
+            }
+            AnsiConsole.Write(t);
+        }
+        if (r.Streaming.Count > 0)
+        {
+            var t = new Table().Title($"Streaming, {r.Streaming[0].Buffers} buffers ({r.Machine.HostKind})")
+                .AddColumns("generator", "frame", "fps (requested)", "device CPU", "CPU/frame", "QBUF→DQBUF p50", "p99", "gaps");
+            foreach (StreamingResult x in r.Streaming)
+            {
+                t.AddRow(x.Generator, $"{x.Width}x{x.Height} {x.Format}", $"{x.Fps:F1} ({x.RequestedFps})", $"{x.DeviceCpuPercent:F1} %",
+                    $"{x.DeviceCpuUsPerFrame:F0} µs", $"{x.LatencyP50Ms:F2} ms", $"{x.LatencyP99Ms:F2} ms", x.SequenceGaps.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            AnsiConsole.Write(t);
+        }
+    }
+}

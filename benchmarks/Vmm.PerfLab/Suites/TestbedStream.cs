@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using Vmm.Devices.VirtioMedia.Backends.TestPattern;
+using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Devices.VirtioMedia.V4l2;
+using Vmm.PerfLab.Measurement;
+
+namespace Vmm.PerfLab.Suites;
+
+/// <summary>One streaming run to measure: a test-pattern camera in the embedded testbed (the device with its own
+/// threads, as in a VM; the testbed plays the guest driver on the calling thread).</summary>
+internal sealed record StreamCase(uint Width, uint Height, uint Format, uint Fps, bool Paced, bool StaticImage, int Frames, int Warmup)
+{
+    public const int Buffers = 4;
+
+    public string Label => $"{Width}x{Height} {FourCc.ToString(Format)}";
+}
+
+/// <summary>What one run measured. Device CPU is the CPU time of the device's threads only (command thread and
+/// frame clock), not the simulated driver's.</summary>
+internal sealed record StreamMeasurement(
+    uint SizeImage, int Frames, double WallSeconds, long DeviceCpuNs, double LatencyP50Ms, double LatencyP99Ms, long SequenceGaps)
+{
+    public double Fps => Frames / WallSeconds;
+    public double DeviceCpuNsPerFrame => (double)DeviceCpuNs / Frames;
+    public double DeviceCpuPercent => DeviceCpuNs / (WallSeconds * 1e9) * 100;
+}
+
+internal static class TestbedStream
+{
+    /// <summary>The device's threads are named "virtio-media commands" and "virtio-media frame clock".</summary>
+    private const string DeviceThreadPrefix = "virtio-media";
+
+    private static readonly TimeSpan FrameTimeout = TimeSpan.FromSeconds(10);
+
+    public static StreamMeasurement Run(StreamCase c, Action? frameDone = null)
+    {
+        var options = new TestPatternOptions
+        {
+            Width = c.Width,
+            Height = c.Height,
+            Fps = c.Fps,
+            Format = c.Format,
+            Paced = c.Paced,
+            StaticImage = c.StaticImage,
+            SharedMemorySize = 256UL << 20,
+        };
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(options);
+        using TestbedSession s = bed.OpenSession();
+        V4l2Format format = s.SetFormat(c.Format, c.Width, c.Height);
+        s.RequestBuffers(StreamCase.Buffers, V4l2Memory.Mmap);
+        long[] queuedAt = new long[StreamCase.Buffers];
+        for (int i = 0; i < StreamCase.Buffers; i++)
+        {
+            queuedAt[i] = Stopwatch.GetTimestamp();
+            s.QueueBuffer(i);
+        }
+        s.StreamOn();
+        for (int i = 0; i < c.Warmup; i++)
+        {
+            using TestbedFrame frame = s.DequeueFrame(FrameTimeout);
+            queuedAt[frame.Index] = Stopwatch.GetTimestamp();
+        }
+        var latencies = new List<double>(c.Frames);
+        long gaps = 0;
+        uint? last = null;
+        long cpu0 = CpuClock.ThreadsNamed(DeviceThreadPrefix);
+        long t0 = Stopwatch.GetTimestamp();
+        for (int n = 0; n < c.Frames; n++)
+        {
+            using TestbedFrame frame = s.DequeueFrame(FrameTimeout);
+            long now = Stopwatch.GetTimestamp();
+            latencies.Add(Stopwatch.GetElapsedTime(queuedAt[frame.Index], now).TotalMilliseconds);
+            if (last is { } l && frame.Sequence != l + 1)
+            {
+                gaps += (long)frame.Sequence - l - 1;
+            }
+            last = frame.Sequence;
+            queuedAt[frame.Index] = now; // disposing the frame queues the buffer again
+            frameDone?.Invoke();
+        }
+        long t1 = Stopwatch.GetTimestamp();
+        long cpu1 = CpuClock.ThreadsNamed(DeviceThreadPrefix);
+        s.StreamOff();
+        return new StreamMeasurement(format.Pix.SizeImage, c.Frames, Stopwatch.GetElapsedTime(t0, t1).TotalSeconds, cpu1 - cpu0,
+            Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), gaps);
+    }
+}
