@@ -25,7 +25,7 @@ internal static class TransportSuite
         int frames = quick ? 300 : 3000;
         foreach ((uint w, uint h) in Sizes)
         {
-            var c = new StreamCase(w, h, FourCc.Nv12, Fps: 120, Paced: false, StaticImage: true, frames, Warmup: 20);
+            var c = new StreamCase(w, h, FourCc.Nv12, Fps: 120, Paced: false, StaticImage: true, frames, Warmup: 1000);
             yield return ($"transport {c.Label}", tick => Measure(c, tick), frames);
         }
     }

@@ -133,6 +133,7 @@ public sealed class FrameClock : IDisposable
 
     private void RunCore(List<MediaSession> snapshot)
     {
+        bool armed = true; // unknown after a restart: disarm once
         while (!_stop)
         {
             ProduceDue(Stopwatch.GetTimestamp(), snapshot, out long earliest);
@@ -147,11 +148,17 @@ public sealed class FrameClock : IDisposable
             }
             if (earliest == long.MaxValue)
             {
-                _deadline.Disarm();
+                if (armed)
+                {
+                    // Unpaced streaming ends here after every frame: skip the system call when nothing is armed.
+                    _deadline.Disarm();
+                    armed = false;
+                }
             }
             else
             {
                 _deadline.Arm(TimeSpan.FromTicks(Math.Min(Stopwatch.GetElapsedTime(now, earliest).Ticks, TimeSpan.TicksPerSecond)));
+                armed = true;
             }
             _loop.RunOnce(-1);
         }

@@ -17,6 +17,9 @@ public sealed partial class VirtioMediaDevice
     private readonly byte[] _response;
     private readonly byte[] _event = new byte[VirtioMediaWire.EventMaxSize];
     private readonly object _lifecycle = new();
+    // The eventq is filled by whichever thread produced an event (DeliverEventsNow) and by the command thread; this
+    // lock serialises them. _activation changes under it too, so a late thread never touches a reset queue.
+    private readonly object _eventQueueLock = new();
     private VirtioActivation? _activation;
     private EventFd? _wakeWorker;
     private Thread? _worker;
@@ -35,7 +38,7 @@ public sealed partial class VirtioMediaDevice
         lock (_lifecycle)
         {
             StopWorker();
-            _activation = activation;
+            SetActivation(activation);
             Volatile.Write(ref _memory, activation.Memory);
             _wakeWorker = new EventFd();
             _stopWorker = false;
@@ -62,7 +65,7 @@ public sealed partial class VirtioMediaDevice
         {
             StopWorker();
             _clock.Stop(TimeSpan.FromSeconds(2));
-            _activation = activation;
+            SetActivation(activation);
             _steppedBroken = false;
             Volatile.Write(ref _memory, activation.Memory);
         }
@@ -100,12 +103,27 @@ public sealed partial class VirtioMediaDevice
         {
             StopWorker();
             StopAll();
-            _activation = null;
+            SetActivation(null);
         }
     }
 
+    private void SetActivation(VirtioActivation? activation)
+    {
+        lock (_eventQueueLock)
+        {
+            _activation = activation;
+        }
+    }
+
+    // The thread that produced the event (the frame clock, for a DQBUF) puts it in the eventq itself: a thread
+    // wake-up less per frame than handing it to the command thread. Events that find no posted buffer stay pending,
+    // and the command thread is woken to ask the driver for a kick when it posts more.
     partial void OnEventAddedCore()
     {
+        if (DeliverEventsNow() && Processor.Events.Count == 0)
+        {
+            return;
+        }
         try
         {
             _wakeWorker?.Signal();
@@ -113,6 +131,15 @@ public sealed partial class VirtioMediaDevice
         catch (ObjectDisposedException)
         {
             // Reset raced with a frame: the event is dropped with the sessions anyway.
+        }
+    }
+
+    // False when the device is not active or its eventq broke.
+    private bool DeliverEventsNow()
+    {
+        lock (_eventQueueLock)
+        {
+            return _activation is { } a && DeliverEventsLocked(a, a.Queues[EventQueueIndex]);
         }
     }
 
@@ -190,7 +217,7 @@ public sealed partial class VirtioMediaDevice
                 // Events still pending for lack of eventq buffers: ask the driver to kick the eventq when it posts
                 // some (with EVENT_IDX it would not otherwise, and the events would wait for the timeout), and
                 // re-check for buffers posted before the request became visible.
-                if (!broken && Processor.Events.Count > 0 && events.EnableNotifications())
+                if (!broken && Processor.Events.Count > 0 && EnableEventQueueNotifications(events))
                 {
                     continue;
                 }
@@ -245,10 +272,26 @@ public sealed partial class VirtioMediaDevice
         return true;
     }
 
+    private bool EnableEventQueueNotifications(VirtQueue events)
+    {
+        lock (_eventQueueLock)
+        {
+            return events.EnableNotifications();
+        }
+    }
+
+    private bool DeliverEvents(VirtioActivation a, VirtQueue events)
+    {
+        lock (_eventQueueLock)
+        {
+            return DeliverEventsLocked(a, events);
+        }
+    }
+
     // Moves pending events into posted eventq buffers; events wait in PendingEvents while none is posted. A buffer
     // too small for the next event (or not device-writable at all) goes back empty and the event waits for the next
-    // buffer, so a broken buffer never costs an event.
-    private bool DeliverEvents(VirtioActivation a, VirtQueue events)
+    // buffer, so a broken buffer never costs an event. Called under _eventQueueLock.
+    private bool DeliverEventsLocked(VirtioActivation a, VirtQueue events)
     {
         bool any = false;
         while (Processor.Events.Count > 0 && events.TryPop(out DescriptorChain chain, out _))
