@@ -65,7 +65,7 @@ internal static class Program
             {
                 if (suites.Contains(TransportSuite.Name))
                 {
-                    foreach (var (label, run, frames) in TransportSuite.Cases(quick))
+                    foreach (var (label, run, frames) in TransportSuite.Cases(quick, LabPaths.Find(), results.Notes))
                     {
                         ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: frames);
                         results.Transport.Add(run(() => task.Increment(1)));
@@ -91,6 +91,10 @@ internal static class Program
         File.WriteAllText(json, JsonSerializer.Serialize(results, Json));
         List<string> plots = Plots.Write(results, output);
         Summary.Print(results);
+        foreach (string note in results.Notes)
+        {
+            AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
+        }
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(json)} and {plots.Count} plot files in {Markup.Escape(output)}");
         return 0;
     }

@@ -5,7 +5,7 @@ namespace Vmm.PerfLab.Report;
 /// <summary>The figures of a run, each as PNG and SVG, titled with the host kind they were measured on.</summary>
 internal static class Plots
 {
-    private const int Width = 900;
+    private const int Width = 1100;
     private const int Height = 560;
 
     public static List<string> Write(LabResults results, string directory)
@@ -41,12 +41,12 @@ internal static class Plots
         for (int i = 0; i < rows.Count; i++)
         {
             ratios[i] = rows[i].Ratio;
-            ticks[i] = new Tick(i, $"{rows[i].Width}x{rows[i].Height} {rows[i].Format}\n{rows[i].TransportNsPerFrame / 1000:F1} µs vs copy {rows[i].CopyNsPerFrame / 1000:F0} µs");
+            ticks[i] = new Tick(i, $"{rows[i].Driver}\n{rows[i].Width}x{rows[i].Height} {rows[i].Format}\n{rows[i].TransportNsPerFrame / 1000:F1} / {rows[i].CopyNsPerFrame / 1000:F0} µs");
         }
         plot.Add.Bars(ratios);
-        var goal = plot.Add.HorizontalLine(TransportResultGoal(rows));
+        var goal = plot.Add.HorizontalLine(rows[0].Goal);
         goal.LinePattern = LinePattern.Dashed;
-        goal.LegendText = $"goal at 1080p: {TransportResultGoal(rows)}";
+        goal.LegendText = $"goal at 1080p: {rows[0].Goal}";
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
         plot.Axes.Margins(bottom: 0);
         plot.Title($"Transport cost per frame / one memcpy of the frame ({host})");
@@ -54,8 +54,6 @@ internal static class Plots
         plot.ShowLegend(Alignment.UpperRight);
         return plot;
     }
-
-    private static double TransportResultGoal(List<TransportResult> rows) => rows[0].Goal;
 
     /// <summary>Device CPU per frame against pixels per frame: how the cost grows with the work, vectors against
     /// the scalar reference.</summary>

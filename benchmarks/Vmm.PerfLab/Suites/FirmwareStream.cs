@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Vmm.PerfLab.Suites;
+
+/// <summary>What a firmware-guest run measured between the end of its warm-up and its STATS line.</summary>
+internal sealed record FirmwareMeasurement(int Frames, double WallSeconds, long VmmCpuNs, long DeviceCpuNs, double GuestFps)
+{
+    public double VmmCpuNsPerFrame => (double)VmmCpuNs / Frames;
+    public double DeviceCpuNsPerFrame => (double)DeviceCpuNs / Frames;
+}
+
+/// <summary>
+/// Streams through a real VM: <c>vmm run</c> of the streaming firmware (firmware/out/media-stream.elf, a PVH guest
+/// with its own virtio-media driver) as a child process, sampling the child's CPU from <c>/proc</c> when the guest
+/// prints the frame that ends its warm-up and when it prints STATS after the last. VMM CPU is every thread of the
+/// child but the vCPUs (schedstat, nanoseconds). A vCPU thread's time is almost all guest time, and the split that
+/// /proc gives (guest_time, in 10 ms ticks against nanoseconds) is too coarse to subtract; streaming exits to the VMM
+/// only for console lines (doorbells are ioeventfds, interrupts irqfds), so the VMM's share of it is left out.
+/// </summary>
+internal static class FirmwareStream
+{
+    /// <param name="warmup">Frames streamed before the window opens (the JIT compiles the VMM's hot paths then).</param>
+    /// <param name="frames">Frame intervals in the window.</param>
+    public static FirmwareMeasurement Run(LabPaths paths, uint width, uint height, string format, uint fps, string pattern, int warmup, int frames)
+    {
+        string camera = $"test-pattern,width={width},height={height},fps={fps},format={format},pattern={pattern}";
+        // The guest prints frame 0 and every warmup-th frame: the window opens at the second FRAME line (frame
+        // `warmup`) and closes at STATS, after the last frame.
+        int total = warmup + frames + 1;
+        string cmdline = $"width={width} height={height} format={format} frames={total} print_first=1 print_every={warmup} checksum=printed";
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        foreach (string a in new[] { paths.VmmDll, "run", "--kernel", paths.StreamingFirmware, "--mem", "64", "--media", camera, "--cmdline", cmdline, "--log-level", "warn" })
+        {
+            start.ArgumentList.Add(a);
+        }
+        using Process vmm = Process.Start(start)!;
+        Task<string> errors = vmm.StandardError.ReadToEndAsync();
+        (long Vmm, long Device)? first = null, last = null;
+        int frameLines = 0;
+        long t0 = 0, t1 = 0;
+        double guestFps = 0;
+        string? line;
+        while ((line = vmm.StandardOutput.ReadLine()) is not null)
+        {
+            if (line.StartsWith("FRAME ", StringComparison.Ordinal) && ++frameLines == 2)
+            {
+                t0 = Stopwatch.GetTimestamp();
+                first = Sample(vmm.Id);
+            }
+            else if (line.StartsWith("STATS ", StringComparison.Ordinal))
+            {
+                t1 = Stopwatch.GetTimestamp();
+                last = Sample(vmm.Id);
+            }
+            else if (line.StartsWith("RESULT ", StringComparison.Ordinal))
+            {
+                int at = line.IndexOf(" fps=", StringComparison.Ordinal);
+                if (at >= 0)
+                {
+                    string value = line[(at + 5)..].Split(' ')[0];
+                    guestFps = double.Parse(value, CultureInfo.InvariantCulture);
+                }
+            }
+        }
+        vmm.WaitForExit();
+        if (vmm.ExitCode != 0 || first is null || last is null)
+        {
+            throw new InvalidOperationException($"vmm run of the streaming firmware failed (exit {vmm.ExitCode}): {errors.Result.Trim()}");
+        }
+        return new FirmwareMeasurement(frames, Stopwatch.GetElapsedTime(t0, t1).TotalSeconds,
+            last.Value.Vmm - first.Value.Vmm, last.Value.Device - first.Value.Device, guestFps);
+    }
+
+    /// <summary>(VMM CPU ns, device-thread CPU ns) of process <paramref name="pid"/> now.</summary>
+    private static (long Vmm, long Device) Sample(int pid)
+    {
+        long vmm = 0, device = 0;
+        foreach (string task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                string name = File.ReadAllText(Path.Combine(task, "comm")).TrimEnd();
+                long ns = ReadSchedstat(Path.Combine(task, "schedstat"));
+                if (name.StartsWith("vcpu", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                vmm += ns;
+                if (name.StartsWith("virtio-media", StringComparison.Ordinal))
+                {
+                    device += ns;
+                }
+            }
+            catch (IOException)
+            {
+                // The thread ended between listing and reading.
+            }
+        }
+        return (vmm, device);
+    }
+
+    private static long ReadSchedstat(string path)
+    {
+        string text = File.ReadAllText(path);
+        return long.Parse(text.AsSpan(0, text.IndexOf(' ')), CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>Where the lab finds the VMM and the guest payloads (built by <c>./build.sh bench-lab</c>).</summary>
+internal sealed record LabPaths(string VmmDll, string StreamingFirmware)
+{
+    public static LabPaths Find()
+    {
+        string root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "Vmm.sln")))
+        {
+            root = Path.GetDirectoryName(root.TrimEnd('/')) ?? throw new InvalidOperationException("cannot find the repository (Vmm.sln) above the lab's binaries");
+        }
+        return new LabPaths(
+            Environment.GetEnvironmentVariable("VMM_DLL") ?? Path.Combine(root, "src/Vmm.Cli/bin/Release/net10.0/vmm.dll"),
+            Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") ?? Path.Combine(root, "firmware/out"), "media-stream.elf"));
+    }
+
+    /// <summary>Null when a VM can run here; otherwise why not.</summary>
+    public string? WhyNoVm()
+    {
+        if (!File.Exists(VmmDll))
+        {
+            return $"{VmmDll} is missing (dotnet build src/Vmm.Cli -c Release)";
+        }
+        if (!File.Exists(StreamingFirmware))
+        {
+            return $"{StreamingFirmware} is missing (./build.sh firmware)";
+        }
+        try
+        {
+            using FileStream kvm = File.Open("/dev/kvm", FileMode.Open, FileAccess.ReadWrite);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"/dev/kvm cannot be opened here ({e.Message}): run the lab through lab/run.sh";
+        }
+    }
+}
