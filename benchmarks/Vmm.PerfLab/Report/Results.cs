@@ -18,11 +18,15 @@ internal sealed record StreamingResult(
     double Fps, double DeviceCpuPercent, double DeviceCpuUsPerFrame, double LatencyP50Ms, double LatencyP99Ms,
     long SequenceGaps, int Buffers);
 
+/// <summary>The cost of one VM exit to an unclaimed port under vmm and under a minimal C KVM loop (suite 4).</summary>
+internal sealed record ExitResult(int Exits, int Rounds, double VmmNsPerExit, double CLoopNsPerExit, double Ratio, double Goal, bool Met);
+
 /// <summary>results.json.</summary>
 internal sealed record LabResults(MachineFacts Machine, bool Quick, string[] Suites)
 {
     public List<TransportResult> Transport { get; init; } = [];
     public List<StreamingResult> Streaming { get; init; } = [];
+    public List<ExitResult> Exits { get; init; } = [];
 
     /// <summary>What was not run, and why.</summary>
     public List<string> Notes { get; init; } = [];

@@ -20,6 +20,14 @@ internal static class Summary
             }
             AnsiConsole.Write(t);
         }
+        foreach (ExitResult x in r.Exits)
+        {
+            var t = new Table().Title($"Exit cost, {x.Exits:N0} port writes, median of {x.Rounds} ({r.Machine.HostKind})")
+                .AddColumns("vmm", "C KVM loop", "ratio", "goal");
+            t.AddRow($"{x.VmmNsPerExit / 1000:F2} µs", $"{x.CLoopNsPerExit / 1000:F2} µs", $"{x.Ratio:F3}",
+                x.Met ? $"[green]≤ {x.Goal} met[/]" : $"[red]≤ {x.Goal} missed[/]");
+            AnsiConsole.Write(t);
+        }
         if (r.Streaming.Count > 0)
         {
             var t = new Table().Title($"Streaming, {r.Streaming[0].Buffers} buffers ({r.Machine.HostKind})")

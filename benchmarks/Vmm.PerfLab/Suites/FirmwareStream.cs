@@ -113,7 +113,7 @@ internal static class FirmwareStream
 }
 
 /// <summary>Where the lab finds the VMM and the guest payloads (built by <c>./build.sh bench-lab</c>).</summary>
-internal sealed record LabPaths(string VmmDll, string StreamingFirmware)
+internal sealed record LabPaths(string Root, string VmmDll, string StreamingFirmware)
 {
     public static LabPaths Find()
     {
@@ -123,6 +123,7 @@ internal sealed record LabPaths(string VmmDll, string StreamingFirmware)
             root = Path.GetDirectoryName(root.TrimEnd('/')) ?? throw new InvalidOperationException("cannot find the repository (Vmm.sln) above the lab's binaries");
         }
         return new LabPaths(
+            root,
             Environment.GetEnvironmentVariable("VMM_DLL") ?? Path.Combine(root, "src/Vmm.Cli/bin/Release/net10.0/vmm.dll"),
             Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") ?? Path.Combine(root, "firmware/out"), "media-stream.elf"));
     }
