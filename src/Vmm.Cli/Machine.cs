@@ -14,6 +14,7 @@ using Vmm.Devices.Pci.Virtio;
 using Vmm.Devices.Virtio.Console;
 using Vmm.Devices.Virtio.Rng;
 using Vmm.Devices.VirtioMedia.Device;
+using Vmm.Devices.VirtioMedia.Frames;
 using Vmm.Kvm;
 using Vmm.Kvm.Vcpus;
 
@@ -33,12 +34,14 @@ internal sealed class Machine : IDisposable
     private Action<ReadOnlySpan<byte>>? _consoleInput;
 
     private readonly Action<string>? _consoleObserver;
+    private readonly IFrameObserver? _frameObserver;
 
-    private Machine(VmConfig config, Log log, Action<string>? consoleObserver)
+    private Machine(VmConfig config, Log log, Action<string>? consoleObserver, IFrameObserver? frameObserver)
     {
         _config = config;
         _log = log;
         _consoleObserver = consoleObserver;
+        _frameObserver = frameObserver;
     }
 
     public IoBus PioBus { get; } = new("port I/O");
@@ -46,9 +49,10 @@ internal sealed class Machine : IDisposable
 
     /// <param name="consoleObserver">Also receives each line the guest prints on its console (the demo and tests
     /// read results this way); the console still goes to stdout.</param>
-    public static Machine Build(VmConfig config, Log log, Action<string>? consoleObserver = null)
+    /// <param name="frameObserver">Sees every frame the media devices complete (<c>vmm demo --dump-frames</c>).</param>
+    public static Machine Build(VmConfig config, Log log, Action<string>? consoleObserver = null, IFrameObserver? frameObserver = null)
     {
-        var m = new Machine(config, log, consoleObserver);
+        var m = new Machine(config, log, consoleObserver, frameObserver);
         try
         {
             m.Compose();
@@ -160,6 +164,7 @@ internal sealed class Machine : IDisposable
             {
                 throw new UsageException($"--media {spec}: {error}");
             }
+            media.FrameObserver = _frameObserver;
             Add(media, $"virtio-media ({spec})");
         }
         pci.AttachTo(PioBus, MmioBus);

@@ -23,10 +23,12 @@ internal static class VmLauncher
 
     /// <summary>Builds the machine, runs it, and logs the stop (with the crash report on stderr for a fatal one).</summary>
     /// <param name="consoleObserver">Also receives each guest console line (see <see cref="Machine.Build"/>).</param>
-    public static VmRunResult RunToEnd(VmConfig config, Log log, Action<string>? consoleObserver = null)
+    /// <param name="frameObserver">Sees every frame the media devices complete (see <see cref="Machine.Build"/>).</param>
+    public static VmRunResult RunToEnd(VmConfig config, Log log, Action<string>? consoleObserver = null,
+        Vmm.Devices.VirtioMedia.Frames.IFrameObserver? frameObserver = null)
     {
         VmRunResult result;
-        using (var machine = Machine.Build(config, log, consoleObserver))
+        using (var machine = Machine.Build(config, log, consoleObserver, frameObserver))
         {
             result = machine.Run();
         }

@@ -75,6 +75,19 @@ internal static class VmmCommandLine
         return o.ToConfig(parsed);
     }
 
+    /// <summary>Parses <c>vmm demo</c> arguments (without the word "demo") into its options; for tests.</summary>
+    internal static Demo.DemoOptions ParseDemoOptions(params string[] demoArgs)
+    {
+        var d = new DemoCommandOptions();
+        Command demo = d.BuildCommand();
+        ParseResult parsed = ParseArguments(demo, demoArgs);
+        if (parsed.Errors.Count > 0)
+        {
+            throw new UsageException(parsed.Errors[0].Message);
+        }
+        return d.ToOptions(parsed);
+    }
+
     /// <summary>Parses <paramref name="args"/>, turning a response file (<c>@FILE</c>) that cannot be read into a
     /// usage error. The parser reports an unreadable one as a parse error only for IOException; a directory or a file
     /// without read permission throws UnauthorizedAccessException out of Parse.</summary>
@@ -132,23 +145,40 @@ internal static class VmmCommandLine
         public readonly Option<string> Fps = new("--fps") { Description = "Camera frame rate, 1-120 [default: 60]", HelpName = "N" };
         public readonly Option<string> Frames = new("--frames") { Description = "Frames to stream [default: 300]", HelpName = "N" };
         public readonly Option<string> LogLevel = new("--log-level") { Description = "VMM log level [default: warn]", HelpName = "LEVEL" };
+        public readonly Option<string> DumpFrames = new("--dump-frames")
+        { Description = "Write received frames as PNG to DIR/frame-SEQ-WxH-FOURCC.png (DIR is created)", HelpName = "DIR" };
+        public readonly Option<string> DumpEvery = new("--dump-every")
+        { Description = "With --dump-frames: write frames 0, N, 2N, ... [default: a quarter of --frames, so 4 files]", HelpName = "N" };
 
         public Command BuildCommand() => new("demo",
             "Stream from the built-in test-pattern camera through a firmware guest and check every frame (no camera, no Linux needed)")
         {
-            Firmware, Width, Height, Format, Fps, Frames, LogLevel,
+            Firmware, Width, Height, Format, Fps, Frames, LogLevel, DumpFrames, DumpEvery,
         };
 
-        public Demo.DemoOptions ToOptions(ParseResult pr) => new()
+        public Demo.DemoOptions ToOptions(ParseResult pr)
         {
-            FirmwarePath = pr.GetValue(Firmware) ?? Path.Combine("firmware", "out", "media-stream.elf"),
-            Width = VmConfig.ParseInt(pr.GetValue(Width), "--width", "pixels", 1920, 16, 8192),
-            Height = VmConfig.ParseInt(pr.GetValue(Height), "--height", "pixels", 1080, 16, 8192),
-            Format = pr.GetValue(Format) ?? "NV12",
-            Fps = VmConfig.ParseInt(pr.GetValue(Fps), "--fps", "frames per second", 60, 1, 120),
-            Frames = VmConfig.ParseInt(pr.GetValue(Frames), "--frames", "frames", 300, 1, 1_000_000),
-            LogLevel = VmConfig.ParseEnum(pr.GetValue(LogLevel), "--log-level", Diagnostics.LogLevel.Warn),
-        };
+            int frames = VmConfig.ParseInt(pr.GetValue(Frames), "--frames", "frames", 300, 1, 1_000_000);
+            string? dumpDirectory = pr.GetValue(DumpFrames);
+            string? dumpEvery = pr.GetValue(DumpEvery);
+            if (dumpEvery is not null && dumpDirectory is null)
+            {
+                throw new UsageException("--dump-every: needs --dump-frames DIR (where to write the frames)");
+            }
+            return new Demo.DemoOptions
+            {
+                FirmwarePath = pr.GetValue(Firmware) ?? Path.Combine("firmware", "out", "media-stream.elf"),
+                Width = VmConfig.ParseInt(pr.GetValue(Width), "--width", "pixels", 1920, 16, 8192),
+                Height = VmConfig.ParseInt(pr.GetValue(Height), "--height", "pixels", 1080, 16, 8192),
+                Format = pr.GetValue(Format) ?? "NV12",
+                Fps = VmConfig.ParseInt(pr.GetValue(Fps), "--fps", "frames per second", 60, 1, 120),
+                Frames = frames,
+                LogLevel = VmConfig.ParseEnum(pr.GetValue(LogLevel), "--log-level", Diagnostics.LogLevel.Warn),
+                DumpDirectory = dumpDirectory,
+                // Frames 0, ¼, ½ and ¾ of the way through by default: a few pictures, not hundreds of files.
+                DumpEvery = VmConfig.ParseInt(dumpEvery, "--dump-every", "frames", Math.Max(1, frames / 4), 1, 1_000_000),
+            };
+        }
     }
 
     /// <summary>The options of <c>vmm run</c> and how they map to config keys.</summary>

@@ -134,6 +134,11 @@ public sealed class CommandLineTests : IDisposable
     [InlineData(new[] { "demo", "--firmware", "/nonexistent.elf" }, "firmware payload '/nonexistent.elf' does not exist")]
     [InlineData(new[] { "demo", "--width", "wide" }, "--width: 'wide'")]
     [InlineData(new[] { "demo", "--fps", "500" }, "--fps: 500 is out of range")]
+    [InlineData(new[] { "demo", "--dump-every", "10" }, "--dump-every: needs --dump-frames DIR")]
+    [InlineData(new[] { "demo", "--dump-frames", "D", "--dump-every", "0" }, "--dump-every: 0 is out of range")]
+    [InlineData(new[] { "demo", "--dump-frames", "D", "--dump-every", "often" }, "--dump-every: 'often' is not a whole number of frames")]
+    [InlineData(new[] { "demo", "--firmware", "K", "--dump-frames", "K/frames" }, "--dump-frames: cannot write frames to '")]
+    [InlineData(new[] { "demo", "--firmware", "K", "--dump-frames", "" }, "--dump-frames: cannot write frames to ''")]
     [InlineData(new[] { "run", "--kernel", "/nonexistent/vmlinux" }, "kernel file '/nonexistent/vmlinux' does not exist")]
     [InlineData(new[] { "run", "--kernel", "/tmp" }, "is a directory")]
     [InlineData(new[] { "run", "-k", "K", "--initrd", "/nonexistent/initrd" }, "initrd file '/nonexistent/initrd' does not exist")]
@@ -143,16 +148,59 @@ public sealed class CommandLineTests : IDisposable
     {
         for (int i = 0; i < args.Length; i++)
         {
-            if (args[i] == "K")
+            // K: an existing file (the kernel, or a firmware for demo); D: a directory that may be created.
+            args[i] = args[i] switch
             {
-                args[i] = _kernel;
-            }
+                "K" => _kernel,
+                ['K', '/', ..] => _kernel + args[i][1..],
+                "D" => Path.Combine(_dir, "frames"),
+                string a => a,
+            };
         }
         (int code, _, string err) = Vmm(args);
         Assert.Equal(VmmCommandLine.ExitUsage, code);
         string line = SingleLine(err);
         Assert.StartsWith("vmm: error: ", line);
         Assert.Contains(expected, line);
+    }
+
+    [Fact]
+    public void Dump_flags_map_to_demo_options()
+    {
+        Demo.DemoOptions o = VmmCommandLine.ParseDemoOptions("--frames", "120", "--dump-frames", "out/frames", "--dump-every", "7");
+        Assert.Equal("out/frames", o.DumpDirectory);
+        Assert.Equal(7, o.DumpEvery);
+        Assert.Equal(120, o.Frames);
+    }
+
+    [Fact]
+    public void Dumping_is_off_by_default_and_writes_four_frames_when_asked_without_an_interval()
+    {
+        Assert.Null(VmmCommandLine.ParseDemoOptions().DumpDirectory);
+        Assert.Equal(75, VmmCommandLine.ParseDemoOptions("--dump-frames", "d").DumpEvery);       // 300 frames: 0, 75, 150, 225
+        Assert.Equal(25, VmmCommandLine.ParseDemoOptions("--dump-frames", "d", "--frames", "100").DumpEvery);
+        Assert.Equal(1, VmmCommandLine.ParseDemoOptions("--dump-frames", "d", "--frames", "2").DumpEvery);
+    }
+
+    [Fact]
+    public void A_bad_dump_directory_is_refused_before_the_vm_starts()
+    {
+        // The firmware exists (any file passes that check), so the directory is the first thing that fails; no VM is
+        // built, which would need /dev/kvm.
+        string blocked = Path.Combine(_kernel, "frames");
+        (int code, string output, string err) = Vmm("demo", "--firmware", _kernel, "--dump-frames", blocked);
+        Assert.Equal(VmmCommandLine.ExitUsage, code);
+        Assert.Equal("", output);
+        Assert.StartsWith($"vmm: error: --dump-frames: cannot write frames to '{blocked}': ", SingleLine(err));
+    }
+
+    [Fact]
+    public void Help_lists_the_dump_flags()
+    {
+        (int code, string output, _) = Vmm("demo", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("--dump-frames", output);
+        Assert.Contains("--dump-every", output);
     }
 
     [Fact]

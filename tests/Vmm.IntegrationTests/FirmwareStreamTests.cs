@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.IntegrationTests.Support;
 using Xunit.Abstractions;
 
@@ -44,13 +45,49 @@ public sealed partial class FirmwareStreamTests(ITestOutputHelper output)
     }
 
     [VmFact(firmware: true)]
-    public void Every_single_planar_format_streams_with_matching_checksums()
+    public void Every_single_planar_format_streams_with_matching_checksums_and_dumps_frames_people_can_look_at()
     {
-        foreach (string format in new[] { "YUYV", "NV12", "YU12", "RGB3", "BGR3" })
+        string dumps = Directory.CreateTempSubdirectory("vmm-demo-frames-").FullName;
+        try
         {
-            VmmRun run = Demo("--width", "320", "--height", "240", "--format", format, "--fps", "120", "--frames", "20");
-            Assert.True(run.ExitCode == 0, $"{format}: {run}");
-            Assert.Contains("demo: frames checked against the generator: 20, mismatches: 0", run.Stdout);
+            foreach (string format in new[] { "YUYV", "NV12", "YU12", "RGB3", "BGR3" })
+            {
+                string dir = Path.Combine(dumps, format); // does not exist yet: the demo creates it
+                VmmRun run = Demo("--width", "320", "--height", "240", "--format", format, "--fps", "120", "--frames", "20",
+                    "--dump-frames", dir, "--dump-every", "10");
+                Assert.True(run.ExitCode == 0, $"{format}: {run}");
+                Assert.Contains("demo: frames checked against the generator: 20, mismatches: 0", run.Stdout);
+                Assert.Contains($"demo: frames written as PNG: 2 in {dir} (frame-000000-320x240-{format}.png … frame-000010-320x240-{format}.png)", run.Stdout);
+                Assert.Equal([$"frame-000000-320x240-{format}.png", $"frame-000010-320x240-{format}.png"],
+                    Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+                foreach (uint sequence in new uint[] { 0, 10 })
+                {
+                    AssertIsPatternFrame(Path.Combine(dir, $"frame-{sequence:D6}-320x240-{format}.png"), 320, 240, sequence);
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(dumps, recursive: true);
+        }
+    }
+
+    /// <summary>The PNG decodes to the frame's size, and the centre of each bar on a row through the frame counter
+    /// and one below it has the generator's colour (±2 for the YUV formats' round trip): the received frame, whole.</summary>
+    private static void AssertIsPatternFrame(string path, int width, int height, uint sequence)
+    {
+        using SkiaSharp.SKBitmap png = SkiaSharp.SKBitmap.Decode(path) ?? throw new InvalidDataException($"{path} does not decode");
+        Assert.Equal((width, height), (png.Width, png.Height));
+        foreach (int y in new[] { 2, height - 2 })
+        {
+            for (int i = 0; i < 32; i++)
+            {
+                int x = (2 * i + 1) * width / 64; // 32 points across the frame: every bar and counter cell sampled
+                SkiaSharp.SKColor actual = png.GetPixel(x, y);
+                (byte r, byte g, byte b) = TestPatternImage.RgbAt(width, height, sequence, TestPatternControls.Default, x, y);
+                Assert.True(Math.Abs(actual.Red - r) <= 2 && Math.Abs(actual.Green - g) <= 2 && Math.Abs(actual.Blue - b) <= 2,
+                    $"{Path.GetFileName(path)}: pixel ({x}, {y}) is {actual}, the generator made ({r}, {g}, {b})");
+            }
         }
     }
 

@@ -70,6 +70,10 @@ public interface IMediaSessionHost
 
     /// <summary>Tells the frame clock that <see cref="MediaBackendSession.NextFrameDeadline"/> moved earlier.</summary>
     void WakeFrameClock();
+
+    /// <summary>Who wants to see completed frames (<see cref="Frames.IFrameObserver.FrameCompleted"/>), or null:
+    /// a backend that writes frames into MMAP buffers reports each one there when set.</summary>
+    Frames.IFrameObserver? FrameObserver { get; }
 }
 
 /// <summary>One open session of a backend: the ioctl handler plus buffer mapping and frame production.</summary>

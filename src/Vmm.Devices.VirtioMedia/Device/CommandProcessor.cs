@@ -3,6 +3,7 @@ using Vmm.Core.Events;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Frames;
 using Vmm.Devices.VirtioMedia.Ioctls;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.Sessions;
@@ -52,6 +53,10 @@ public sealed class CommandProcessor
     public SharedMemoryRegion? Region { get; }
     public ShmAllocator? Shm { get; }
 
+    /// <summary>Sees every frame a backend completes in an MMAP buffer; null for none. Sessions opened after it is
+    /// set report to it (set it before the guest runs).</summary>
+    public IFrameObserver? FrameObserver { get; set; }
+
     /// <summary>Processes one command; returns the number of bytes written to <paramref name="response"/>.</summary>
     public int Process(ReadOnlySpan<byte> request, Span<byte> response)
     {
@@ -93,7 +98,7 @@ public sealed class CommandProcessor
         {
             return Status(response, Errno.EMFILE); // max-sessions open (or, after 4 billion OPENs, ids ran out)
         }
-        var session = new MediaSession(id, Events, Shm, _memory, _wakeClock, Region, _loop, Limits);
+        var session = new MediaSession(id, Events, Shm, _memory, _wakeClock, Region, _loop, Limits, FrameObserver);
         int status;
         MediaBackendSession? backendSession;
         try

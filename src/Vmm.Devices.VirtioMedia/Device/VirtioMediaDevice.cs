@@ -113,6 +113,15 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
 
     public IMediaBackend Backend => _backend;
 
+    /// <summary>Sees every frame the backend completes in an MMAP buffer, before the guest gets it (the test-pattern
+    /// camera reports its frames; a host proxy's frames are the host driver's and are not reported). Null (the
+    /// default) costs one check per frame. Set it before the guest opens a session.</summary>
+    public Frames.IFrameObserver? FrameObserver
+    {
+        get => Processor.FrameObserver;
+        set => Processor.FrameObserver = value;
+    }
+
     /// <summary>Region 0, or null.</summary>
     public SharedMemoryRegion? SharedMemory => _shm;
 

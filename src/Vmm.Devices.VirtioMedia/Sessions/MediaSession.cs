@@ -5,6 +5,7 @@ using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Device;
+using Vmm.Devices.VirtioMedia.Frames;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.V4l2;
 
@@ -24,7 +25,8 @@ public sealed class MediaSession : IMediaSessionHost
     private readonly EventLoop? _loop;
 
     internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock,
-        SharedMemoryRegion? region = null, EventLoop? loop = null, MediaDeviceLimits? limits = null)
+        SharedMemoryRegion? region = null, EventLoop? loop = null, MediaDeviceLimits? limits = null,
+        IFrameObserver? frameObserver = null)
     {
         SessionId = id;
         Limits = limits ?? MediaDeviceLimits.Default;
@@ -34,7 +36,10 @@ public sealed class MediaSession : IMediaSessionHost
         _memory = memory;
         _wakeClock = wakeClock;
         _loop = loop;
+        FrameObserver = frameObserver;
     }
+
+    public IFrameObserver? FrameObserver { get; }
 
     public MediaDeviceLimits Limits { get; }
 

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Frames;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.V4l2;
 
@@ -408,6 +409,17 @@ public sealed class TestbedFrame : IDisposable
 
     /// <summary>Plane bytes as the guest's mapping shows them (MMAP buffers).</summary>
     public Span<byte> Plane(int plane) => _session.MappedPlane(Index, plane);
+
+    /// <summary>Format, size and strides of the frame: those of the session's last S_FMT answer.</summary>
+    public FrameLayout Layout => FrameLayout.FromFormat(_session.Format);
+
+    /// <summary>Converts the frame to RGBA (<see cref="FrameConverter"/>) into <paramref name="rgba"/>, which
+    /// holds at least <see cref="FrameConverter.RgbaSize"/> bytes.</summary>
+    public void ToRgba(Span<byte> rgba)
+    {
+        FrameLayout layout = Layout;
+        FrameConverter.ToRgba(layout, Plane(0), PlaneCount > 1 ? Plane(1) : default, PlaneCount > 2 ? Plane(2) : default, rgba);
+    }
 
     /// <summary>CRC-32C over all planes (see <see cref="FrameChecksum"/>).</summary>
     public uint Checksum()

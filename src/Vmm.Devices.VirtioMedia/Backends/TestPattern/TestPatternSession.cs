@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Frames;
 using Vmm.Devices.VirtioMedia.Ioctls;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.V4l2;
@@ -904,6 +905,10 @@ public sealed class TestPatternSession : MediaBackendSession
         {
             _backend.Options.FillStarting?.Invoke();
             Fill(b, format, width, height, sequence, controls);
+            if (_host.FrameObserver is { } observer)
+            {
+                ReportFrame(observer, b, format, width, height, sequence);
+            }
         }
         finally
         {
@@ -979,6 +984,21 @@ public sealed class TestPatternSession : MediaBackendSession
         }
         _renderer.Render(format, (int)width, (int)height, sequence, controls, ref dst);
         b.Rendered = true;
+    }
+
+    // Shows a filled MMAP buffer to the observer while the fill still holds its planes' references (frames in
+    // guest pages are scattered and not reported).
+    private void ReportFrame(IFrameObserver observer, CaptureBuffer b, PixelFormatInfo format, uint width, uint height, uint sequence)
+    {
+        if (_memory != V4l2Memory.Mmap || b.Filling[0] is not { } p0)
+        {
+            return;
+        }
+        ReadOnlySpan<byte> plane1 = b.PlaneCount > 1 && b.Filling[1] is { } p1 ? p1.GetSpan() : default;
+        ReadOnlySpan<byte> plane2 = b.PlaneCount > 2 && b.Filling[2] is { } p2 ? p2.GetSpan() : default;
+        var frame = new CompletedFrame(_host.SessionId, sequence, FrameLayout.ForTestPattern(format.FourCc, (int)width, (int)height),
+            p0.GetSpan(), plane1, plane2);
+        observer.FrameCompleted(frame);
     }
 
     // ---- controls ----
