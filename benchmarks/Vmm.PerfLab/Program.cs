@@ -13,7 +13,7 @@ namespace Vmm.PerfLab;
 /// </summary>
 internal static class Program
 {
-    private static readonly string[] AllSuites = [TransportSuite.Name, StreamingSuite.Name, ExitSuite.Name];
+    private static readonly string[] AllSuites = [TransportSuite.Name, StreamingSuite.Name, BootSuite.Name, ExitSuite.Name];
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
@@ -69,6 +69,15 @@ internal static class Program
                     {
                         ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: frames);
                         results.Transport.Add(run(() => task.Increment(1)));
+                        task.StopTask();
+                    }
+                }
+                if (suites.Contains(BootSuite.Name))
+                {
+                    foreach (var (label, run, steps) in BootSuite.Cases(quick, LabPaths.Find(), results.Notes))
+                    {
+                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: steps);
+                        results.Boot.Add(run(() => task.Increment(1)));
                         task.StopTask();
                     }
                 }

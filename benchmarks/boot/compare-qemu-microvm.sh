@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUNS=${1:-5}
 IMAGE=${2:-initramfs-min}
 KIT=${VMM_GUEST_DIR:-$(bash "$ROOT/firmware/linux-guest/build.sh" --print-dir | tail -n 1)}
-VMM=$ROOT/src/Vmm.Cli/bin/Release/net10.0/vmm.dll
+VMM=${VMM_DLL:-$ROOT/src/Vmm.Cli/bin/Release/net10.0/vmm.dll}
 [ -f "$VMM" ] || dotnet build "$ROOT/src/Vmm.Cli" -c Release -nologo -v quiet >&2
 command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 2; }
 MARK="VMM-GUEST: init reached"

@@ -16,6 +16,10 @@ internal static class Plots
         {
             written.AddRange(Save(Transport(results.Transport, host), Path.Combine(directory, "transport")));
         }
+        if (Goals(results) is { } goals)
+        {
+            written.AddRange(Save(goals, Path.Combine(directory, "goals")));
+        }
         if (results.Streaming.Count > 0)
         {
             written.AddRange(Save(StreamingCost(results.Streaming, host), Path.Combine(directory, "streaming-cost")));
@@ -30,6 +34,51 @@ internal static class Plots
         plot.SavePng(png, Width, Height);
         plot.SaveSvg(svg, Width, Height);
         return [png, svg];
+    }
+
+    /// <summary>Every ratio with a goal, as a fraction of its goal (below 1 is met), labelled with the ratio and
+    /// the goal themselves.</summary>
+    private static Plot? Goals(LabResults r)
+    {
+        var items = new List<(string Label, double Ratio, double Goal)>();
+        foreach (TransportResult t in r.Transport)
+        {
+            if (t.Width == 1920 && t.Height == 1080)
+            {
+                items.Add(($"transport 1080p NV12\n{t.Driver}", t.Ratio, t.Goal));
+            }
+        }
+        foreach (BootResult b in r.Boot)
+        {
+            items.Add(("boot to /init\nvmm / QEMU microvm", b.Ratio, b.Goal));
+        }
+        foreach (ExitResult e in r.Exits)
+        {
+            items.Add(("port-write exit\nvmm / C KVM loop", e.Ratio, e.Goal));
+        }
+        if (items.Count == 0)
+        {
+            return null;
+        }
+        var plot = new Plot();
+        var ticks = new Tick[items.Count];
+        var bars = new List<Bar>();
+        for (int i = 0; i < items.Count; i++)
+        {
+            double v = items[i].Ratio / items[i].Goal;
+            bars.Add(new Bar { Position = i, Value = v, FillColor = v <= 1 ? Colors.SeaGreen : Colors.IndianRed });
+            ticks[i] = new Tick(i, $"{items[i].Label}\n{items[i].Ratio:G3} (goal ≤ {items[i].Goal})");
+        }
+        plot.Add.Bars(bars);
+        var line = plot.Add.HorizontalLine(1);
+        line.LinePattern = LinePattern.Dashed;
+        line.LegendText = "goal";
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
+        plot.Axes.Margins(bottom: 0);
+        plot.Title($"Ratios against their goals, same run ({r.Machine.HostKind}, {r.Machine.Cpu})");
+        plot.YLabel("ratio ÷ goal (≤ 1 meets the goal)");
+        plot.ShowLegend(Alignment.UpperRight);
+        return plot;
     }
 
     /// <summary>Transport CPU per frame as a fraction of one copy of the frame, per resolution, with the goal.</summary>

@@ -21,12 +21,16 @@ internal sealed record StreamingResult(
 /// <summary>The cost of one VM exit to an unclaimed port under vmm and under a minimal C KVM loop (suite 4).</summary>
 internal sealed record ExitResult(int Exits, int Rounds, double VmmNsPerExit, double CLoopNsPerExit, double Ratio, double Goal, bool Met);
 
+/// <summary>Median seconds from process start to the guest's /init marker, vmm and QEMU microvm (suite 3).</summary>
+internal sealed record BootResult(int Runs, double VmmSeconds, double QemuMicrovmSeconds, double Ratio, double Goal, bool Met);
+
 /// <summary>results.json.</summary>
 internal sealed record LabResults(MachineFacts Machine, bool Quick, string[] Suites)
 {
     public List<TransportResult> Transport { get; init; } = [];
     public List<StreamingResult> Streaming { get; init; } = [];
     public List<ExitResult> Exits { get; init; } = [];
+    public List<BootResult> Boot { get; init; } = [];
 
     /// <summary>What was not run, and why.</summary>
     public List<string> Notes { get; init; } = [];

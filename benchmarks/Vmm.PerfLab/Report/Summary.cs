@@ -20,6 +20,13 @@ internal static class Summary
             }
             AnsiConsole.Write(t);
         }
+        foreach (BootResult x in r.Boot)
+        {
+            var t = new Table().Title($"Boot to /init, median of {x.Runs} ({r.Machine.HostKind})").AddColumns("vmm", "QEMU microvm", "ratio", "goal");
+            t.AddRow($"{x.VmmSeconds:F2} s", $"{x.QemuMicrovmSeconds:F2} s", $"{x.Ratio:F3}",
+                x.Met ? $"[green]≤ {x.Goal} met[/]" : $"[red]≤ {x.Goal} missed[/]");
+            AnsiConsole.Write(t);
+        }
         foreach (ExitResult x in r.Exits)
         {
             var t = new Table().Title($"Exit cost, {x.Exits:N0} port writes, median of {x.Rounds} ({r.Machine.HostKind})")
