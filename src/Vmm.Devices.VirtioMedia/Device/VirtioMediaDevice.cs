@@ -113,6 +113,10 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
 
     public IMediaBackend Backend => _backend;
 
+    /// <summary>What the device records on the VMM's meter; <see cref="MediaDeviceMetrics.DeviceName"/> is its
+    /// <c>device</c> tag.</summary>
+    public MediaDeviceMetrics Metrics => Processor.Metrics;
+
     /// <summary>Region 0, or null.</summary>
     public SharedMemoryRegion? SharedMemory => _shm;
 

@@ -22,9 +22,11 @@ public sealed class MediaSession : IMediaSessionHost
     private volatile bool _failed;
 
     private readonly EventLoop? _loop;
+    private readonly MediaDeviceMetrics? _metrics;
 
     internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock,
-        SharedMemoryRegion? region = null, EventLoop? loop = null, MediaDeviceLimits? limits = null)
+        SharedMemoryRegion? region = null, EventLoop? loop = null, MediaDeviceLimits? limits = null,
+        MediaDeviceMetrics? metrics = null)
     {
         SessionId = id;
         Limits = limits ?? MediaDeviceLimits.Default;
@@ -34,6 +36,7 @@ public sealed class MediaSession : IMediaSessionHost
         _memory = memory;
         _wakeClock = wakeClock;
         _loop = loop;
+        _metrics = metrics;
     }
 
     public MediaDeviceLimits Limits { get; }
@@ -124,8 +127,27 @@ public sealed class MediaSession : IMediaSessionHost
             // The pending-event cap is full of undeliverable DQBUFs (the driver posts no eventq buffers): a
             // silently lost DQBUF would leave the application waiting forever, so fail the session instead.
             SendError(Errno.EIO);
+            return;
         }
+        _metrics?.FrameCompleted(BytesUsed(buffer, planes));
     }
+
+    // A multi-planar buffer's bytesused is per plane; a single-planar one (no planes) has its own.
+    private static long BytesUsed(in V4l2Buffer buffer, ReadOnlySpan<V4l2Plane> planes)
+    {
+        if (planes.IsEmpty)
+        {
+            return buffer.BytesUsed;
+        }
+        long sum = 0;
+        foreach (ref readonly V4l2Plane p in planes)
+        {
+            sum += p.BytesUsed;
+        }
+        return sum;
+    }
+
+    public void CountCopiedBytes(long bytes) => _metrics?.FrameBytesCopied(bytes);
 
     public void SendEvent(in V4l2Event v4l2Event)
     {
