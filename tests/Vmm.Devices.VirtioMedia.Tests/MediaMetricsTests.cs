@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
@@ -54,13 +53,25 @@ public class MediaMetricsTests
         Assert.Equal(frames, d.Commands);
         Assert.Equal(frames, d.LatencyMeasurements);
         Assert.True(d.LatencySumMicroseconds > 0);
-        // MMAP frames are rendered in place: the copy counter was published (as 0, when the device was made) and
-        // never moved.
+        // MMAP frames are rendered in place: the observed copy total is there for the device, and 0.
+        Assert.Equal(0, recorder.ObserveBytesCopied());
         MediaMetricsRecorder.Totals all = recorder.Snapshot();
-        Assert.True(recorder.BytesCopiedPublished(bed.Device.Metrics.DeviceName), "bytes_copied was never published for the device");
-        Assert.Equal(0, all.BytesCopied);
         // Every command the device answered (OPEN, S_FMT, REQBUFS, QUERYBUF, MMAP, ... too) has one latency.
         Assert.Equal(all.Commands, all.LatencyMeasurements);
+    }
+
+    [Fact]
+    public void The_copy_total_is_observed_per_device_until_the_device_is_disposed()
+    {
+        using var recorder = new MediaMetricsRecorder();
+        var metrics = new MediaDeviceMetrics(MediaDeviceMetrics.NextDeviceName());
+        recorder.Device = metrics.DeviceName;
+        Assert.Equal(0, recorder.ObserveBytesCopied());
+        metrics.FrameBytesCopied(4096); // what the host proxy's bounce buffer reports through CountCopiedBytes
+        metrics.FrameBytesCopied(100);
+        Assert.Equal(4196, recorder.ObserveBytesCopied());
+        metrics.Dispose();
+        Assert.Equal(-1, recorder.ObserveBytesCopied());
     }
 
     [Fact]
@@ -139,11 +150,9 @@ public class MediaMetricsTests
     private sealed class MediaMetricsRecorder : IDisposable
     {
         private readonly MeterListener _listener = new();
-        private long _frames, _bytesDelivered, _bytesCopied, _dqbufEvents, _commands,
-            _ioctlCommands, _latencyMeasurements;
+        private long _frames, _bytesDelivered, _bytesCopied, _dqbufEvents, _commands, _ioctlCommands, _latencyMeasurements;
         private double _latencySum;
         private readonly Lock _latencyLock = new();
-        private readonly ConcurrentDictionary<string, long> _bytesCopiedByDevice = new();
 
         public MediaMetricsRecorder()
         {
@@ -159,29 +168,32 @@ public class MediaMetricsTests
             _listener.Start();
         }
 
-        /// <summary>Whether bytes_copied was recorded for <paramref name="device"/>, before or after <see cref="Device"/>
-        /// was set (a device publishes it when it is made, before its name is known here).</summary>
-        public bool BytesCopiedPublished(string device) => _bytesCopiedByDevice.ContainsKey(device);
+        /// <summary>Collects the observed instruments; returns the device's bytes_copied total, or -1 when it was not
+        /// reported for the device.</summary>
+        public long ObserveBytesCopied()
+        {
+            Interlocked.Exchange(ref _bytesCopied, -1);
+            _listener.RecordObservableInstruments();
+            return Interlocked.Read(ref _bytesCopied);
+        }
 
         /// <summary>The device tag value to count; nothing is counted until it is set.</summary>
         public string? Device { get; set; }
 
-        public readonly record struct Totals(long Frames, long BytesDelivered, long BytesCopied,
-            long DqbufEvents, long Commands, long IoctlCommands, long LatencyMeasurements, double LatencySumMicroseconds)
+        public readonly record struct Totals(long Frames, long BytesDelivered, long DqbufEvents, long Commands, long IoctlCommands,
+            long LatencyMeasurements, double LatencySumMicroseconds)
         {
             public static Totals operator -(Totals a, Totals b) => new(a.Frames - b.Frames, a.BytesDelivered - b.BytesDelivered,
-                a.BytesCopied - b.BytesCopied, a.DqbufEvents - b.DqbufEvents,
-                a.Commands - b.Commands, a.IoctlCommands - b.IoctlCommands, a.LatencyMeasurements - b.LatencyMeasurements,
-                a.LatencySumMicroseconds - b.LatencySumMicroseconds);
+                a.DqbufEvents - b.DqbufEvents, a.Commands - b.Commands, a.IoctlCommands - b.IoctlCommands,
+                a.LatencyMeasurements - b.LatencyMeasurements, a.LatencySumMicroseconds - b.LatencySumMicroseconds);
         }
 
         public Totals Snapshot()
         {
             lock (_latencyLock)
             {
-                return new(Interlocked.Read(ref _frames), Interlocked.Read(ref _bytesDelivered), Interlocked.Read(ref _bytesCopied),
-                    Interlocked.Read(ref _dqbufEvents), Interlocked.Read(ref _commands),
-                    Interlocked.Read(ref _ioctlCommands), _latencyMeasurements, _latencySum);
+                return new(Interlocked.Read(ref _frames), Interlocked.Read(ref _bytesDelivered), Interlocked.Read(ref _dqbufEvents),
+                    Interlocked.Read(ref _commands), Interlocked.Read(ref _ioctlCommands), _latencyMeasurements, _latencySum);
             }
         }
 
@@ -213,12 +225,8 @@ public class MediaMetricsTests
                 case MediaDeviceMetrics.BytesDeliveredName when IsOurs(tags, "", out _):
                     Interlocked.Add(ref _bytesDelivered, measurement);
                     break;
-                case MediaDeviceMetrics.BytesCopiedName:
-                    NoteBytesCopied(tags, measurement);
-                    if (IsOurs(tags, "", out _))
-                    {
-                        Interlocked.Add(ref _bytesCopied, measurement);
-                    }
+                case MediaDeviceMetrics.BytesCopiedName when IsOurs(tags, "", out _):
+                    Interlocked.Exchange(ref _bytesCopied, measurement); // observed: the device's running total
                     break;
                 case MediaDeviceMetrics.EventsName when IsOurs(tags, MediaDeviceMetrics.TypeTag, out string? type):
                     if (type == "dqbuf")
@@ -233,18 +241,6 @@ public class MediaMetricsTests
                         Interlocked.Add(ref _ioctlCommands, measurement);
                     }
                     break;
-            }
-        }
-
-        // Apart from OnLong: a lambda capturing the measurement there would allocate its closure on every call.
-        private void NoteBytesCopied(ReadOnlySpan<KeyValuePair<string, object?>> tags, long measurement)
-        {
-            foreach (KeyValuePair<string, object?> tag in tags)
-            {
-                if (tag.Key == MediaDeviceMetrics.DeviceTag && tag.Value is string device)
-                {
-                    _bytesCopiedByDevice.AddOrUpdate(device, measurement, (_, sum) => sum + measurement);
-                }
             }
         }
 

@@ -8,9 +8,10 @@ namespace Vmm.Devices.VirtioMedia.Device;
 /// <summary>
 /// The virtio-media instruments on <see cref="VmmMeter"/> and one device's tags. Every measurement carries
 /// <c>device</c> (<see cref="DeviceName"/>, unique in the process); events add <c>type</c> and commands
-/// <c>command</c>. The tag pairs are built once per device, so recording allocates nothing.
+/// <c>command</c>. The tag pairs are built once per device, so recording allocates nothing. Disposing takes the
+/// device out of the observed bytes-copied totals.
 /// </summary>
-public sealed class MediaDeviceMetrics
+public sealed class MediaDeviceMetrics : IDisposable
 {
     public const string FramesName = "vmm.media.frames";
     public const string BytesDeliveredName = "vmm.media.bytes_delivered";
@@ -28,7 +29,13 @@ public sealed class MediaDeviceMetrics
     private static readonly Counter<long> BytesDelivered = VmmMeter.Meter.CreateCounter<long>(BytesDeliveredName, "By",
         "Frame bytes handed to the guest (bytesused of each DQBUF, all planes)");
 
-    private static readonly Counter<long> BytesCopied = VmmMeter.Meter.CreateCounter<long>(BytesCopiedName, "By",
+    // Devices whose bytes-copied total is observed; first, because the observable counter below reads it.
+    private static readonly List<MediaDeviceMetrics> Live = [];
+
+    // Observed rather than added to: a total that is meant to stay 0 would otherwise never be measured, and a watcher
+    // that attaches to a running VMM would not see it at all.
+    private static readonly ObservableCounter<long> BytesCopied = VmmMeter.Meter.CreateObservableCounter(BytesCopiedName,
+        ObserveBytesCopied, "By",
         "Frame bytes the VMM copied. MMAP frames are never copied (0); only the host V4L2 proxy's bounce buffer for " +
         "SHARED_PAGES not in one run of guest RAM copies, and is counted here");
 
@@ -45,11 +52,12 @@ public sealed class MediaDeviceMetrics
     private static readonly string[] EventTypeNames = ["error", "dqbuf", "event", "other"];
     private static readonly string[] CommandNames = ["other", "open", "close", "ioctl", "mmap", "munmap", "other"];
 
-    private static int s_lastDevice = -1;
+    private static int _lastDevice = -1;
 
     private readonly KeyValuePair<string, object?> _device;
     private readonly KeyValuePair<string, object?>[] _eventTypes;
     private readonly KeyValuePair<string, object?>[] _commands;
+    private long _bytesCopied;
 
     /// <summary>Tags for a device named <paramref name="deviceName"/> (the <c>device</c> tag's value).</summary>
     public MediaDeviceMetrics(string deviceName)
@@ -58,13 +66,15 @@ public sealed class MediaDeviceMetrics
         _device = new(DeviceTag, deviceName);
         _eventTypes = Array.ConvertAll(EventTypeNames, n => new KeyValuePair<string, object?>(TypeTag, n));
         _commands = Array.ConvertAll(CommandNames, n => new KeyValuePair<string, object?>(CommandTag, n));
-        // The copy counter's whole point is to read 0: publish the zero so a watcher sees it for every device.
-        BytesCopied.Add(0, _device);
+        lock (Live)
+        {
+            Live.Add(this);
+        }
     }
 
     /// <summary>The next free name, <c>media0</c>, <c>media1</c>, … in creation order (the CLI creates devices in
     /// <c>--media</c> order).</summary>
-    public static string NextDeviceName() => $"media{Interlocked.Increment(ref s_lastDevice)}";
+    public static string NextDeviceName() => $"media{Interlocked.Increment(ref _lastDevice)}";
 
     /// <summary>The <c>device</c> tag's value.</summary>
     public string DeviceName { get; }
@@ -77,7 +87,10 @@ public sealed class MediaDeviceMetrics
     }
 
     /// <summary>The device copied <paramref name="bytes"/> frame bytes (a fallback; zero-copy paths never call this).</summary>
-    public void FrameBytesCopied(long bytes) => BytesCopied.Add(bytes, _device);
+    public void FrameBytesCopied(long bytes) => Interlocked.Add(ref _bytesCopied, bytes);
+
+    /// <summary>Frame bytes this device copied so far (what <c>vmm.media.bytes_copied</c> reports for it).</summary>
+    public long BytesCopiedTotal => Interlocked.Read(ref _bytesCopied);
 
     /// <summary>An event of wire type <paramref name="type"/> went into an eventq buffer.</summary>
     public void EventDelivered(uint type) =>
@@ -90,5 +103,27 @@ public sealed class MediaDeviceMetrics
         KeyValuePair<string, object?> kind = _commands[Math.Min(command, (uint)_commands.Length - 1)];
         Commands.Add(1, _device, kind);
         CommandLatency.Record(Stopwatch.GetElapsedTime(poppedAt).TotalMicroseconds, _device, kind);
+    }
+
+    public void Dispose()
+    {
+        lock (Live)
+        {
+            Live.Remove(this);
+        }
+    }
+
+    // Runs when a listener collects (dotnet-counters: once per refresh interval), not on a hot path.
+    private static Measurement<long>[] ObserveBytesCopied()
+    {
+        lock (Live)
+        {
+            var totals = new Measurement<long>[Live.Count];
+            for (int i = 0; i < totals.Length; i++)
+            {
+                totals[i] = new Measurement<long>(Live[i].BytesCopiedTotal, Live[i]._device);
+            }
+            return totals;
+        }
     }
 }

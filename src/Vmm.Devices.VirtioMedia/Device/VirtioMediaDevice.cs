@@ -181,5 +181,6 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         _backend.Dispose();
         _loop.Dispose();
         _shm?.Dispose();
+        Metrics.Dispose();
     }
 }
