@@ -165,7 +165,8 @@ internal sealed class Machine : IDisposable
                 throw new UsageException($"--media {spec}: {error}");
             }
             media.FrameObserver = _frameObserver;
-            Add(media, $"virtio-media ({spec})");
+            // The name is the device's tag in the vmm.media.* metrics (dotnet-counters shows device=media0).
+            Add(media, $"virtio-media {media.Metrics.DeviceName} ({spec})");
         }
         pci.AttachTo(PioBus, MmioBus);
         return intx;

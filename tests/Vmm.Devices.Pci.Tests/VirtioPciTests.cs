@@ -453,6 +453,42 @@ public sealed class VirtioPciTests
     }
 
     [Fact]
+    public void Interrupts_are_counted_by_device_type_when_raised()
+    {
+        using var b = new PciBench();
+        (var pci, var dev, int slot, ulong bar) = Setup(b);
+        Initialise(b, bar, VirtioFeatures.Version1, msix: false);
+        // Other tests raise interrupts in parallel: count only those raised on this thread.
+        int thread = Environment.CurrentManagedThreadId;
+        long rng = 0;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == Vmm.Core.Metrics.VmmMeter.Name && instrument.Name == VirtioPciMetrics.InterruptsName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, measurement, tags, _) =>
+        {
+            if (Environment.CurrentManagedThreadId == thread && tags.Length == 1
+                && tags[0].Key == VirtioPciMetrics.TypeTag && tags[0].Value is "rng")
+            {
+                rng += measurement;
+            }
+        });
+        listener.Start();
+
+        dev.Activation!.Notifier.SignalUsedQueue(0);
+        dev.Activation!.Notifier.SignalConfigChange();
+        Assert.Equal(2, rng);
+        // INTx disabled in the command register: nothing reaches the guest, nothing is counted.
+        b.ConfigWrite(slot, Command, CommandMemorySpace | CommandIntxDisable, 2);
+        dev.Activation!.Notifier.SignalUsedQueue(0);
+        Assert.Equal(2, rng);
+    }
+
+    [Fact]
     public void QueueConfiguration_IsFrozenAfterDriverOk()
     {
         using var b = new PciBench();

@@ -41,6 +41,7 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
     private readonly Lock _commonLock = new();
     private readonly ulong _offeredFeatures;
     private readonly ulong[] _shmOffsets;
+    private readonly KeyValuePair<string, object?> _metricsTag;
     private IInterruptLine? _intx;
     private uint _deviceFeatureSelect;
     private uint _driverFeatureSelect;
@@ -86,6 +87,7 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
             _queueVectors[i] = NoVector;
         }
         _offeredFeatures = (device.AvailableFeatures & ~UnsupportedTransportFeatures) | VirtioFeatures.Version1;
+        _metricsTag = VirtioPciMetrics.TagFor(device.DeviceType);
 
         // One vector per queue plus one for configuration changes.
         _msix = new MsixTable(queueCount + 1, msi);
@@ -328,9 +330,9 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
     {
         if (_msix.Enabled)
         {
-            if (vector != NoVector)
+            if (vector != NoVector && _msix.Trigger(vector))
             {
-                _msix.Trigger(vector);
+                VirtioPciMetrics.CountInterrupt(_metricsTag);
             }
             return;
         }
@@ -339,6 +341,7 @@ public sealed class VirtioPciDevice : PciDevice, IPciInterruptSource, IVirtioNot
         {
             IntxAsserted = true;
             _intx?.SetLevel(true);
+            VirtioPciMetrics.CountInterrupt(_metricsTag);
         }
     }
 

@@ -68,6 +68,10 @@ public interface IMediaSessionHost
     /// <summary>Drops this session's DQBUF events not yet handed to the driver (after STREAMOFF/REQBUFS(0)).</summary>
     void DropPendingDqbufs();
 
+    /// <summary>Counts frame bytes the backend copied on their way to or from the guest (a fallback; a zero-copy path
+    /// never calls this), in the device's <c>vmm.media.bytes_copied</c>.</summary>
+    void CountCopiedBytes(long bytes);
+
     /// <summary>Tells the frame clock that <see cref="MediaBackendSession.NextFrameDeadline"/> moved earlier.</summary>
     void WakeFrameClock();
 

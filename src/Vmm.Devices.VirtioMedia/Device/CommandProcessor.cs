@@ -32,8 +32,10 @@ public sealed class CommandProcessor
     /// <param name="loop">The device's event loop, run by the command thread, on which sessions watch host
     /// descriptors; null where no backend needs one (unit tests).</param>
     /// <param name="limits">What a guest may hold; <see cref="MediaDeviceLimits.Default"/> when null.</param>
+    /// <param name="metrics">The device's metric tags; a new name (<see cref="MediaDeviceMetrics.NextDeviceName"/>)
+    /// when null.</param>
     public CommandProcessor(IMediaBackend backend, SharedMemoryRegion? region, ShmAllocator? shm, Func<GuestMemory?> memory,
-        Action wakeClock, EventLoop? loop = null, MediaDeviceLimits? limits = null)
+        Action wakeClock, EventLoop? loop = null, MediaDeviceLimits? limits = null, MediaDeviceMetrics? metrics = null)
     {
         _backend = backend;
         Limits = limits ?? MediaDeviceLimits.Default;
@@ -44,6 +46,7 @@ public sealed class CommandProcessor
         _memory = memory;
         _wakeClock = wakeClock;
         _loop = loop;
+        Metrics = metrics ?? new MediaDeviceMetrics(MediaDeviceMetrics.NextDeviceName());
     }
 
     public MediaDeviceLimits Limits { get; }
@@ -56,6 +59,9 @@ public sealed class CommandProcessor
     /// <summary>Sees every frame a backend completes in an MMAP buffer; null for none. Sessions opened after it is
     /// set report to it (set it before the guest runs).</summary>
     public IFrameObserver? FrameObserver { get; set; }
+
+    /// <summary>What this device records on the VMM's meter, and its <c>device</c> tag.</summary>
+    public MediaDeviceMetrics Metrics { get; }
 
     /// <summary>Processes one command; returns the number of bytes written to <paramref name="response"/>.</summary>
     public int Process(ReadOnlySpan<byte> request, Span<byte> response)
@@ -98,7 +104,7 @@ public sealed class CommandProcessor
         {
             return Status(response, Errno.EMFILE); // max-sessions open (or, after 4 billion OPENs, ids ran out)
         }
-        var session = new MediaSession(id, Events, Shm, _memory, _wakeClock, Region, _loop, Limits, FrameObserver);
+        var session = new MediaSession(id, Events, Shm, _memory, _wakeClock, Region, _loop, Limits, FrameObserver, Metrics);
         int status;
         MediaBackendSession? backendSession;
         try

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
 using Vmm.Core.Events;
 using Vmm.Core.Interop;
 using Vmm.Core.Virtio;
@@ -240,8 +242,10 @@ public sealed partial class VirtioMediaDevice
         bool any = false;
         while (commands.TryPop(out DescriptorChain chain, out VirtQueueError error))
         {
+            long poppedAt = Stopwatch.GetTimestamp();
             int capacity = (int)Math.Min(chain.WritableLength, (uint)_response.Length);
             int written;
+            uint command = 0; // not a command: what an oversized or header-less request counts as
             if (chain.ReadableLength > (uint)_request.Length)
             {
                 // Never acted on truncated: a cut payload could parse as a different, valid one.
@@ -251,6 +255,10 @@ public sealed partial class VirtioMediaDevice
             {
                 ChainReader reader = chain.CreateReader();
                 int requestLength = reader.Read(_request);
+                if (requestLength >= sizeof(uint))
+                {
+                    command = BinaryPrimitives.ReadUInt32LittleEndian(_request);
+                }
                 written = Processor.Process(_request.AsSpan(0, requestLength), _response.AsSpan(0, capacity));
             }
             // Events produced by the command (SUBSCRIBE_EVENT initial events) go out before its answer.
@@ -258,6 +266,7 @@ public sealed partial class VirtioMediaDevice
             ChainWriter writer = chain.CreateWriter();
             writer.Write(_response.AsSpan(0, written));
             commands.AddUsed(chain, writer.BytesWritten);
+            Processor.Metrics.CommandAnswered(command, poppedAt);
             any = true;
         }
         if (any && commands.ShouldNotify())
@@ -303,6 +312,7 @@ public sealed partial class VirtioMediaDevice
                 ChainWriter writer = chain.CreateWriter();
                 writer.Write(_event.AsSpan(0, n));
                 written = writer.BytesWritten;
+                Processor.Metrics.EventDelivered(BinaryPrimitives.ReadUInt32LittleEndian(_event));
             }
             events.AddUsed(chain, written);
             any = true;

@@ -122,6 +122,10 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         set => Processor.FrameObserver = value;
     }
 
+    /// <summary>What the device records on the VMM's meter; <see cref="MediaDeviceMetrics.DeviceName"/> is its
+    /// <c>device</c> tag.</summary>
+    public MediaDeviceMetrics Metrics => Processor.Metrics;
+
     /// <summary>Region 0, or null.</summary>
     public SharedMemoryRegion? SharedMemory => _shm;
 
@@ -186,5 +190,6 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         _backend.Dispose();
         _loop.Dispose();
         _shm?.Dispose();
+        Metrics.Dispose();
     }
 }

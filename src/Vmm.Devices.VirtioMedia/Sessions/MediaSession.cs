@@ -23,10 +23,11 @@ public sealed class MediaSession : IMediaSessionHost
     private volatile bool _failed;
 
     private readonly EventLoop? _loop;
+    private readonly MediaDeviceMetrics? _metrics;
 
     internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock,
         SharedMemoryRegion? region = null, EventLoop? loop = null, MediaDeviceLimits? limits = null,
-        IFrameObserver? frameObserver = null)
+        IFrameObserver? frameObserver = null, MediaDeviceMetrics? metrics = null)
     {
         SessionId = id;
         Limits = limits ?? MediaDeviceLimits.Default;
@@ -37,6 +38,7 @@ public sealed class MediaSession : IMediaSessionHost
         _wakeClock = wakeClock;
         _loop = loop;
         FrameObserver = frameObserver;
+        _metrics = metrics;
     }
 
     public IFrameObserver? FrameObserver { get; }
@@ -129,8 +131,27 @@ public sealed class MediaSession : IMediaSessionHost
             // The pending-event cap is full of undeliverable DQBUFs (the driver posts no eventq buffers): a
             // silently lost DQBUF would leave the application waiting forever, so fail the session instead.
             SendError(Errno.EIO);
+            return;
         }
+        _metrics?.FrameCompleted(BytesUsed(buffer, planes));
     }
+
+    // A multi-planar buffer's bytesused is per plane; a single-planar one (no planes) has its own.
+    private static long BytesUsed(in V4l2Buffer buffer, ReadOnlySpan<V4l2Plane> planes)
+    {
+        if (planes.IsEmpty)
+        {
+            return buffer.BytesUsed;
+        }
+        long sum = 0;
+        foreach (ref readonly V4l2Plane p in planes)
+        {
+            sum += p.BytesUsed;
+        }
+        return sum;
+    }
+
+    public void CountCopiedBytes(long bytes) => _metrics?.FrameBytesCopied(bytes);
 
     public void SendEvent(in V4l2Event v4l2Event)
     {

@@ -34,6 +34,7 @@ internal sealed unsafe class VcpuExitHandler(
                 return;
             }
             ExitCount++;
+            VcpuExitMetrics.Count(run->ExitReason);
             if (!HandleExit(run))
             {
                 return;

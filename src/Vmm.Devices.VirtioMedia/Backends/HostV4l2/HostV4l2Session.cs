@@ -664,7 +664,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                         {
                             return Errno.EFAULT;
                         }
-                        _copied.AddCopy(length, "SHARED_PAGES not in one run of guest RAM");
+                        CountCopy(length);
                     }
                     address = (ulong)bounce.Address;
                 }
@@ -683,6 +683,13 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             }
         }
         return 0;
+    }
+
+    // The proxy's only frame copy: the device-wide total (logged at the end) and the device's bytes_copied metric.
+    private void CountCopy(long bytes)
+    {
+        _copied.AddCopy(bytes, "SHARED_PAGES not in one run of guest RAM");
+        _host.CountCopiedBytes(bytes);
     }
 
     private static bool IsOneRun(ReadOnlySpan<SgEntry> sg)
@@ -852,7 +859,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             uint used = Math.Min(mplane ? planes[p].BytesUsed : b.BytesUsed, bounce.Length);
             if (CopyToGuest(memory, bounce.Entries.AsSpan(0, bounce.EntryCount), new ReadOnlySpan<byte>((void*)bounce.Address, (int)used)))
             {
-                _copied.AddCopy(used, "SHARED_PAGES not in one run of guest RAM");
+                CountCopy(used);
             }
         }
     }
