@@ -55,6 +55,10 @@ internal static class Program
             return RunStreamingChild(quick);
         }
 
+        if (Console.IsOutputRedirected)
+        {
+            AnsiConsole.Profile.Width = 160; // a CI log: wide enough for the tables
+        }
         MachineFacts machine = Machine.Describe();
         var results = new LabResults(machine, quick, suites);
         AnsiConsole.MarkupLine($"[bold]Vmm performance lab[/] {(quick ? "(quick)" : "(full)")} on [blue]{Markup.Escape(machine.HostKind)}[/], {Markup.Escape(machine.Cpu)}, {machine.Cores} cores, commit {machine.Commit}");

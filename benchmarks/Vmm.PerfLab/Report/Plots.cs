@@ -71,7 +71,7 @@ internal static class Plots
         }
         plot.Add.Bars(bars);
         var line = plot.Add.HorizontalLine(1);
-        line.LinePattern = LinePattern.Dashed;
+        line.Color = Colors.OrangeRed;
         line.LegendText = "goal";
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
         plot.Axes.Margins(bottom: 0);
@@ -94,7 +94,7 @@ internal static class Plots
         }
         plot.Add.Bars(ratios);
         var goal = plot.Add.HorizontalLine(rows[0].Goal);
-        goal.LinePattern = LinePattern.Dashed;
+        goal.Color = Colors.OrangeRed;
         goal.LegendText = $"goal at 1080p: {rows[0].Goal}";
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
         plot.Axes.Margins(bottom: 0);
@@ -120,7 +120,8 @@ internal static class Plots
             var scatter = plot.Add.Scatter(xs, ys);
             scatter.LegendText = series.Name;
             scatter.MarkerSize = 9;
-            scatter.LinePattern = series.Name.EndsWith("scalar", StringComparison.Ordinal) ? LinePattern.Dashed : LinePattern.Solid;
+            // Solid lines only: Skia's SVG canvas cannot draw dash patterns (it prints a warning and drops them).
+            scatter.LineWidth = series.Name.EndsWith("scalar", StringComparison.Ordinal) ? 1 : 2;
         }
         plot.Title($"Streaming: device CPU per frame vs pixels per frame ({host})");
         plot.XLabel("megapixels per frame");
@@ -157,7 +158,7 @@ internal static class Plots
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = seriesList[i].Name, FillColor = palette[i % palette.Length] });
         }
         var requested = plot.Add.HorizontalLine(rows[0].RequestedFps);
-        requested.LinePattern = LinePattern.Dashed;
+        requested.Color = Colors.OrangeRed;
         requested.LegendText = $"requested {rows[0].RequestedFps} fps";
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
         plot.Axes.Margins(bottom: 0);

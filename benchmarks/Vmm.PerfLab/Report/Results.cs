@@ -9,14 +9,19 @@ internal sealed record MachineFacts(
 /// guest. DeviceThreadsNsPerFrame is the device's threads alone.</summary>
 internal sealed record TransportResult(
     string Driver, uint Width, uint Height, string Format, uint SizeImage, int Frames,
-    double TransportNsPerFrame, double DeviceThreadsNsPerFrame, double CopyNsPerFrame, double Ratio, double Goal, bool Met);
+    double TransportNsPerFrame, double DeviceThreadsNsPerFrame, double CopyNsPerFrame, double Ratio, double Goal, bool Met,
+    CounterFigures? Counters);
 
 /// <summary>One streaming case (suite 2). Generator: "simd" (the camera's vector code) or "scalar" (the same process
 /// with the JIT's hardware intrinsics off, so every vector path takes its scalar loop).</summary>
 internal sealed record StreamingResult(
     string Generator, uint Width, uint Height, string Format, uint SizeImage, uint RequestedFps, int Frames,
     double Fps, double DeviceCpuPercent, double DeviceCpuUsPerFrame, double LatencyP50Ms, double LatencyP99Ms,
-    long SequenceGaps, int Buffers);
+    long SequenceGaps, int Buffers, CounterFigures Counters);
+
+/// <summary>The same window read from the VMM's meter (vmm.media.*): frames the device completed, bytes it handed
+/// over and copied per frame, and its command latency.</summary>
+internal sealed record CounterFigures(long Frames, double BytesDeliveredPerFrame, double BytesCopiedPerFrame, double CommandLatencyP50Us, double CommandLatencyP99Us);
 
 /// <summary>The cost of one VM exit to an unclaimed port under vmm and under a minimal C KVM loop (suite 4).</summary>
 internal sealed record ExitResult(int Exits, int Rounds, double VmmNsPerExit, double CLoopNsPerExit, double Ratio, double Goal, bool Met);

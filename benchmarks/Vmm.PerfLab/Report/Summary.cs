@@ -38,11 +38,12 @@ internal static class Summary
         if (r.Streaming.Count > 0)
         {
             var t = new Table().Title($"Streaming, {r.Streaming[0].Buffers} buffers ({r.Machine.HostKind})")
-                .AddColumns("generator", "frame", "fps (requested)", "device CPU", "CPU/frame", "QBUF→DQBUF p50", "p99", "gaps");
+                .AddColumns("generator", "frame", "fps (requested)", "device CPU", "CPU/frame", "QBUF→DQBUF p50", "p99", "gaps", "copied/frame", "command p50/p99");
             foreach (StreamingResult x in r.Streaming)
             {
                 t.AddRow(x.Generator, $"{x.Width}x{x.Height} {x.Format}", $"{x.Fps:F1} ({x.RequestedFps})", $"{x.DeviceCpuPercent:F1} %",
-                    $"{x.DeviceCpuUsPerFrame:F0} µs", $"{x.LatencyP50Ms:F2} ms", $"{x.LatencyP99Ms:F2} ms", x.SequenceGaps.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    $"{x.DeviceCpuUsPerFrame:F0} µs", $"{x.LatencyP50Ms:F2} ms", $"{x.LatencyP99Ms:F2} ms", x.SequenceGaps.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    $"{x.Counters.BytesCopiedPerFrame:F0} B", $"{x.Counters.CommandLatencyP50Us:F0}/{x.Counters.CommandLatencyP99Us:F0} µs");
             }
             AnsiConsole.Write(t);
         }

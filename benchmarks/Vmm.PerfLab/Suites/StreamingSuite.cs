@@ -39,6 +39,6 @@ internal static class StreamingSuite
         StreamMeasurement m = TestbedStream.Run(c, tick);
         return new StreamingResult(generator, c.Width, c.Height, FourCc.ToString(c.Format), m.SizeImage, c.Fps, m.Frames,
             Math.Round(m.Fps, 2), Math.Round(m.DeviceCpuPercent, 2), Math.Round(m.DeviceCpuNsPerFrame / 1000, 1),
-            Math.Round(m.LatencyP50Ms, 3), Math.Round(m.LatencyP99Ms, 3), m.SequenceGaps, StreamCase.Buffers);
+            Math.Round(m.LatencyP50Ms, 3), Math.Round(m.LatencyP99Ms, 3), m.SequenceGaps, StreamCase.Buffers, m.Counters);
     }
 }

@@ -3,6 +3,7 @@ using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Testbed;
 using Vmm.Devices.VirtioMedia.V4l2;
 using Vmm.PerfLab.Measurement;
+using Vmm.PerfLab.Report;
 
 namespace Vmm.PerfLab.Suites;
 
@@ -18,12 +19,21 @@ internal sealed record StreamCase(uint Width, uint Height, uint Format, uint Fps
 /// <summary>What one run measured. Device CPU is the CPU time of the device's threads only (command thread and
 /// frame clock), not the simulated driver's.</summary>
 internal sealed record StreamMeasurement(
-    uint SizeImage, int Frames, double WallSeconds, long DeviceCpuNs, double LatencyP50Ms, double LatencyP99Ms, long SequenceGaps)
+    uint SizeImage, int Frames, double WallSeconds, long DeviceCpuNs, double LatencyP50Ms, double LatencyP99Ms, long SequenceGaps,
+    MeteredFigures Metered)
 {
     public double Fps => Frames / WallSeconds;
     public double DeviceCpuNsPerFrame => (double)DeviceCpuNs / Frames;
     public double DeviceCpuPercent => DeviceCpuNs / (WallSeconds * 1e9) * 100;
+
+    public CounterFigures Counters => new(Metered.Frames,
+        Metered.Frames == 0 ? 0 : (double)Metered.BytesDelivered / Metered.Frames,
+        Metered.Frames == 0 ? 0 : (double)Metered.BytesCopied / Metered.Frames,
+        Math.Round(Metered.CommandLatencyP50Us, 2), Math.Round(Metered.CommandLatencyP99Us, 2));
 }
+
+/// <summary>The same window as read from the device's own counters (the Vmm meter).</summary>
+internal sealed record MeteredFigures(long Frames, long BytesDelivered, long BytesCopied, double CommandLatencyP50Us, double CommandLatencyP99Us);
 
 internal static class TestbedStream
 {
@@ -63,6 +73,7 @@ internal static class TestbedStream
         var latencies = new List<double>(c.Frames);
         long gaps = 0;
         uint? last = null;
+        using var counters = new MediaCounters(bed.Device.Metrics.DeviceName);
         long cpu0 = CpuClock.ThreadsNamed(DeviceThreadPrefix);
         long t0 = Stopwatch.GetTimestamp();
         for (int n = 0; n < c.Frames; n++)
@@ -80,8 +91,11 @@ internal static class TestbedStream
         }
         long t1 = Stopwatch.GetTimestamp();
         long cpu1 = CpuClock.ThreadsNamed(DeviceThreadPrefix);
+        counters.Stop();
         s.StreamOff();
+        var metered = new MeteredFigures(counters.Frames, counters.BytesDelivered, counters.BytesCopied,
+            Percentiles.Of(counters.CommandLatenciesUs, 50), Percentiles.Of(counters.CommandLatenciesUs, 99));
         return new StreamMeasurement(format.Pix.SizeImage, c.Frames, Stopwatch.GetElapsedTime(t0, t1).TotalSeconds, cpu1 - cpu0,
-            Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), gaps);
+            Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), gaps, metered);
     }
 }

@@ -44,7 +44,7 @@ internal static class TransportSuite
     private static TransportResult Measure(StreamCase c, Action tick)
     {
         StreamMeasurement m = TestbedStream.Run(c, tick);
-        return Result("testbed", c.Width, c.Height, m.SizeImage, m.Frames, m.DeviceCpuNsPerFrame, m.DeviceCpuNsPerFrame);
+        return Result("testbed", c.Width, c.Height, m.SizeImage, m.Frames, m.DeviceCpuNsPerFrame, m.DeviceCpuNsPerFrame, m.Counters);
     }
 
     private static TransportResult MeasureInVm(LabPaths paths, uint w, uint h, int frames, Action tick)
@@ -52,14 +52,16 @@ internal static class TransportSuite
         FirmwareMeasurement m = FirmwareStream.Run(paths, w, h, "NV12", fps: 120, pattern: "static", warmup: 240, frames);
         tick();
         // NV12 at these sizes has no padding: sizeimage is w*h*3/2 (as the device's S_FMT answers).
-        return Result("firmware guest", w, h, w * h * 3 / 2, m.Frames, m.VmmCpuNsPerFrame, m.DeviceCpuNsPerFrame);
+        // The counters live in the vmm child process (dotnet-counters can watch them there); not read here.
+        return Result("firmware guest", w, h, w * h * 3 / 2, m.Frames, m.VmmCpuNsPerFrame, m.DeviceCpuNsPerFrame, null);
     }
 
-    private static TransportResult Result(string driver, uint w, uint h, uint sizeImage, int frames, double nsPerFrame, double deviceNsPerFrame)
+    private static TransportResult Result(string driver, uint w, uint h, uint sizeImage, int frames, double nsPerFrame, double deviceNsPerFrame,
+        CounterFigures? counters)
     {
         double copy = CopyAnchor.NanosecondsPerCopy(sizeImage, minimumCopies: 20);
         double ratio = nsPerFrame / copy;
         return new TransportResult(driver, w, h, "NV12", sizeImage, frames, Math.Round(nsPerFrame), Math.Round(deviceNsPerFrame),
-            Math.Round(copy), Math.Round(ratio, 4), Goal, ratio <= Goal);
+            Math.Round(copy), Math.Round(ratio, 4), Goal, ratio <= Goal, counters);
     }
 }
