@@ -9,7 +9,9 @@ namespace Vmm.PerfLab;
 /// <summary>
 /// The performance lab: runs the chosen suites in one go with a progress display, writes results.json (with the
 /// machine's facts) and the plots (PNG and SVG), and prints a summary. See benchmarks/README.md.
-/// <code>vmm-perflab [--quick] [--suites transport,streaming] [--out DIR]</code>
+/// <code>vmm-perflab [--quick] [--suites transport,streaming,boot,exits] [--skip-vm | --vm-only] [--out DIR]</code>
+/// --skip-vm leaves out the cases that need a VM and --vm-only runs only those: where the host has no KVM,
+/// ./build.sh bench-lab runs the first here and the second in the lab.
 /// </summary>
 internal static class Program
 {
@@ -23,6 +25,7 @@ internal static class Program
         string output = "perf-lab-results";
         string[] suites = AllSuites;
         string? child = null;
+        LabScope scope = LabScope.All;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -42,11 +45,17 @@ internal static class Program
                         return 2;
                     }
                     break;
+                case "--skip-vm":
+                    scope = LabScope.SkipVm;
+                    break;
+                case "--vm-only":
+                    scope = LabScope.VmOnly;
+                    break;
                 case "--child-streaming": // internal: the scalar reference, in a process without hardware intrinsics
                     child = StreamingSuite.Name;
                     break;
                 default:
-                    Console.Error.WriteLine($"vmm-perflab: error: unknown argument '{args[i]}' (usage: vmm-perflab [--quick] [--suites {string.Join(',', AllSuites)}] [--out DIR])");
+                    Console.Error.WriteLine($"vmm-perflab: error: unknown argument '{args[i]}' (usage: vmm-perflab [--quick] [--suites {string.Join(',', AllSuites)}] [--skip-vm | --vm-only] [--out DIR])");
                     return 2;
             }
         }
@@ -59,6 +68,7 @@ internal static class Program
         {
             AnsiConsole.Profile.Width = 160; // a CI log: wide enough for the tables
         }
+        LabPaths paths = LabPaths.Find(scope);
         MachineFacts machine = Machine.Describe();
         var results = new LabResults(machine, quick, suites);
         AnsiConsole.MarkupLine($"[bold]Vmm performance lab[/] {(quick ? "(quick)" : "(full)")} on [blue]{Markup.Escape(machine.HostKind)}[/], {Markup.Escape(machine.Cpu)}, {machine.Cores} cores, commit {machine.Commit}");
@@ -69,7 +79,7 @@ internal static class Program
             {
                 if (suites.Contains(TransportSuite.Name))
                 {
-                    foreach (var (label, run, frames) in TransportSuite.Cases(quick, LabPaths.Find(), results.Notes))
+                    foreach (var (label, run, frames) in TransportSuite.Cases(quick, paths, results.Notes))
                     {
                         ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: frames);
                         results.Transport.Add(run(() => task.Increment(1)));
@@ -78,7 +88,7 @@ internal static class Program
                 }
                 if (suites.Contains(BootSuite.Name))
                 {
-                    foreach (var (label, run, steps) in BootSuite.Cases(quick, LabPaths.Find(), results.Notes))
+                    foreach (var (label, run, steps) in BootSuite.Cases(quick, paths, results.Notes))
                     {
                         ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: steps);
                         results.Boot.Add(run(() => task.Increment(1)));
@@ -87,14 +97,18 @@ internal static class Program
                 }
                 if (suites.Contains(ExitSuite.Name))
                 {
-                    foreach (var (label, run, steps) in ExitSuite.Cases(quick, LabPaths.Find(), Path.Combine(output, "build"), results.Notes))
+                    foreach (var (label, run, steps) in ExitSuite.Cases(quick, paths, Path.Combine(output, "build"), results.Notes))
                     {
                         ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: steps);
                         results.Exits.Add(run(() => task.Increment(1)));
                         task.StopTask();
                     }
                 }
-                if (suites.Contains(StreamingSuite.Name))
+                if (suites.Contains(StreamingSuite.Name) && !paths.RunsWithoutVm)
+                {
+                    results.Notes.Add("streaming (testbed) not run: --vm-only");
+                }
+                else if (suites.Contains(StreamingSuite.Name))
                 {
                     foreach (var (label, run, frames) in StreamingSuite.Cases(quick))
                     {

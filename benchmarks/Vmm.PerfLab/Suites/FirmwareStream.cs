@@ -113,9 +113,18 @@ internal static class FirmwareStream
 }
 
 /// <summary>Where the lab finds the VMM and the guest payloads (built by <c>./build.sh bench-lab</c>).</summary>
-internal sealed record LabPaths(string Root, string VmmDll, string StreamingFirmware)
+/// <summary>Which cases run: all, all but those needing a VM (the lab runs those where the host has no KVM), or only
+/// those.</summary>
+internal enum LabScope
 {
-    public static LabPaths Find()
+    All,
+    SkipVm,
+    VmOnly,
+}
+
+internal sealed record LabPaths(string Root, string VmmDll, string StreamingFirmware, LabScope Scope)
+{
+    public static LabPaths Find(LabScope scope)
     {
         string root = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(root, "Vmm.sln")))
@@ -125,12 +134,20 @@ internal sealed record LabPaths(string Root, string VmmDll, string StreamingFirm
         return new LabPaths(
             root,
             Environment.GetEnvironmentVariable("VMM_DLL") ?? Path.Combine(root, "src/Vmm.Cli/bin/Release/net10.0/vmm.dll"),
-            Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") ?? Path.Combine(root, "firmware/out"), "media-stream.elf"));
+            Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") ?? Path.Combine(root, "firmware/out"), "media-stream.elf"),
+            scope);
     }
+
+    /// <summary>Whether cases that need no VM (the testbed's) run.</summary>
+    public bool RunsWithoutVm => Scope != LabScope.VmOnly;
 
     /// <summary>Null when a VM can run here; otherwise why not.</summary>
     public string? WhyNoVm()
     {
+        if (Scope == LabScope.SkipVm)
+        {
+            return "left to the lab run (--skip-vm)";
+        }
         if (!File.Exists(VmmDll))
         {
             return $"{VmmDll} is missing (dotnet build src/Vmm.Cli -c Release)";

@@ -23,7 +23,7 @@ internal static class TransportSuite
     public static IEnumerable<(string Label, Func<Action, TransportResult> Run, int Frames)> Cases(bool quick, LabPaths paths, List<string> notes)
     {
         int frames = quick ? 300 : 3000;
-        foreach ((uint w, uint h) in Sizes)
+        foreach ((uint w, uint h) in paths.RunsWithoutVm ? Sizes : [])
         {
             var c = new StreamCase(w, h, FourCc.Nv12, Fps: 120, Paced: false, StaticImage: true, frames, Warmup: 1000);
             yield return ($"transport {c.Label} testbed", tick => Measure(c, tick), frames);
