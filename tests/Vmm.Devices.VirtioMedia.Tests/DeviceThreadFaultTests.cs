@@ -109,7 +109,7 @@ public class DeviceThreadFaultTests
         var events = new PendingEvents();
         Assert.True(table.TryReserveId(out uint id));
         var backend = new ScriptedSession();
-        var session = new MediaSession(id, events, null, () => null, () => { }) { Backend = backend };
+        var session = new MediaSession(id, events, null, () => null, _ => { }) { Backend = backend };
         table.Add(session);
         return (table, backend, events);
     }

@@ -167,8 +167,8 @@ public class PendingEventsTests
     public void RefusedDqbufFailsTheSessionWithAnErrorEvent()
     {
         var events = new PendingEvents(maxEvents: 2, maxBytes: 1 << 20);
-        var other = new MediaSession(1, events, null, () => null, () => { });
-        var victim = new MediaSession(2, events, null, () => null, () => { });
+        var other = new MediaSession(1, events, null, () => null, _ => { });
+        var victim = new MediaSession(2, events, null, () => null, _ => { });
         other.SendDqbuf(new V4l2Buffer { Index = 0 }, []);
         other.SendDqbuf(new V4l2Buffer { Index = 1 }, []);
         victim.SendDqbuf(new V4l2Buffer { Index = 0 }, []);

@@ -90,6 +90,30 @@ public class TestbedStreamingTests
     }
 
     [Fact]
+    public void A_buffer_queued_while_the_clock_sleeps_until_an_earlier_frame_does_not_wake_it()
+    {
+        using VirtioMediaTestbed bed = NewBed(fps: 20);
+        using TestbedSession s = bed.OpenSession();
+        s.SetFormat(FourCc.Yuyv, 320, 240);
+        s.RequestBuffers(4, V4l2Memory.Mmap);
+        s.QueueAllBuffers();
+        s.StreamOn();
+        using (TestbedFrame first = s.DequeueFrame(Timeout))
+        {
+        }
+        long before = bed.Device.Clock.WakeSignals;
+        // Each frame is re-queued while three buffers wait and the clock sleeps until the next 50-ms tick: the new
+        // buffer changes nothing it waits for, so no QBUF may wake it (before, each one did).
+        for (uint i = 1; i <= 10; i++)
+        {
+            using TestbedFrame frame = s.DequeueFrame(Timeout);
+            Assert.Equal(i, frame.Sequence);
+        }
+        Assert.Equal(before, bed.Device.Clock.WakeSignals);
+        s.StreamOff();
+    }
+
+    [Fact]
     public void FramesArePacedToTheInterval()
     {
         using VirtioMediaTestbed bed = NewBed(fps: 20);

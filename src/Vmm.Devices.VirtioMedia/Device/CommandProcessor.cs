@@ -20,7 +20,7 @@ public sealed class CommandProcessor
 {
     private readonly IMediaBackend _backend;
     private readonly Func<GuestMemory?> _memory;
-    private readonly Action _wakeClock;
+    private readonly Action<long> _wakeClock;
     private readonly EventLoop? _loop;
     private int _backendFaultLogged;
 
@@ -28,14 +28,14 @@ public sealed class CommandProcessor
     /// <param name="region">Shared-memory region 0, or null when the device has none (MMAP then fails with ENOTTY).</param>
     /// <param name="shm">Allocator over a memfd-backed <paramref name="region"/>; null for a host-mapped one.</param>
     /// <param name="memory">Guest RAM once the device is activated.</param>
-    /// <param name="wakeClock">Wakes the frame clock (a session may have a new deadline).</param>
+    /// <param name="wakeClock">Tells the frame clock a session's new deadline (a Stopwatch timestamp).</param>
     /// <param name="loop">The device's event loop, run by the command thread, on which sessions watch host
     /// descriptors; null where no backend needs one (unit tests).</param>
     /// <param name="limits">What a guest may hold; <see cref="MediaDeviceLimits.Default"/> when null.</param>
     /// <param name="metrics">The device's metric tags; a new name (<see cref="MediaDeviceMetrics.NextDeviceName"/>)
     /// when null.</param>
     public CommandProcessor(IMediaBackend backend, SharedMemoryRegion? region, ShmAllocator? shm, Func<GuestMemory?> memory,
-        Action wakeClock, EventLoop? loop = null, MediaDeviceLimits? limits = null, MediaDeviceMetrics? metrics = null)
+        Action<long> wakeClock, EventLoop? loop = null, MediaDeviceLimits? limits = null, MediaDeviceMetrics? metrics = null)
     {
         _backend = backend;
         Limits = limits ?? MediaDeviceLimits.Default;
@@ -122,7 +122,7 @@ public sealed class CommandProcessor
         }
         session.Backend = backendSession;
         Sessions.Add(session);
-        _wakeClock(); // the new session may already have a deadline
+        _wakeClock(backendSession.NextFrameDeadline); // the new session may already have a deadline
         MemoryMarshal.Write(response, new RespOpen { SessionId = id });
         return VirtioMediaWire.RespOpenSize;
     }

@@ -24,6 +24,13 @@ public sealed class FrameClock : IDisposable
     private Thread? _thread;
     private volatile bool _stop;
     private long _ticks;
+    private long _wakeSignals;
+    // What the clock thread sleeps until (a Stopwatch timestamp; long.MaxValue for no deadline), or Scanning while it
+    // looks at the sessions. Wake skips the eventfd when a deadline is no earlier than this: the thread will wake by
+    // then anyway and see it. A new deadline is made under its session's lock before Wake reads this, and the thread
+    // sets Scanning before it reads the deadlines, so either the scan sees it or Wake sees Scanning (and signals).
+    private long _sleepingUntil = Scanning;
+    private const long Scanning = long.MinValue;
 
     /// <param name="sessions">The sessions to pace.</param>
     /// <param name="faulted">Called (on the clock thread) when the loop hit an exception it cannot pin on one
@@ -37,6 +44,9 @@ public sealed class FrameClock : IDisposable
     }
 
 
+
+    /// <summary>Wake-ups sent to the clock thread (Wake calls that signalled it); for tests.</summary>
+    internal long WakeSignals => Interlocked.Read(ref _wakeSignals);
 
     /// <summary>Frames produced (all sessions) since start; for diagnostics.</summary>
     public long Ticks => Interlocked.Read(ref _ticks);
@@ -63,6 +73,7 @@ public sealed class FrameClock : IDisposable
                 _thread = null;
             }
             _stop = false;
+            Interlocked.Exchange(ref _sleepingUntil, Scanning);
             // Each run gets its own snapshot list: a thread left behind by a timed-out Stop must not share one.
             var snapshot = new List<MediaSession>(16);
             _thread = new Thread(() => Run(snapshot)) { IsBackground = true, Name = "virtio-media frame clock" };
@@ -71,8 +82,17 @@ public sealed class FrameClock : IDisposable
         }
     }
 
-    public void Wake()
+    /// <summary>Tells the clock that a session's next frame is now due at <paramref name="deadline"/> (a Stopwatch
+    /// timestamp; long.MinValue: look at once). Signals the thread only when it sleeps past that.</summary>
+    public void Wake(long deadline = long.MinValue)
     {
+        Interlocked.MemoryBarrier(); // the caller's deadline write before the read below (Dekker with RunCore)
+        long until = Volatile.Read(ref _sleepingUntil);
+        if (until != Scanning && deadline >= until)
+        {
+            return;
+        }
+        Interlocked.Increment(ref _wakeSignals);
         try
         {
             _wake.Signal();
@@ -136,6 +156,7 @@ public sealed class FrameClock : IDisposable
         bool armed = true; // unknown after a restart: disarm once
         while (!_stop)
         {
+            Interlocked.Exchange(ref _sleepingUntil, Scanning);
             ProduceDue(Stopwatch.GetTimestamp(), snapshot, out long earliest);
             if (_stop)
             {
@@ -160,6 +181,9 @@ public sealed class FrameClock : IDisposable
                 _deadline.Arm(TimeSpan.FromTicks(Math.Min(Stopwatch.GetElapsedTime(now, earliest).Ticks, TimeSpan.TicksPerSecond)));
                 armed = true;
             }
+            // The timer fires within a second at the latest (the cap above), so the thread may claim to sleep until
+            // `earliest` even when that is further away.
+            Interlocked.Exchange(ref _sleepingUntil, earliest);
             _loop.RunOnce(-1);
         }
     }

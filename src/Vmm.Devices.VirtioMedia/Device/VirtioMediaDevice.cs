@@ -157,7 +157,10 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
     {
     }
 
-    private void WakeClock() => _clock.Wake();
+    private void WakeClock(long deadline) => _clock.Wake(deadline);
+
+    /// <summary>The frame clock, for tests.</summary>
+    internal FrameClock Clock => _clock;
 
     private void OnClockFaulted(string reason)
     {

@@ -19,13 +19,13 @@ namespace Vmm.Devices.VirtioMedia.Sessions;
 public sealed class MediaSession : IMediaSessionHost
 {
     private readonly PendingEvents _events;
-    private readonly Action _wakeClock;
+    private readonly Action<long> _wakeClock;
     private volatile bool _failed;
 
     private readonly EventLoop? _loop;
     private readonly MediaDeviceMetrics? _metrics;
 
-    internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action wakeClock,
+    internal MediaSession(uint id, PendingEvents events, ShmAllocator? shm, Func<GuestMemory?> memory, Action<long> wakeClock,
         SharedMemoryRegion? region = null, EventLoop? loop = null, MediaDeviceLimits? limits = null,
         IFrameObserver? frameObserver = null, MediaDeviceMetrics? metrics = null)
     {
@@ -189,5 +189,6 @@ public sealed class MediaSession : IMediaSessionHost
 
     public void DropPendingDqbufs() => _events.Drop(SessionId, VirtioMediaEventType.Dqbuf);
 
-    public void WakeFrameClock() => _wakeClock();
+    /// <summary>Passes the backend's new deadline, so the clock is woken only when it sleeps past it.</summary>
+    public void WakeFrameClock() => _wakeClock(Backend.NextFrameDeadline);
 }
