@@ -25,24 +25,6 @@ public sealed class FrameConverterTests
         return data;
     }
 
-    private static byte[][] Render(uint fourcc, int w, int h, uint frame, TestPatternControls controls)
-    {
-        PixelFormatInfo info = PixelFormats.Find(fourcc)!;
-        byte[][] planes = new byte[3][];
-        for (int p = 0; p < 3; p++)
-        {
-            planes[p] = new byte[p < info.MemoryPlanes ? info.SizeImage(p, (uint)w, (uint)h) : 0];
-        }
-        var dst = new FrameDestination
-        {
-            Plane0 = new PlaneDestination(planes[0]),
-            Plane1 = new PlaneDestination(planes[1]),
-            Plane2 = new PlaneDestination(planes[2]),
-        };
-        new TestPatternRenderer().Render(info, w, h, frame, controls, ref dst);
-        return planes;
-    }
-
     /// <summary>Every pixel (bars, moving box, frame counter) against <see cref="TestPatternImage.RgbAt"/>. All the
     /// picture's edges are even, so chroma subsampling never mixes two colours and no pixel is exempt.</summary>
     private static void AssertIsThePattern(ReadOnlySpan<byte> rgba, int w, int h, uint frame, TestPatternControls controls, string what)
@@ -68,7 +50,7 @@ public sealed class FrameConverterTests
         const int w = 320, h = 240;
         foreach (uint frame in new uint[] { 0, 37, 0x89ABCDEF })
         {
-            byte[][] planes = Render(fourcc, w, h, frame, TestPatternControls.Default);
+            byte[][] planes = TestPatternImage.Render(fourcc, w, h, frame, TestPatternControls.Default);
             byte[] rgba = new byte[FrameConverter.RgbaSize(w, h)];
             FrameConverter.ToRgba(FrameLayout.ForTestPattern(fourcc, w, h), planes[0], planes[1], planes[2], rgba);
             AssertIsThePattern(rgba, w, h, frame, TestPatternControls.Default, $"{FourCc.ToString(fourcc)} frame {frame}");
@@ -82,7 +64,7 @@ public sealed class FrameConverterTests
         const int w = 160, h = 120;
         foreach (TestPatternControls controls in new[] { new TestPatternControls(40, 200, 0), new TestPatternControls(-90, 60, 1), new TestPatternControls(0, 128, 2) })
         {
-            byte[][] planes = Render(fourcc, w, h, 5, controls);
+            byte[][] planes = TestPatternImage.Render(fourcc, w, h, 5, controls);
             byte[] rgba = new byte[FrameConverter.RgbaSize(w, h)];
             FrameConverter.ToRgba(FrameLayout.ForTestPattern(fourcc, w, h), planes[0], planes[1], planes[2], rgba);
             AssertIsThePattern(rgba, w, h, 5, controls, $"{FourCc.ToString(fourcc)} {controls}");
@@ -120,7 +102,7 @@ public sealed class FrameConverterTests
     {
         // A host camera may pad rows (bytesperline > the row): copy the tight frame row by row into padded planes.
         const int w = 160, h = 120, pad = 64;
-        byte[][] tight = Render(fourcc, w, h, 9, TestPatternControls.Default);
+        byte[][] tight = TestPatternImage.Render(fourcc, w, h, 9, TestPatternControls.Default);
         FrameLayout tightLayout = FrameLayout.ForTestPattern(fourcc, w, h);
         FrameLayout padded = FrameLayout.Create(fourcc, w, h, tightLayout.Stride + pad,
             tightLayout.ChromaStride == 0 ? 0 : tightLayout.ChromaStride + pad);

@@ -45,24 +45,6 @@ public class TestPatternTests
         }
     }
 
-    private static byte[][] Render(uint fourcc, int w, int h, uint frame, TestPatternControls c)
-    {
-        PixelFormatInfo info = PixelFormats.Find(fourcc)!;
-        byte[][] planes = new byte[3][];
-        for (int p = 0; p < 3; p++)
-        {
-            planes[p] = new byte[p < info.MemoryPlanes ? info.SizeImage(p, (uint)w, (uint)h) : 0];
-        }
-        var dst = new FrameDestination
-        {
-            Plane0 = new PlaneDestination(planes[0]),
-            Plane1 = new PlaneDestination(planes[1]),
-            Plane2 = new PlaneDestination(planes[2]),
-        };
-        new TestPatternRenderer().Render(info, w, h, frame, c, ref dst);
-        return planes;
-    }
-
     // Every pixel of RGB24 equals the documented model; independent of the renderer's row/run machinery.
     [Theory]
     [InlineData(160, 120, 0u)]
@@ -71,7 +53,7 @@ public class TestPatternTests
     public void Rgb24EveryPixelMatchesModel(int w, int h, uint frame)
     {
         var c = new TestPatternControls(10, 150, 0);
-        byte[] rgb = Render(FourCc.Rgb24, w, h, frame, c)[0];
+        byte[] rgb = TestPatternImage.Render(FourCc.Rgb24, w, h, frame, c)[0];
         for (int y = 0; y < h; y++)
         {
             for (int x = 0; x < w; x++)
@@ -108,7 +90,7 @@ public class TestPatternTests
         const int w = 320, h = 240;
         const uint frame = 5;
         TestPatternControls c = TestPatternControls.Default;
-        byte[][] planes = Render(fourcc, w, h, frame, c);
+        byte[][] planes = TestPatternImage.Render(fourcc, w, h, frame, c);
         for (int y = 0; y < h; y += 7)
         {
             for (int x = 0; x < w; x += 2)
@@ -153,7 +135,7 @@ public class TestPatternTests
     {
         foreach (uint n in new uint[] { 0, 1, 0xA5A5_0F0F, uint.MaxValue })
         {
-            byte[] plane0 = Render(fourcc, 640, 480, n, new TestPatternControls(-50, 60, 0))[0];
+            byte[] plane0 = TestPatternImage.Render(fourcc, 640, 480, n, new TestPatternControls(-50, 60, 0))[0];
             Assert.Equal(n, TestPatternImage.ReadFrameCounter(fourcc, plane0, 640));
         }
     }

@@ -32,11 +32,7 @@ public sealed partial class VirtioMediaDevice
     /// commandq eventfd, which also hands pending events to the eventq, plus the frame clock.</summary>
     public void Activate(VirtioActivation activation)
     {
-        ArgumentNullException.ThrowIfNull(activation);
-        if (activation.Queues.Count < 2 || activation.QueueEvents.Count < 2)
-        {
-            throw new ArgumentException("virtio-media needs the command and event queues", nameof(activation));
-        }
+        CheckActivation(activation);
         lock (_lifecycle)
         {
             StopWorker();
@@ -58,11 +54,7 @@ public sealed partial class VirtioMediaDevice
     /// events) and <see cref="ProduceFrames"/> (the frame clock's work), on one thread at a time.</summary>
     public void ActivateStepped(VirtioActivation activation)
     {
-        ArgumentNullException.ThrowIfNull(activation);
-        if (activation.Queues.Count < 2 || activation.QueueEvents.Count < 2)
-        {
-            throw new ArgumentException("virtio-media needs the command and event queues", nameof(activation));
-        }
+        CheckActivation(activation);
         lock (_lifecycle)
         {
             StopWorker();
@@ -106,6 +98,15 @@ public sealed partial class VirtioMediaDevice
             StopWorker();
             StopAll();
             SetActivation(null);
+        }
+    }
+
+    private static void CheckActivation(VirtioActivation activation)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        if (activation.Queues.Count < 2 || activation.QueueEvents.Count < 2)
+        {
+            throw new ArgumentException("virtio-media needs the command and event queues", nameof(activation));
         }
     }
 

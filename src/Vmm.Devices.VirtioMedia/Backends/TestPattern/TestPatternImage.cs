@@ -137,6 +137,14 @@ public static class TestPatternImage
     /// and verifiers, not for the streaming path.</summary>
     public static uint ExpectedChecksum(uint fourcc, int width, int height, uint frame, TestPatternControls controls)
     {
+        byte[][] planes = Render(fourcc, width, height, frame, controls);
+        return Checksum(planes[0], planes[1], planes[2]);
+    }
+
+    /// <summary>Frame <paramref name="frame"/> rendered into three new arrays, one per memory plane (empty past the
+    /// format's planes), tightly packed. For tests and verifiers, not for the streaming path.</summary>
+    public static byte[][] Render(uint fourcc, int width, int height, uint frame, TestPatternControls controls)
+    {
         PixelFormatInfo info = PixelFormats.Find(fourcc) ?? throw new ArgumentException($"unsupported format {FourCc.ToString(fourcc)}");
         byte[][] planes = new byte[3][];
         for (int p = 0; p < 3; p++)
@@ -150,7 +158,7 @@ public static class TestPatternImage
             Plane2 = new PlaneDestination(planes[2]),
         };
         new TestPatternRenderer().Render(info, width, height, frame, controls, ref dst);
-        return Checksum(planes[0], planes[1], planes[2]);
+        return planes;
     }
 
     /// <summary>Reads the frame counter back from luma (YUV formats, plane 0) or RGB bytes: the centre pixel of each
