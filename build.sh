@@ -15,6 +15,9 @@ log() { printf '[build.sh] %s\n' "$*" >&2; }
 # Debian packages the build and the tests need (the guest kit script installs its own kernel-build packages).
 APT_PACKAGES=(gcc make binutils cpio busybox-static zstd xz-utils lz4 bzip2 lzma)
 
+# What the performance lab needs besides: the NativeAOT compiler links `vmm` with clang against zlib.
+BENCH_APT_PACKAGES=(clang zlib1g-dev)
+
 ensure_apt_packages() { bash "$ROOT/scripts/ensure-apt-packages.sh" "$@"; }
 
 build_guest() {
@@ -139,7 +142,12 @@ case "${1:-}" in
     dotnet run -c Release --project benchmarks/Vmm.Benchmarks -- "$@"
     ;;
   bench-lab)
-    # The performance lab (benchmarks/README.md): bench-lab [--quick] [--suites transport,streaming] [--out DIR]
+    # The performance lab (benchmarks/README.md): bench-lab [--quick] [--suites transport,streaming,footprint] [--out DIR]
+    # It runs vmm (the JIT build and the NativeAOT binary) on the streaming firmware: build all three first.
+    ensure_apt_packages "${APT_PACKAGES[@]}" "${BENCH_APT_PACKAGES[@]}"
+    build_firmware >/dev/null
+    dotnet build src/Vmm.Cli -c Release -nologo -v quiet >&2
+    dotnet publish src/Vmm.Cli -c Release -p:PublishProfile=NativeAot -nologo -v quiet >&2
     shift
     dotnet run -c Release --project benchmarks/Vmm.PerfLab -- "$@"
     ;;

@@ -18,11 +18,22 @@ internal sealed record StreamingResult(
     double Fps, double DeviceCpuPercent, double DeviceCpuUsPerFrame, double LatencyP50Ms, double LatencyP99Ms,
     long SequenceGaps, int Buffers);
 
+/// <summary>One build of <c>vmm</c> (suite 3): medians over Runs runs. VmmRssMiB is the process's RSS without guest
+/// RAM and the virtio-media shared-memory region (each reported apart), split into anonymous (heaps, stacks, the
+/// runtime's own memory) and file-backed pages (the binary and libraries). StartupMs is from just before the
+/// process was started to vCPU 0's first entry into the guest. Goals are for the NativeAOT build.</summary>
+internal sealed record FootprintResult(
+    string Build, string Binary, long BinaryBytes, int Runs,
+    double VmmRssMiB, double VmmAnonymousRssMiB, double VmmFileRssMiB, double GuestRamRssMiB, double SharedMemoryRssMiB,
+    double StartupMs, double[] VmmRssMiBRuns, double[] StartupMsRuns,
+    double RssGoalMiB, double StartupGoalMs, bool RssMet, bool StartupMet);
+
 /// <summary>results.json.</summary>
 internal sealed record LabResults(MachineFacts Machine, bool Quick, string[] Suites)
 {
     public List<TransportResult> Transport { get; init; } = [];
     public List<StreamingResult> Streaming { get; init; } = [];
+    public List<FootprintResult> Footprint { get; init; } = [];
 
     /// <summary>What was not run, and why.</summary>
     public List<string> Notes { get; init; } = [];

@@ -112,8 +112,9 @@ internal static class FirmwareStream
     }
 }
 
-/// <summary>Where the lab finds the VMM and the guest payloads (built by <c>./build.sh bench-lab</c>).</summary>
-internal sealed record LabPaths(string VmmDll, string StreamingFirmware)
+/// <summary>Where the lab finds the VMM (the JIT build's vmm.dll and the NativeAOT binary) and the guest payloads
+/// (built by <c>./build.sh bench-lab</c>).</summary>
+internal sealed record LabPaths(string VmmDll, string VmmNativeAot, string StreamingFirmware)
 {
     public static LabPaths Find()
     {
@@ -124,6 +125,8 @@ internal sealed record LabPaths(string VmmDll, string StreamingFirmware)
         }
         return new LabPaths(
             Environment.GetEnvironmentVariable("VMM_DLL") ?? Path.Combine(root, "src/Vmm.Cli/bin/Release/net10.0/vmm.dll"),
+            // Where `dotnet publish src/Vmm.Cli -c Release -p:PublishProfile=NativeAot` puts it.
+            Environment.GetEnvironmentVariable("VMM_NATIVE_AOT") ?? Path.Combine(root, "src/Vmm.Cli/bin/Release/net10.0/linux-x64/publish/vmm"),
             Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") ?? Path.Combine(root, "firmware/out"), "media-stream.elf"));
     }
 
