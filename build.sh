@@ -15,6 +15,9 @@ log() { printf '[build.sh] %s\n' "$*" >&2; }
 # Debian packages the build and the tests need (the guest kit script installs its own kernel-build packages).
 APT_PACKAGES=(gcc make binutils cpio busybox-static zstd xz-utils lz4 bzip2 lzma)
 
+# What the performance lab needs besides: the NativeAOT compiler links `vmm` with clang against zlib.
+BENCH_APT_PACKAGES=(clang zlib1g-dev)
+
 ensure_apt_packages() { bash "$ROOT/scripts/ensure-apt-packages.sh" "$@"; }
 
 build_guest() {
@@ -139,15 +142,17 @@ case "${1:-}" in
     dotnet run -c Release --project benchmarks/Vmm.Benchmarks -- "$@"
     ;;
   bench-lab)
-    # The performance lab (benchmarks/README.md): bench-lab [--quick] [--suites transport,streaming,boot,exits].
+    # The performance lab (benchmarks/README.md): bench-lab [--quick] [--suites transport,streaming,boot,exits,footprint].
     # Results (results.json, plots) go to ${VMM_PERF_LAB_OUT:-perf-lab-results}. Where this host has no KVM, the
     # cases that need a VM run in the lab and their results go to its lab/ subdirectory, labelled host kind "lab".
     shift
-    ensure_apt_packages "${APT_PACKAGES[@]}" qemu-system-x86
+    ensure_apt_packages "${APT_PACKAGES[@]}" "${BENCH_APT_PACKAGES[@]}"
     VMM_FIRMWARE_DIR=$(build_firmware)
     VMM_GUEST_DIR=${VMM_GUEST_DIR:-$(build_guest)}
     export VMM_FIRMWARE_DIR VMM_GUEST_DIR
     dotnet_build
+    # The footprint suite compares the JIT build with the NativeAOT binary.
+    dotnet publish src/Vmm.Cli -c Release -p:PublishProfile=NativeAot -nologo -v quiet >&2
     out=${VMM_PERF_LAB_OUT:-perf-lab-results}
     lab=(dotnet benchmarks/Vmm.PerfLab/bin/Release/net10.0/vmm-perflab.dll "$@")
     if [ "$(kvm_mode)" = lab ]; then

@@ -9,13 +9,13 @@ namespace Vmm.PerfLab;
 /// <summary>
 /// The performance lab: runs the chosen suites in one go with a progress display, writes results.json (with the
 /// machine's facts) and the plots (PNG and SVG), and prints a summary. See benchmarks/README.md.
-/// <code>vmm-perflab [--quick] [--suites transport,streaming,boot,exits] [--skip-vm | --vm-only] [--out DIR]</code>
+/// <code>vmm-perflab [--quick] [--suites transport,streaming,boot,exits,footprint] [--skip-vm | --vm-only] [--out DIR]</code>
 /// --skip-vm leaves out the cases that need a VM and --vm-only runs only those: where the host has no KVM,
 /// ./build.sh bench-lab runs the first here and the second in the lab.
 /// </summary>
 internal static class Program
 {
-    private static readonly string[] AllSuites = [TransportSuite.Name, StreamingSuite.Name, BootSuite.Name, ExitSuite.Name];
+    private static readonly string[] AllSuites = [TransportSuite.Name, StreamingSuite.Name, BootSuite.Name, ExitSuite.Name, FootprintSuite.Name];
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
@@ -119,6 +119,15 @@ internal static class Program
                     ProgressTask scalar = ctx.AddTask("streaming, scalar reference (child process)", maxValue: StreamingSuite.CaseCount);
                     results.Streaming.AddRange(RunScalarReference(quick, () => scalar.Increment(1)));
                     scalar.StopTask();
+                }
+                if (suites.Contains(FootprintSuite.Name))
+                {
+                    foreach (var (label, run, runs) in FootprintSuite.Cases(quick, paths, results.Notes))
+                    {
+                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: runs);
+                        results.Footprint.AddRange(run(() => task.Increment(1)));
+                        task.StopTask();
+                    }
                 }
             });
 

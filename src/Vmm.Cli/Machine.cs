@@ -96,6 +96,11 @@ internal sealed class Machine : IDisposable
         byte[] initrd = _config.InitrdPath is null ? [] : VmLauncher.ReadInput(_config.InitrdPath, "initrd");
         GuestMemory memory = VmLauncher.CreateGuestMemory(_config.MemMiB);
         _owned.Add(memory);
+        foreach (GuestRegion r in memory.Regions)
+        {
+            // Where guest RAM lives in this process: footprint measurements leave these mappings out of the VMM's RSS.
+            _log.Debug($"guest RAM {r.Start}-0x{r.End - 1:x} at host 0x{r.HostAddress:x}-0x{r.HostAddress + (nint)r.Size - 1:x}");
+        }
 
         KernelCmdline cmdline = VmLauncher.BuildCmdline(_config, profile);
         LinuxBootResult boot;

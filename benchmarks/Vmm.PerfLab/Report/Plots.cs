@@ -25,6 +25,10 @@ internal static class Plots
             written.AddRange(Save(StreamingCost(results.Streaming, host), Path.Combine(directory, "streaming-cost")));
             written.AddRange(Save(StreamingFps(results.Streaming, host), Path.Combine(directory, "streaming-fps")));
         }
+        if (results.Footprint.Count > 0)
+        {
+            written.AddRange(Save(Footprint(results.Footprint, host), Path.Combine(directory, "footprint")));
+        }
         return written;
     }
 
@@ -100,6 +104,46 @@ internal static class Plots
         plot.Axes.Margins(bottom: 0);
         plot.Title($"Transport cost per frame / one memcpy of the frame ({host})");
         plot.YLabel("device CPU per frame ÷ copy CPU per frame");
+        plot.ShowLegend(Alignment.UpperRight);
+        return plot;
+    }
+
+    /// <summary>Per build, VMM RSS (anonymous and file-backed pages stacked) beside start-up time, each against its
+    /// NativeAOT goal; one plot with a right-hand axis for milliseconds.</summary>
+    private static Plot Footprint(List<FootprintResult> rows, string host)
+    {
+        var plot = new Plot();
+        var ticks = new List<Tick>();
+        var bars = new List<Bar>();
+        var startupBars = new List<Bar>();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            FootprintResult r = rows[i];
+            double x = i * 3;
+            bars.Add(new Bar { Position = x, ValueBase = 0, Value = r.VmmAnonymousRssMiB, FillColor = Colors.SteelBlue });
+            bars.Add(new Bar { Position = x, ValueBase = r.VmmAnonymousRssMiB, Value = r.VmmAnonymousRssMiB + r.VmmFileRssMiB, FillColor = Colors.LightSteelBlue });
+            startupBars.Add(new Bar { Position = x + 1, Value = r.StartupMs, FillColor = Colors.Orange });
+            ticks.Add(new Tick(x, $"{r.Build}\nRSS {r.VmmRssMiB:F1} MiB"));
+            ticks.Add(new Tick(x + 1, $"{r.Build}\nstart {r.StartupMs:F0} ms"));
+        }
+        plot.Add.Bars(bars);
+        var startup = plot.Add.Bars(startupBars);
+        startup.Axes.YAxis = plot.Axes.Right;
+        var rssGoal = plot.Add.HorizontalLine(rows[0].RssGoalMiB, color: Colors.SteelBlue, pattern: LinePattern.Dashed);
+        rssGoal.LegendText = $"RSS goal (NativeAOT): {rows[0].RssGoalMiB} MiB";
+        var startupGoal = plot.Add.HorizontalLine(rows[0].StartupGoalMs, color: Colors.Orange, pattern: LinePattern.Dashed);
+        startupGoal.Axes.YAxis = plot.Axes.Right;
+        startupGoal.LegendText = $"start-up goal (NativeAOT): {rows[0].StartupGoalMs} ms";
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "VMM RSS, anonymous", FillColor = Colors.SteelBlue });
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "VMM RSS, file-backed", FillColor = Colors.LightSteelBlue });
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "start → first guest instruction", FillColor = Colors.Orange });
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
+        plot.Axes.Margins(bottom: 0);
+        plot.Axes.SetLimitsY(0, Math.Max(rows.Max(r => r.VmmRssMiB), rows[0].RssGoalMiB) * 1.15, plot.Axes.Left);
+        plot.Axes.SetLimitsY(0, Math.Max(rows.Max(r => r.StartupMs), rows[0].StartupGoalMs) * 1.15, plot.Axes.Right);
+        plot.Title($"Footprint: VMM RSS without guest RAM, and start-up ({host})");
+        plot.Axes.Left.Label.Text = "VMM RSS (MiB)";
+        plot.Axes.Right.Label.Text = "start → first guest instruction (ms)";
         plot.ShowLegend(Alignment.UpperRight);
         return plot;
     }

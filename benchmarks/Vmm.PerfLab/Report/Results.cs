@@ -29,6 +29,16 @@ internal sealed record ExitResult(int Exits, int Rounds, double VmmNsPerExit, do
 /// <summary>Median seconds from process start to the guest's /init marker, vmm and QEMU microvm (suite 3).</summary>
 internal sealed record BootResult(int Runs, double VmmSeconds, double QemuMicrovmSeconds, double Ratio, double Goal, bool Met);
 
+/// <summary>One build of <c>vmm</c> (suite 3): medians over Runs runs. VmmRssMiB is the process's RSS without guest
+/// RAM and the virtio-media shared-memory region (each reported apart), split into anonymous (heaps, stacks, the
+/// runtime's own memory) and file-backed pages (the binary and libraries). StartupMs is from just before the
+/// process was started to vCPU 0's first entry into the guest. Goals are for the NativeAOT build.</summary>
+internal sealed record FootprintResult(
+    string Build, string Binary, long BinaryBytes, int Runs,
+    double VmmRssMiB, double VmmAnonymousRssMiB, double VmmFileRssMiB, double GuestRamRssMiB, double SharedMemoryRssMiB,
+    double StartupMs, double[] VmmRssMiBRuns, double[] StartupMsRuns,
+    double RssGoalMiB, double StartupGoalMs, bool RssMet, bool StartupMet);
+
 /// <summary>results.json.</summary>
 internal sealed record LabResults(MachineFacts Machine, bool Quick, string[] Suites)
 {
@@ -36,6 +46,7 @@ internal sealed record LabResults(MachineFacts Machine, bool Quick, string[] Sui
     public List<StreamingResult> Streaming { get; init; } = [];
     public List<ExitResult> Exits { get; init; } = [];
     public List<BootResult> Boot { get; init; } = [];
+    public List<FootprintResult> Footprint { get; init; } = [];
 
     /// <summary>What was not run, and why.</summary>
     public List<string> Notes { get; init; } = [];

@@ -47,5 +47,26 @@ internal static class Summary
             }
             AnsiConsole.Write(t);
         }
+        if (r.Footprint.Count > 0)
+        {
+            FootprintResult first = r.Footprint[0];
+            var t = new Table()
+                .Title($"Footprint, medians of {first.Runs} runs ({r.Machine.HostKind}); NativeAOT goals ≤ {first.RssGoalMiB} MiB, ≤ {first.StartupGoalMs} ms")
+                .AddColumns("build", "VMM RSS", "anon", "file", "guest RAM", "shm", "start→guest");
+            foreach (FootprintResult x in r.Footprint)
+            {
+                bool judged = x.Build == "NativeAOT";
+                if (judged)
+                {
+                    t.Caption($"the NativeAOT binary: {x.BinaryBytes / 1048576.0:F1} MiB");
+                }
+                t.AddRow(x.Build, Judged(judged, x.RssMet, $"{x.VmmRssMiB:F1} MiB"), $"{x.VmmAnonymousRssMiB:F1}", $"{x.VmmFileRssMiB:F1}",
+                    $"{x.GuestRamRssMiB:F1} MiB", $"{x.SharedMemoryRssMiB:F1} MiB", Judged(judged, x.StartupMet, $"{x.StartupMs:F1} ms"));
+            }
+            AnsiConsole.Write(t);
+        }
     }
+
+    /// <summary>A figure coloured by its goal where one applies.</summary>
+    private static string Judged(bool judged, bool met, string figure) => !judged ? figure : met ? $"[green]{figure}[/]" : $"[red]{figure}[/]";
 }

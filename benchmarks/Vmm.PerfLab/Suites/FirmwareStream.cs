@@ -112,7 +112,6 @@ internal static class FirmwareStream
     }
 }
 
-/// <summary>Where the lab finds the VMM and the guest payloads (built by <c>./build.sh bench-lab</c>).</summary>
 /// <summary>Which cases run: all, all but those needing a VM (the lab runs those where the host has no KVM), or only
 /// those.</summary>
 internal enum LabScope
@@ -122,7 +121,9 @@ internal enum LabScope
     VmOnly,
 }
 
-internal sealed record LabPaths(string Root, string VmmDll, string StreamingFirmware, LabScope Scope)
+/// <summary>Where the lab finds the VMM (the JIT build's vmm.dll and the NativeAOT binary) and the guest payloads
+/// (built by <c>./build.sh bench-lab</c>).</summary>
+internal sealed record LabPaths(string Root, string VmmDll, string VmmNativeAot, string StreamingFirmware, LabScope Scope)
 {
     public static LabPaths Find(LabScope scope)
     {
@@ -134,6 +135,8 @@ internal sealed record LabPaths(string Root, string VmmDll, string StreamingFirm
         return new LabPaths(
             root,
             Environment.GetEnvironmentVariable("VMM_DLL") ?? Path.Combine(root, "src/Vmm.Cli/bin/Release/net10.0/vmm.dll"),
+            // Where `dotnet publish src/Vmm.Cli -c Release -p:PublishProfile=NativeAot` puts it.
+            Environment.GetEnvironmentVariable("VMM_NATIVE_AOT") ?? Path.Combine(root, "src/Vmm.Cli/bin/Release/net10.0/linux-x64/publish/vmm"),
             Path.Combine(Environment.GetEnvironmentVariable("VMM_FIRMWARE_DIR") ?? Path.Combine(root, "firmware/out"), "media-stream.elf"),
             scope);
     }
