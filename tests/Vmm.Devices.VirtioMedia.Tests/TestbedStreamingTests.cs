@@ -101,15 +101,16 @@ public class TestbedStreamingTests
         using (TestbedFrame first = s.DequeueFrame(Timeout))
         {
         }
-        long before = bed.Device.Clock.WakeSignals;
-        // Each frame is re-queued while three buffers wait and the clock sleeps until the next 50-ms tick: the new
-        // buffer changes nothing it waits for, so no QBUF may wake it (before, each one did).
+        long before = bed.Device.Clock.SleepingWakeups;
+        // Each frame is re-queued while three buffers wait and the clock sleeps until the next 50-ms tick (or is
+        // still awake after sending the frame): the new buffer changes nothing it waits for, so no QBUF may wake a
+        // sleeping clock (before, each one did).
         for (uint i = 1; i <= 10; i++)
         {
             using TestbedFrame frame = s.DequeueFrame(Timeout);
             Assert.Equal(i, frame.Sequence);
         }
-        Assert.Equal(before, bed.Device.Clock.WakeSignals);
+        Assert.Equal(before, bed.Device.Clock.SleepingWakeups);
         s.StreamOff();
     }
 

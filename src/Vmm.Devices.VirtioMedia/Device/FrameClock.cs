@@ -24,7 +24,7 @@ public sealed class FrameClock : IDisposable
     private Thread? _thread;
     private volatile bool _stop;
     private long _ticks;
-    private long _wakeSignals;
+    private long _sleepingWakeups;
     // What the clock thread sleeps until (a Stopwatch timestamp; long.MaxValue for no deadline), or Scanning while it
     // looks at the sessions. Wake skips the eventfd when a deadline is no earlier than this: the thread will wake by
     // then anyway and see it. A new deadline is made under its session's lock before Wake reads this, and the thread
@@ -45,8 +45,9 @@ public sealed class FrameClock : IDisposable
 
 
 
-    /// <summary>Wake-ups sent to the clock thread (Wake calls that signalled it); for tests.</summary>
-    internal long WakeSignals => Interlocked.Read(ref _wakeSignals);
+    /// <summary>Wake calls that signalled a sleeping clock thread (not counting those that found it awake, which
+    /// only make it look once more); for tests.</summary>
+    internal long SleepingWakeups => Interlocked.Read(ref _sleepingWakeups);
 
     /// <summary>Frames produced (all sessions) since start; for diagnostics.</summary>
     public long Ticks => Interlocked.Read(ref _ticks);
@@ -88,11 +89,14 @@ public sealed class FrameClock : IDisposable
     {
         Interlocked.MemoryBarrier(); // the caller's deadline write before the read below (Dekker with RunCore)
         long until = Volatile.Read(ref _sleepingUntil);
-        if (until != Scanning && deadline >= until)
+        if (until != Scanning)
         {
-            return;
+            if (deadline >= until)
+            {
+                return;
+            }
+            Interlocked.Increment(ref _sleepingWakeups);
         }
-        Interlocked.Increment(ref _wakeSignals);
         try
         {
             _wake.Signal();
