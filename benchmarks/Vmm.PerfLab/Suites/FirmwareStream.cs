@@ -41,7 +41,7 @@ internal static class FirmwareStream
         }
         using Process vmm = Process.Start(start)!;
         Task<string> errors = vmm.StandardError.ReadToEndAsync();
-        (long Vmm, long Device)? first = null, last = null;
+        Dictionary<int, (long Ns, bool Vcpu, bool Device)>? first = null, last = null;
         int frameLines = 0;
         long t0 = 0, t1 = 0;
         double guestFps = 0;
@@ -73,33 +73,49 @@ internal static class FirmwareStream
         {
             throw new InvalidOperationException($"vmm run of the streaming firmware failed (exit {vmm.ExitCode}): {errors.Result.Trim()}");
         }
-        return new FirmwareMeasurement(frames, Stopwatch.GetElapsedTime(t0, t1).TotalSeconds,
-            last.Value.Vmm - first.Value.Vmm, last.Value.Device - first.Value.Device, guestFps);
+        (long vmmNs, long deviceNs) = Delta(first, last);
+        return new FirmwareMeasurement(frames, Stopwatch.GetElapsedTime(t0, t1).TotalSeconds, vmmNs, deviceNs, guestFps);
     }
 
-    /// <summary>(VMM CPU ns, device-thread CPU ns) of process <paramref name="pid"/> now.</summary>
-    private static (long Vmm, long Device) Sample(int pid)
+    /// <summary>Each thread of process <paramref name="pid"/> now: CPU ns, and whether it is a vCPU or a device
+    /// thread, by thread id.</summary>
+    private static Dictionary<int, (long Ns, bool Vcpu, bool Device)> Sample(int pid)
     {
-        long vmm = 0, device = 0;
+        var threads = new Dictionary<int, (long, bool, bool)>();
         foreach (string task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
         {
             try
             {
                 string name = File.ReadAllText(Path.Combine(task, "comm")).TrimEnd();
-                long ns = ReadSchedstat(Path.Combine(task, "schedstat"));
-                if (name.StartsWith("vcpu", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-                vmm += ns;
-                if (name.StartsWith("virtio-media", StringComparison.Ordinal))
-                {
-                    device += ns;
-                }
+                threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = (ReadSchedstat(Path.Combine(task, "schedstat")),
+                    name.StartsWith("vcpu", StringComparison.Ordinal), name.StartsWith("virtio-media", StringComparison.Ordinal));
             }
             catch (IOException)
             {
                 // The thread ended between listing and reading.
+            }
+        }
+        return threads;
+    }
+
+    /// <summary>(VMM CPU ns, device-thread CPU ns) between two samples, thread by thread: a thread that ended in
+    /// between (a .NET pool worker) must not take its whole lifetime out of the sum, and one that started counts
+    /// from zero.</summary>
+    private static (long Vmm, long Device) Delta(Dictionary<int, (long Ns, bool Vcpu, bool Device)> first,
+        Dictionary<int, (long Ns, bool Vcpu, bool Device)> last)
+    {
+        long vmm = 0, device = 0;
+        foreach ((int tid, (long ns, bool vcpu, bool isDevice)) in last)
+        {
+            if (vcpu)
+            {
+                continue;
+            }
+            long d = ns - (first.TryGetValue(tid, out var f) ? f.Ns : 0);
+            vmm += d;
+            if (isDevice)
+            {
+                device += d;
             }
         }
         return (vmm, device);
