@@ -79,30 +79,15 @@ internal static class Program
             {
                 if (suites.Contains(TransportSuite.Name))
                 {
-                    foreach (var (label, run, frames) in TransportSuite.Cases(quick, paths, results.Notes))
-                    {
-                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: frames);
-                        results.Transport.Add(run(() => task.Increment(1)));
-                        task.StopTask();
-                    }
+                    RunCases(ctx, TransportSuite.Cases(quick, paths, results.Notes), results.Transport.Add);
                 }
                 if (suites.Contains(BootSuite.Name))
                 {
-                    foreach (var (label, run, steps) in BootSuite.Cases(quick, paths, results.Notes))
-                    {
-                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: steps);
-                        results.Boot.Add(run(() => task.Increment(1)));
-                        task.StopTask();
-                    }
+                    RunCases(ctx, BootSuite.Cases(quick, paths, results.Notes), results.Boot.Add);
                 }
                 if (suites.Contains(ExitSuite.Name))
                 {
-                    foreach (var (label, run, steps) in ExitSuite.Cases(quick, paths, Path.Combine(output, "build"), results.Notes))
-                    {
-                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: steps);
-                        results.Exits.Add(run(() => task.Increment(1)));
-                        task.StopTask();
-                    }
+                    RunCases(ctx, ExitSuite.Cases(quick, paths, Path.Combine(output, "build"), results.Notes), results.Exits.Add);
                 }
                 if (suites.Contains(StreamingSuite.Name) && !paths.RunsWithoutVm)
                 {
@@ -110,24 +95,14 @@ internal static class Program
                 }
                 else if (suites.Contains(StreamingSuite.Name))
                 {
-                    foreach (var (label, run, frames) in StreamingSuite.Cases(quick))
-                    {
-                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: frames);
-                        results.Streaming.Add(run(() => task.Increment(1)));
-                        task.StopTask();
-                    }
+                    RunCases(ctx, StreamingSuite.Cases(quick), results.Streaming.Add);
                     ProgressTask scalar = ctx.AddTask("streaming, scalar reference (child process)", maxValue: StreamingSuite.CaseCount);
                     results.Streaming.AddRange(RunScalarReference(quick, () => scalar.Increment(1)));
                     scalar.StopTask();
                 }
                 if (suites.Contains(FootprintSuite.Name))
                 {
-                    foreach (var (label, run, runs) in FootprintSuite.Cases(quick, paths, results.Notes))
-                    {
-                        ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: runs);
-                        results.Footprint.AddRange(run(() => task.Increment(1)));
-                        task.StopTask();
-                    }
+                    RunCases(ctx, FootprintSuite.Cases(quick, paths, results.Notes), results.Footprint.AddRange);
                 }
             });
 
@@ -142,6 +117,17 @@ internal static class Program
         }
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(json)} and {plots.Count} plot files in {Markup.Escape(output)}");
         return 0;
+    }
+
+    /// <summary>Runs each case with a progress bar of its steps, handing each result to <paramref name="add"/>.</summary>
+    private static void RunCases<T>(ProgressContext ctx, IEnumerable<(string Label, Func<Action, T> Run, int Steps)> cases, Action<T> add)
+    {
+        foreach ((string label, Func<Action, T> run, int steps) in cases)
+        {
+            ProgressTask task = ctx.AddTask(Markup.Escape(label), maxValue: steps);
+            add(run(() => task.Increment(1)));
+            task.StopTask();
+        }
     }
 
     /// <summary>Runs the streaming suite again in a child process started with DOTNET_EnableHWIntrinsic=0: the

@@ -11,7 +11,7 @@ namespace Vmm.PerfLab.Measurement;
 internal static class CpuClock
 {
     /// <summary>CPU nanoseconds of the calling thread.</summary>
-    public static long CurrentThread() => Read("/proc/thread-self/schedstat");
+    public static long CurrentThread() => Schedstat("/proc/thread-self/schedstat");
 
     /// <summary>CPU nanoseconds summed over this process's threads whose name starts with
     /// <paramref name="namePrefix"/> (the OS name: the managed name cut to 15 bytes).</summary>
@@ -24,7 +24,7 @@ internal static class CpuClock
             {
                 if (File.ReadAllText(Path.Combine(task, "comm")).StartsWith(namePrefix, StringComparison.Ordinal))
                 {
-                    total += Read(Path.Combine(task, "schedstat"));
+                    total += Schedstat(Path.Combine(task, "schedstat"));
                 }
             }
             catch (IOException)
@@ -35,7 +35,8 @@ internal static class CpuClock
         return total;
     }
 
-    private static long Read(string path)
+    /// <summary>The first field of a <c>schedstat</c> file: nanoseconds on a CPU.</summary>
+    public static long Schedstat(string path)
     {
         string text = File.ReadAllText(path);
         int space = text.IndexOf(' ');

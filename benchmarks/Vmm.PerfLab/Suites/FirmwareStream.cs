@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Vmm.PerfLab.Measurement;
 
 namespace Vmm.PerfLab.Suites;
 
@@ -87,7 +88,7 @@ internal static class FirmwareStream
             try
             {
                 string name = File.ReadAllText(Path.Combine(task, "comm")).TrimEnd();
-                threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = (ReadSchedstat(Path.Combine(task, "schedstat")),
+                threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = (CpuClock.Schedstat(Path.Combine(task, "schedstat")),
                     name.StartsWith("vcpu", StringComparison.Ordinal), name.StartsWith("virtio-media", StringComparison.Ordinal));
             }
             catch (IOException)
@@ -121,11 +122,6 @@ internal static class FirmwareStream
         return (vmm, device);
     }
 
-    private static long ReadSchedstat(string path)
-    {
-        string text = File.ReadAllText(path);
-        return long.Parse(text.AsSpan(0, text.IndexOf(' ')), CultureInfo.InvariantCulture);
-    }
 }
 
 /// <summary>Which cases run: all, all but those needing a VM (the lab runs those where the host has no KVM), or only
