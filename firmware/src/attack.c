@@ -301,7 +301,7 @@ static void ring_expect_reset(const struct virtq_desc *d, unsigned n, const char
     struct virtq *q = &dev_a.md.cmdq;
     uint16_t used = virtq_used_idx(q);
     virtq_add_raw(q, d, n, 0);
-    virtq_kick(q);
+    virtq_kick_always(q);
     wait_needs_reset(&dev_a, q, used, what);
     recover_a();
 }
@@ -392,7 +392,7 @@ static void attack_huge_len(void)
         desc_at(addr_of(raw_resp), 16, VIRTQ_DESC_F_WRITE, 0),
     };
     virtq_add_raw(q, d, 2, 0);
-    virtq_kick(q);
+    virtq_kick_always(q);
     uint32_t cookie, used;
     virtq_wait(q, &cookie, &used, P->timeout_ms, "1 MiB OPEN");
     if (used != 8)
@@ -429,7 +429,7 @@ static void attack_buf_overlap(void)
     };
     struct virtq *q = &dev_a.md.cmdq;
     virtq_add_raw(q, d, 3, 0);
-    virtq_kick(q);
+    virtq_kick_always(q);
     uint32_t cookie, used;
     virtq_wait(q, &cookie, &used, P->timeout_ms, "overlapping S_FMT");
     const uint8_t *r = raw_cmd + 8;
@@ -461,7 +461,7 @@ static void attack_readonly_resp(void)
         desc_at(addr_of(raw_resp), 16, 0, 0),
     };
     virtq_add_raw(q, d, 2, 0);
-    virtq_kick(q);
+    virtq_kick_always(q);
     uint32_t cookie, used;
     virtq_wait(q, &cookie, &used, P->timeout_ms, "read-only OPEN");
     if (used != 0)
@@ -476,7 +476,7 @@ static void attack_readonly_resp(void)
         desc_at(addr_of(raw_resp), 8, VIRTQ_DESC_F_WRITE, 0),
     };
     virtq_add_raw(q, e, 2, 0);
-    virtq_kick(q);
+    virtq_kick_always(q);
     virtq_wait(q, &cookie, &used, P->timeout_ms, "short OPEN");
     if (used != 8)
         FAIL("OPEN with an 8-byte response: used length %u", used);
@@ -511,7 +511,7 @@ static void attack_avail_jump(void)
     uint16_t used = virtq_used_idx(q);
     uint16_t idx = (uint16_t)(q->avail_idx + 1000);
     virtq_set_avail_idx(q, idx);
-    virtq_kick(q);
+    virtq_kick_always(q);
     wait_needs_reset(&dev_a, q, used, "avail index jump");
     recover_a();
     fw_snprintf(answer, sizeof(answer), "avail.idx moved 1000 entries ahead (queue size %u): DEVICE_NEEDS_RESET, "
@@ -523,7 +523,7 @@ static void attack_head_range(void)
     struct virtq *q = &dev_a.md.cmdq;
     uint16_t used = virtq_used_idx(q);
     virtq_publish_head(q, 0x7FFF);
-    virtq_kick(q);
+    virtq_kick_always(q);
     wait_needs_reset(&dev_a, q, used, "head out of range");
     recover_a();
     fw_snprintf(answer, sizeof(answer), "an avail entry naming descriptor 0x7fff: DEVICE_NEEDS_RESET, no used "
@@ -557,7 +557,7 @@ static void attack_event_small(void)
     memset(raw_extra, 0xA5, MEDIA_EVENT_SIZE);
     virtq_add_raw(q, &small, 1, MEDIA_EVENT_BUFFERS + 0);
     virtq_add_raw(q, &readonly, 1, MEDIA_EVENT_BUFFERS + 1);
-    virtq_kick(q);
+    virtq_kick_always(q);
     wait_foreign(&dev_a.md, 2, "small event buffers");
     for (unsigned i = 0; i < 2; i++)
         if (dev_a.md.foreign_len[i] != 0)
@@ -580,7 +580,7 @@ static void attack_event_ring(void)
     struct virtq_desc d = desc_at(NOWHERE, MEDIA_EVENT_SIZE, VIRTQ_DESC_F_WRITE, 0);
     uint16_t used = virtq_used_idx(q);
     virtq_add_raw(q, &d, 1, MEDIA_EVENT_BUFFERS + 2);
-    virtq_kick(q);
+    virtq_kick_always(q);
     wait_needs_reset(&dev_a, q, used, "event buffer outside RAM");
     recover_a();
     fw_snprintf(answer, sizeof(answer), "the only event buffer outside guest RAM while frames stream: "

@@ -109,6 +109,17 @@ uint16_t virtq_used_idx(const struct virtq *q) { return *(volatile const uint16_
 
 void virtq_kick(struct virtq *q)
 {
+    /* The fence orders the avail idx store before the read of used.flags (a device that just re-enabled kicks
+     * must not be missed). Without EVENT_IDX, flags bit 0 (VIRTQ_USED_F_NO_NOTIFY) asks for no kick: the device
+     * is draining this queue, or has nothing to do with new buffers yet (the eventq while no event waits). */
+    full_fence();
+    if (*(volatile const uint16_t *)q->used & 1u)
+        return;
+    mmio_write16(q->notify_addr, q->index);
+}
+
+void virtq_kick_always(struct virtq *q)
+{
     full_fence();
     mmio_write16(q->notify_addr, q->index);
 }

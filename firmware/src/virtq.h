@@ -76,8 +76,11 @@ void virtq_set_avail_idx(struct virtq *q, uint16_t idx);
 /* The device's used index as it is in memory now. */
 uint16_t virtq_used_idx(const struct virtq *q);
 
-/* Notifies the device (16-bit write of the queue index to its notify address). */
+/* Notifies the device (16-bit write of the queue index to its notify address) unless it asked for no
+ * notification (used.flags NO_NOTIFY). */
 void virtq_kick(struct virtq *q);
+/* Notifies regardless, as a hostile driver may (the attack code). */
+void virtq_kick_always(struct virtq *q);
 
 /* Takes one used element if there is one. Validates the id and the length against the chain; a bad element
  * ends the program with EXIT_RING_ERROR. */

@@ -219,10 +219,16 @@ public sealed partial class VirtioMediaDevice
                 }
                 // Events still pending for lack of eventq buffers: ask the driver to kick the eventq when it posts
                 // some (with EVENT_IDX it would not otherwise, and the events would wait for the timeout), and
-                // re-check for buffers posted before the request became visible.
+                // re-check for buffers posted before the request became visible. With none pending, ask it not to:
+                // a driver re-posts an event buffer after every frame, and each kick would wake this thread for
+                // nothing. An event that finds no buffer later wakes this thread, which then asks again.
                 if (!broken && Processor.Events.Count > 0 && EnableEventQueueNotifications(events))
                 {
                     continue;
+                }
+                if (!broken && Processor.Events.Count == 0)
+                {
+                    DisableEventQueueNotifications(events);
                 }
                 _loop.RunOnce(1000);
             }
@@ -280,6 +286,14 @@ public sealed partial class VirtioMediaDevice
             return false;
         }
         return true;
+    }
+
+    private void DisableEventQueueNotifications(VirtQueue events)
+    {
+        lock (_eventQueueLock)
+        {
+            events.DisableNotifications();
+        }
     }
 
     private bool EnableEventQueueNotifications(VirtQueue events)

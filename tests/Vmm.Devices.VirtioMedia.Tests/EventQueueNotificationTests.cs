@@ -1,0 +1,68 @@
+using Vmm.Core.Events;
+using Vmm.Core.Memory;
+using Vmm.Core.Virtio;
+using Vmm.Core.Virtio.Queues;
+using Vmm.Devices.VirtioMedia.Backends.TestPattern;
+using Vmm.Devices.VirtioMedia.Device;
+using Vmm.Devices.VirtioMedia.Protocol;
+
+namespace Vmm.Devices.VirtioMedia.Tests;
+
+/// <summary>A driver re-posts an event buffer after every frame. While no event waits for a buffer, the device asks
+/// it not to kick the eventq (each kick would wake the command thread for nothing: one wake-up per frame).</summary>
+public class EventQueueNotificationTests
+{
+    private sealed class QuietNotifier : IVirtioNotifier
+    {
+        public void SignalUsedQueue(int queueIndex)
+        {
+        }
+
+        public void SignalConfigChange()
+        {
+        }
+
+        public void SignalNeedsReset(string reason) => throw new InvalidOperationException(reason);
+    }
+
+    [Fact]
+    public void Without_EVENT_IDX_an_idle_device_asks_for_no_eventq_kicks()
+    {
+        using GuestMemory memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
+        using VirtioMediaDevice device = VirtioMediaDevice.Create(new TestPatternOptions());
+        EventFd[] kicks = [new EventFd(), new EventFd()];
+        try
+        {
+            var queues = new VirtQueue[2];
+            var drivers = new VirtQueueDriver[2];
+            for (int i = 0; i < 2; i++)
+            {
+                queues[i] = new VirtQueue(device.QueueMaxSizes[i]);
+                drivers[i] = new VirtQueueDriver(memory, new GuestAddress(0x10000UL * (ulong)(i + 1)), 16,
+                    new GuestAddress(0x100000UL * (ulong)(i + 1)), 0x100000, eventIdx: false, kick: kicks[i]);
+                drivers[i].ConfigureDevice(queues[i]);
+                Assert.Equal(VirtQueueError.None, queues[i].Activate(memory, VirtioFeatures.Version1));
+            }
+            VirtQueueDriver events = drivers[1];
+            Assert.True(events.NeedsKick()); // a fresh ring: flags 0
+
+            device.Activate(new VirtioActivation(memory, queues, kicks, new QuietNotifier(), VirtioFeatures.Version1));
+            SpinWait.SpinUntil(() => !events.NeedsKick(), TimeSpan.FromSeconds(5));
+            Assert.False(events.NeedsKick(), "the device still asks for eventq kicks with no event pending");
+
+            // The command queue still asks for kicks while the device sleeps: commands must wake it.
+            Assert.True(drivers[0].NeedsKick());
+            Span<DriverBuffer> one = [new DriverBuffer(events.AllocateBuffer(VirtioMediaWire.EventMaxSize), VirtioMediaWire.EventMaxSize, DeviceWritable: true)];
+            events.AddChain(one);
+            Assert.False(events.Kick()); // the driver honours the request
+            device.Reset();
+        }
+        finally
+        {
+            foreach (EventFd e in kicks)
+            {
+                e.Dispose();
+            }
+        }
+    }
+}
