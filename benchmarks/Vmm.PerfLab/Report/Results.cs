@@ -6,11 +6,18 @@ internal sealed record MachineFacts(
 
 /// <summary>Transport cost per frame against one copy of the frame (suite 1). TransportNsPerFrame is the VMM's CPU
 /// per frame: the device's threads for the testbed; every VMM thread but the vCPUs' guest mode for the firmware
-/// guest. DeviceThreadsNsPerFrame is the device's threads alone.</summary>
+/// guest; the calling thread (device and simulated driver) for the stepped testbed. DeviceThreadsNsPerFrame is the
+/// device's threads alone. WakeupNs is the CPU cost of one thread wake-up measured in the same run, and
+/// DeviceWakeupsPerFrame the device's CPU per frame in units of it.</summary>
 internal sealed record TransportResult(
     string Driver, uint Width, uint Height, string Format, uint SizeImage, int Frames,
     double TransportNsPerFrame, double DeviceThreadsNsPerFrame, double CopyNsPerFrame, double Ratio, double Goal, bool Met,
-    CounterFigures? Counters);
+    double WakeupNs, double DeviceWakeupsPerFrame, CounterFigures? Counters)
+{
+    /// <summary>Firmware guest: CPU ns per frame of each thread of the vmm process by name (vCPU threads included,
+    /// guest mode and all), to show where the time goes.</summary>
+    public SortedDictionary<string, double>? CpuNsPerFrameByThread { get; init; }
+}
 
 /// <summary>One streaming case (suite 2). Generator: "simd" (the camera's vector code) or "scalar" (the same process
 /// with the JIT's hardware intrinsics off, so every vector path takes its scalar loop).</summary>

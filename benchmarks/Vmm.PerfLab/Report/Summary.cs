@@ -10,13 +10,14 @@ internal static class Summary
         if (r.Transport.Count > 0)
         {
             var t = new Table().Title($"Transport cost per frame ({r.Machine.HostKind})")
-                .AddColumns("driver", "frame", "VMM CPU/frame", "device threads", "one copy", "ratio", "goal");
+                .AddColumns("driver", "frame", "VMM CPU/frame", "device threads", "one copy", "ratio", "goal", "one wake-up", "device/wake-up");
             foreach (TransportResult x in r.Transport)
             {
                 bool judged = x.Width == 1920 && x.Height == 1080;
                 t.AddRow(x.Driver, $"{x.Width}x{x.Height} {x.Format}", $"{x.TransportNsPerFrame / 1000:F2} µs", $"{x.DeviceThreadsNsPerFrame / 1000:F2} µs",
                     $"{x.CopyNsPerFrame / 1000:F1} µs", $"{x.Ratio:F4}",
-                    judged ? (x.Met ? $"[green]≤ {x.Goal} met[/]" : $"[red]≤ {x.Goal} missed[/]") : "");
+                    judged ? (x.Met ? $"[green]≤ {x.Goal} met[/]" : $"[red]≤ {x.Goal} missed[/]") : "",
+                    $"{x.WakeupNs / 1000:F2} µs", $"{x.DeviceWakeupsPerFrame:F1}");
             }
             AnsiConsole.Write(t);
         }

@@ -5,7 +5,8 @@ using Vmm.PerfLab.Measurement;
 namespace Vmm.PerfLab.Suites;
 
 /// <summary>What a firmware-guest run measured between the end of its warm-up and its STATS line.</summary>
-internal sealed record FirmwareMeasurement(int Frames, double WallSeconds, long VmmCpuNs, long DeviceCpuNs, double GuestFps)
+internal sealed record FirmwareMeasurement(int Frames, double WallSeconds, long VmmCpuNs, long DeviceCpuNs, double GuestFps,
+    Dictionary<string, long> CpuNsByThreadName)
 {
     public double VmmCpuNsPerFrame => (double)VmmCpuNs / Frames;
     public double DeviceCpuNsPerFrame => (double)DeviceCpuNs / Frames;
@@ -26,10 +27,13 @@ internal static class FirmwareStream
     public static FirmwareMeasurement Run(LabPaths paths, uint width, uint height, string format, uint fps, string pattern, int warmup, int frames)
     {
         string camera = $"test-pattern,width={width},height={height},fps={fps},format={format},pattern={pattern}";
-        // The guest prints frame 0 and every warmup-th frame: the window opens at the second FRAME line (frame
-        // `warmup`) and closes at STATS, after the last frame.
+        // The guest prints frame 0 and every (warmup/4)-th frame: the window opens at the fifth FRAME line (frame
+        // `warmup`) and closes at STATS, after the last frame. The console path runs four times in the warm-up so
+        // that the JIT has compiled it before the window (printing only at the window's edges put that
+        // compilation, ~8 ms, inside it).
+        int every = Math.Max(1, warmup / 4);
         int total = warmup + frames + 1;
-        string cmdline = $"width={width} height={height} format={format} frames={total} print_first=1 print_every={warmup} checksum=printed";
+        string cmdline = $"width={width} height={height} format={format} frames={total} print_first=1 print_every={every} checksum=printed";
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -42,14 +46,14 @@ internal static class FirmwareStream
         }
         using Process vmm = Process.Start(start)!;
         Task<string> errors = vmm.StandardError.ReadToEndAsync();
-        Dictionary<int, (long Ns, bool Vcpu, bool Device)>? first = null, last = null;
+        Dictionary<int, ThreadSample>? first = null, last = null;
         int frameLines = 0;
         long t0 = 0, t1 = 0;
         double guestFps = 0;
         string? line;
         while ((line = vmm.StandardOutput.ReadLine()) is not null)
         {
-            if (line.StartsWith("FRAME ", StringComparison.Ordinal) && ++frameLines == 2)
+            if (line.StartsWith("FRAME ", StringComparison.Ordinal) && ++frameLines == 1 + warmup / every)
             {
                 t0 = Stopwatch.GetTimestamp();
                 first = Sample(vmm.Id);
@@ -74,21 +78,23 @@ internal static class FirmwareStream
         {
             throw new InvalidOperationException($"vmm run of the streaming firmware failed (exit {vmm.ExitCode}): {errors.Result.Trim()}");
         }
-        (long vmmNs, long deviceNs) = Delta(first, last);
-        return new FirmwareMeasurement(frames, Stopwatch.GetElapsedTime(t0, t1).TotalSeconds, vmmNs, deviceNs, guestFps);
+        (long vmmNs, long deviceNs, Dictionary<string, long> byName) = Delta(first, last);
+        return new FirmwareMeasurement(frames, Stopwatch.GetElapsedTime(t0, t1).TotalSeconds, vmmNs, deviceNs, guestFps, byName);
     }
 
-    /// <summary>Each thread of process <paramref name="pid"/> now: CPU ns, and whether it is a vCPU or a device
-    /// thread, by thread id.</summary>
-    private static Dictionary<int, (long Ns, bool Vcpu, bool Device)> Sample(int pid)
+    /// <summary>One thread at one moment: its name (comm), CPU ns, and whether it is a vCPU or a device thread.</summary>
+    private readonly record struct ThreadSample(string Name, long Ns, bool Vcpu, bool Device);
+
+    /// <summary>Each thread of process <paramref name="pid"/> now, by thread id.</summary>
+    private static Dictionary<int, ThreadSample> Sample(int pid)
     {
-        var threads = new Dictionary<int, (long, bool, bool)>();
+        var threads = new Dictionary<int, ThreadSample>();
         foreach (string task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
         {
             try
             {
                 string name = File.ReadAllText(Path.Combine(task, "comm")).TrimEnd();
-                threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = (CpuClock.Schedstat(Path.Combine(task, "schedstat")),
+                threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = new ThreadSample(name, CpuClock.Schedstat(Path.Combine(task, "schedstat")),
                     name.StartsWith("vcpu", StringComparison.Ordinal), name.StartsWith("virtio-media", StringComparison.Ordinal));
             }
             catch (IOException)
@@ -99,27 +105,29 @@ internal static class FirmwareStream
         return threads;
     }
 
-    /// <summary>(VMM CPU ns, device-thread CPU ns) between two samples, thread by thread: a thread that ended in
-    /// between (a .NET pool worker) must not take its whole lifetime out of the sum, and one that started counts
-    /// from zero.</summary>
-    private static (long Vmm, long Device) Delta(Dictionary<int, (long Ns, bool Vcpu, bool Device)> first,
-        Dictionary<int, (long Ns, bool Vcpu, bool Device)> last)
+    /// <summary>VMM CPU ns, device-thread CPU ns, and CPU ns by thread name (vCPUs too, for the record) between two
+    /// samples, thread by thread: a thread that ended in between (a .NET pool worker) must not take its whole
+    /// lifetime out of the sum, and one that started counts from zero.</summary>
+    private static (long Vmm, long Device, Dictionary<string, long> ByName) Delta(Dictionary<int, ThreadSample> first,
+        Dictionary<int, ThreadSample> last)
     {
         long vmm = 0, device = 0;
-        foreach ((int tid, (long ns, bool vcpu, bool isDevice)) in last)
+        var byName = new Dictionary<string, long>();
+        foreach ((int tid, ThreadSample t) in last)
         {
-            if (vcpu)
+            long d = t.Ns - (first.TryGetValue(tid, out ThreadSample f) ? f.Ns : 0);
+            byName[t.Name] = byName.GetValueOrDefault(t.Name) + d;
+            if (t.Vcpu)
             {
                 continue;
             }
-            long d = ns - (first.TryGetValue(tid, out var f) ? f.Ns : 0);
             vmm += d;
-            if (isDevice)
+            if (t.Device)
             {
                 device += d;
             }
         }
-        return (vmm, device);
+        return (vmm, device, byName);
     }
 
 }
