@@ -164,14 +164,14 @@ public sealed unsafe class EventLoop : IDisposable
     /// of handlers called. For callers that run the loop on their own thread (and tests).</summary>
     public int RunOnce(int timeoutMs)
     {
-        Libc.EpollEvent* events = stackalloc Libc.EpollEvent[MaxEvents];
+        byte* events = stackalloc byte[Libc.EpollEventBufferSize(MaxEvents)];
         return WaitAndDispatch(events, timeoutMs);
     }
 
     private void Run()
     {
         // One fixed buffer for the thread's lifetime: no allocation per wakeup.
-        Libc.EpollEvent* events = stackalloc Libc.EpollEvent[MaxEvents];
+        byte* events = stackalloc byte[Libc.EpollEventBufferSize(MaxEvents)];
         try
         {
             while (!_stopping)
@@ -193,7 +193,7 @@ public sealed unsafe class EventLoop : IDisposable
         }
     }
 
-    private int WaitAndDispatch(Libc.EpollEvent* events, int timeoutMs)
+    private int WaitAndDispatch(byte* events, int timeoutMs)
     {
         bool added = false;
         _epoll.DangerousAddRef(ref added);
@@ -219,8 +219,7 @@ public sealed unsafe class EventLoop : IDisposable
         int called = 0;
         for (int i = 0; i < n; i++)
         {
-            ulong token = events[i].Data;
-            uint ready = events[i].Events;
+            (uint ready, ulong token) = Libc.ReadEpollEvent(events, i);
             if ((uint)token == StopToken)
             {
                 _wake.TryRead(out _);
@@ -246,13 +245,14 @@ public sealed unsafe class EventLoop : IDisposable
 
     private void Control(int op, int fd, uint events, ulong token)
     {
-        var ev = new Libc.EpollEvent { Events = events, Data = token };
+        byte* ev = stackalloc byte[Libc.EpollEventBufferSize(1)];
+        Libc.WriteEpollEvent(ev, 0, events, token);
         bool added = false;
         _epoll.DangerousAddRef(ref added);
         try
         {
-            // Safe: ev is a local passed by address for the duration of the call; the epoll fd is kept alive.
-            if (Libc.epoll_ctl(_epoll.Fd, op, fd, &ev) != 0)
+            // Safe: ev is a stack buffer of one epoll_event, alive for the duration of the call; the epoll fd is kept alive.
+            if (Libc.epoll_ctl(_epoll.Fd, op, fd, ev) != 0)
             {
                 throw ErrnoException.FromLastError(op == Libc.EPOLL_CTL_DEL ? "epoll_ctl(DEL)" : "epoll_ctl(ADD)");
             }

@@ -55,10 +55,10 @@ public static unsafe partial class Libc
     public static partial int epoll_create1(int flags);
 
     [LibraryImport(Lib, SetLastError = true)]
-    public static partial int epoll_ctl(int epfd, int op, int fd, EpollEvent* ev);
+    public static partial int epoll_ctl(int epfd, int op, int fd, byte* ev);
 
     [LibraryImport(Lib, SetLastError = true)]
-    public static partial int epoll_wait(int epfd, EpollEvent* events, int maxevents, int timeout);
+    public static partial int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
 
     [LibraryImport(Lib, SetLastError = true)]
     public static partial int poll(PollFd* fds, nuint count, int timeoutMs);
@@ -88,12 +88,58 @@ public static unsafe partial class Libc
         public short ReturnedEvents;
     }
 
-    /// <summary>struct epoll_event is packed on x86_64 (12 bytes).</summary>
+    /// <summary>struct epoll_event as the kernel lays it out on x86_64, where the UAPI header declares it packed
+    /// (<c>__EPOLL_PACKED</c>): 12 bytes, data at offset 4.</summary>
     [StructLayout(LayoutKind.Sequential, Pack = 1)]
-    public struct EpollEvent
+    public struct EpollEventPacked
     {
         public uint Events;
         public ulong Data;
+    }
+
+    /// <summary>struct epoll_event on every other architecture (arm64 among them): natural alignment, 16 bytes,
+    /// data at offset 8.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct EpollEventAligned
+    {
+        public uint Events;
+        public ulong Data;
+    }
+
+    /// <summary>Whether this process's struct epoll_event is the packed x86_64 one.</summary>
+    public static readonly bool EpollEventIsPacked = RuntimeInformation.ProcessArchitecture == Architecture.X64;
+
+    /// <summary>sizeof(struct epoll_event) for this process's architecture.</summary>
+    public static int EpollEventSize => EpollEventIsPacked ? sizeof(EpollEventPacked) : sizeof(EpollEventAligned);
+
+    /// <summary>Bytes for <paramref name="count"/> epoll events on any architecture (the larger layout).</summary>
+    public static int EpollEventBufferSize(int count) => count * sizeof(EpollEventAligned);
+
+    /// <summary>Writes event <paramref name="index"/> of an epoll_event array at <paramref name="events"/>.</summary>
+    public static void WriteEpollEvent(byte* events, int index, uint ready, ulong data)
+    {
+        // Safe: callers pass a buffer of at least EpollEventBufferSize(index + 1) bytes.
+        if (EpollEventIsPacked)
+        {
+            ((EpollEventPacked*)events)[index] = new EpollEventPacked { Events = ready, Data = data };
+        }
+        else
+        {
+            ((EpollEventAligned*)events)[index] = new EpollEventAligned { Events = ready, Data = data };
+        }
+    }
+
+    /// <summary>Reads event <paramref name="index"/> of an epoll_event array the kernel filled.</summary>
+    public static (uint Events, ulong Data) ReadEpollEvent(byte* events, int index)
+    {
+        // Safe: index is below the count epoll_wait returned, which is at most the buffer's capacity.
+        if (EpollEventIsPacked)
+        {
+            EpollEventPacked e = ((EpollEventPacked*)events)[index];
+            return (e.Events, e.Data);
+        }
+        EpollEventAligned a = ((EpollEventAligned*)events)[index];
+        return (a.Events, a.Data);
     }
 
     public static int LastErrno => Marshal.GetLastPInvokeError();
