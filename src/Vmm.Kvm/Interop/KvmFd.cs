@@ -1,13 +1,16 @@
-using Microsoft.Win32.SafeHandles;
+using System.Runtime.InteropServices;
 using Vmm.Core.Interop;
 
 namespace Vmm.Kvm.Interop;
 
 /// <summary>Owns a KVM file descriptor (/dev/kvm, a VM or a vCPU) and closes it once. The ioctl helpers keep the
-/// handle alive for the duration of the call so a concurrent Dispose cannot close the fd under the kernel.</summary>
-internal sealed unsafe class KvmFd : SafeHandleZeroOrMinusOneIsInvalid
+/// handle alive for the duration of the call so a concurrent Dispose cannot close the fd under the kernel. Only a
+/// negative value is invalid (0 is a descriptor like any other), as for <see cref="FileDescriptorHandle"/>.</summary>
+internal sealed unsafe class KvmFd : SafeHandle
 {
-    public KvmFd(int fd) : base(ownsHandle: true) => SetHandle(fd);
+    public KvmFd(int fd) : base(invalidHandleValue: -1, ownsHandle: true) => SetHandle(fd);
+
+    public override bool IsInvalid => (long)handle < 0;
 
     public int Fd => (int)handle;
 
