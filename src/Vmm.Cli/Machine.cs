@@ -165,7 +165,7 @@ internal sealed class Machine : IDisposable
         }
         foreach (string spec in _config.Media)
         {
-            if (!VirtioMediaDevice.TryCreate(spec, out VirtioMediaDevice? media, out string? error))
+            if (!VirtioMediaDevice.TryCreate(spec, new LogLogger(_log), out VirtioMediaDevice? media, out string? error))
             {
                 throw new UsageException($"--media {spec}: {error}");
             }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Runtime.InteropServices;
 using Vmm.Core.Events;
 using Vmm.Core.Memory;
@@ -38,7 +39,8 @@ public class DeviceThreadFaultTests
     public void WorkerExceptionSignalsNeedsResetInsteadOfKillingTheProcess()
     {
         using GuestMemory memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
-        using VirtioMediaDevice device = VirtioMediaDevice.Create(new TestPatternOptions());
+        var log = new RecordingLogger();
+        using VirtioMediaDevice device = VirtioMediaDevice.Create(new TestPatternOptions(), log);
         EventFd[] kicks = [new EventFd(), new EventFd()];
         try
         {
@@ -61,6 +63,8 @@ public class DeviceThreadFaultTests
             // The answer is published, then the interrupt throws on the worker thread.
             Assert.True(notifier.NeedsReset.Wait(TimeSpan.FromSeconds(5)), "no DEVICE_NEEDS_RESET after the worker faulted");
             Assert.Contains("interrupt injection failed", notifier.Reason);
+            // The reason goes to the logger the host application gave the device, not to the console.
+            Assert.Contains(log.Lines, l => l.Level == LogLevel.Error && l.Message.Contains("interrupt injection failed"));
             device.Reset(); // the stopped worker is joined without hanging
         }
         finally
@@ -139,14 +143,16 @@ public class DeviceThreadFaultTests
         events.Added += () => throw new InvalidOperationException("event sink broken");
         string? reason = null;
         using var faulted = new ManualResetEventSlim(false);
+        var log = new RecordingLogger();
         using var clock = new FrameClock(table, r =>
         {
             reason = r;
             faulted.Set();
-        });
+        }, log);
         Assert.True(clock.Start());
         Assert.True(faulted.Wait(TimeSpan.FromSeconds(5)), "the clock fault was not reported");
         Assert.Contains("event sink broken", reason);
+        Assert.Contains(log.Lines, l => l.Level == LogLevel.Error && l.Message.Contains("event sink broken"));
         Assert.True(SpinWait.SpinUntil(() => !clock.IsRunning, TimeSpan.FromSeconds(5)));
     }
 

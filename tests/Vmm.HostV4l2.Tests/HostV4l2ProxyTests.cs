@@ -42,7 +42,7 @@ public sealed class HostV4l2ProxyTests(ITestOutputHelper output)
         string Error(string spec)
         {
             Assert.True(MediaBackendSpecs.TryParse(spec, out IMediaBackendOptions? options, out string? parseError), parseError);
-            var e = Assert.Throws<MediaBackendException>(() => options.CreateBackend());
+            var e = Assert.Throws<MediaBackendException>(() => options.CreateBackend(Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance));
             Assert.DoesNotContain('\n', e.Message);
             output.WriteLine(e.Message);
             return e.Message;

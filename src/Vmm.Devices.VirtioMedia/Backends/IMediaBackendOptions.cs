@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace Vmm.Devices.VirtioMedia.Backends;
 
 /// <summary>A backend's validated options, parsed from its <c>--media</c> spec: enough to build the device.</summary>
@@ -11,7 +13,8 @@ public interface IMediaBackendOptions
 
     /// <summary>Creates the backend. Throws <see cref="MediaBackendException"/> with a one-line reason when the
     /// backend cannot start (e.g. a host node that is missing, busy or not a capture device).</summary>
-    IMediaBackend CreateBackend();
+    /// <param name="logger">Where the backend logs (the device's logger).</param>
+    IMediaBackend CreateBackend(ILogger logger);
 }
 
 /// <summary>A backend could not start; the message is one line for the user.</summary>

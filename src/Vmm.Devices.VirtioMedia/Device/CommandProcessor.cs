@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using System.Runtime.InteropServices;
 using Vmm.Core.Events;
 using Vmm.Core.Memory;
@@ -19,6 +21,7 @@ namespace Vmm.Devices.VirtioMedia.Device;
 public sealed class CommandProcessor
 {
     private readonly IMediaBackend _backend;
+    private readonly ILogger _logger;
     private readonly Func<GuestMemory?> _memory;
     private readonly Action<long> _wakeClock;
     private readonly EventLoop? _loop;
@@ -34,10 +37,13 @@ public sealed class CommandProcessor
     /// <param name="limits">What a guest may hold; <see cref="MediaDeviceLimits.Default"/> when null.</param>
     /// <param name="metrics">The device's metric tags; a new name (<see cref="MediaDeviceMetrics.NextDeviceName"/>)
     /// when null.</param>
+    /// <param name="logger">Where a backend's exception is logged (none when null).</param>
     public CommandProcessor(IMediaBackend backend, SharedMemoryRegion? region, ShmAllocator? shm, Func<GuestMemory?> memory,
-        Action<long> wakeClock, EventLoop? loop = null, MediaDeviceLimits? limits = null, MediaDeviceMetrics? metrics = null)
+        Action<long> wakeClock, EventLoop? loop = null, MediaDeviceLimits? limits = null, MediaDeviceMetrics? metrics = null,
+        ILogger? logger = null)
     {
         _backend = backend;
+        _logger = logger ?? NullLogger.Instance;
         Limits = limits ?? MediaDeviceLimits.Default;
         Sessions = new SessionTable { MaxSessions = Limits.MaxSessions };
         Events = new PendingEvents(Limits.MaxPendingEvents, PendingEvents.DefaultMaxBytes);
@@ -186,7 +192,7 @@ public sealed class CommandProcessor
                 // A backend bug, not guest input: the guest gets EIO, the log gets the first cause.
                 if (Interlocked.Exchange(ref _backendFaultLogged, 1) == 0)
                 {
-                    Console.Error.WriteLine($"virtio-media: ioctl {cmd.Code} of session {cmd.SessionId} failed in the backend: {e.GetType().Name}: {e.Message}");
+                    MediaLog.BackendIoctlFailed(_logger, cmd.Code, cmd.SessionId, e.GetType().Name, e.Message);
                 }
                 status = Errno.EIO;
                 written = 0;

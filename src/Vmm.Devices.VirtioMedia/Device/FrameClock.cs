@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Vmm.Core.Events;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.Sessions;
@@ -16,6 +18,7 @@ public sealed class FrameClock : IDisposable
 {
     private readonly SessionTable _sessions;
     private readonly Action<string>? _faulted;
+    private readonly ILogger _logger;
     private readonly EventLoop _loop = new("virtio-media frame clock");
     private readonly EventFd _wake = new();
     private readonly TimerFd _deadline = new();
@@ -35,10 +38,12 @@ public sealed class FrameClock : IDisposable
     /// <param name="sessions">The sessions to pace.</param>
     /// <param name="faulted">Called (on the clock thread) when the loop hit an exception it cannot pin on one
     /// session; the clock thread then stops. The device turns this into DEVICE_NEEDS_RESET.</param>
-    public FrameClock(SessionTable sessions, Action<string>? faulted = null)
+    /// <param name="logger">Where such a failure is logged (none when null).</param>
+    public FrameClock(SessionTable sessions, Action<string>? faulted = null, ILogger? logger = null)
     {
         _sessions = sessions;
         _faulted = faulted;
+        _logger = logger ?? NullLogger.Instance;
         _loop.Add(_wake, WakeOnly.Instance);
         _loop.Add(_deadline.Handle, 1 /* EPOLLIN */, _deadline);
     }
@@ -139,7 +144,7 @@ public sealed class FrameClock : IDisposable
         {
             // Catch-all: an exception escaping this thread would kill the VMM.
             string reason = $"virtio-media frame clock failed: {e.GetType().Name}: {e.Message}";
-            Console.Error.WriteLine(reason);
+            MediaLog.DeviceFailed(_logger, reason);
             try
             {
                 _faulted?.Invoke(reason);

@@ -177,7 +177,7 @@ public sealed partial class VirtioMediaDevice
 
     private void Fault(VirtioActivation a, string reason)
     {
-        Console.Error.WriteLine(reason);
+        MediaLog.DeviceFailed(_logger, reason);
         try
         {
             a.Notifier.SignalNeedsReset(reason);

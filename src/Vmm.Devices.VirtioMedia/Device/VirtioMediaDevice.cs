@@ -1,5 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Vmm.Core.Events;
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
@@ -28,6 +30,7 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
     private readonly byte[] _config = new byte[VirtioMediaWire.ConfigSize];
     private readonly FrameClock _clock;
     private readonly EventLoop _loop;
+    private readonly ILogger _logger;
     private GuestMemory? _memory;
     private bool _disposed;
 
@@ -37,9 +40,11 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
     /// fails with ENOTTY, as the protocol prescribes). A backend with <see cref="IMediaBackend.MapsHostBuffers"/>
     /// gets a host-mapped region (address space for the host driver's buffers), any other a memfd.</param>
     /// <param name="limits">What a guest may hold of the device; <see cref="MediaDeviceLimits.Default"/> when null.</param>
-    public VirtioMediaDevice(IMediaBackend backend, ulong sharedMemorySize, MediaDeviceLimits? limits = null)
+    /// <param name="logger">Where the device logs its faults (none when null).</param>
+    public VirtioMediaDevice(IMediaBackend backend, ulong sharedMemorySize, MediaDeviceLimits? limits = null, ILogger? logger = null)
     {
         _backend = backend;
+        _logger = logger ?? NullLogger.Instance;
         if (sharedMemorySize > 1UL << 32)
         {
             throw new ArgumentOutOfRangeException(nameof(sharedMemorySize), "mem_offset is 32-bit: region 0 is at most 4 GiB");
@@ -57,10 +62,10 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         }
         _loop = new EventLoop("virtio-media");
         Processor = new CommandProcessor(backend, _shm, _shm is { IsBacked: true } ? new ShmAllocator(_shm) : null,
-            () => Volatile.Read(ref _memory), WakeClock, _loop, limits);
+            () => Volatile.Read(ref _memory), WakeClock, _loop, limits, logger: _logger);
         _request = new byte[Processor.Limits.MaxCommandBytes];
         _response = new byte[Processor.Limits.MaxCommandBytes];
-        _clock = new FrameClock(Processor.Sessions, OnClockFaulted);
+        _clock = new FrameClock(Processor.Sessions, OnClockFaulted, _logger);
         Processor.Events.Added += OnEventAdded;
 
         var config = new VirtioMediaConfig { DeviceCaps = backend.DeviceCaps & ~V4l2.V4l2Const.CapDeviceCaps, DeviceType = 0 };
@@ -70,12 +75,15 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
 
     /// <summary>Builds a device from a backend's validated options (the backend starts here: a host node is opened
     /// and checked). Throws <see cref="MediaBackendException"/> with one line when it cannot.</summary>
-    public static VirtioMediaDevice Create(IMediaBackendOptions options)
+    /// <param name="options">The backend's validated options.</param>
+    /// <param name="logger">Where the device and its backend log (none when null).</param>
+    public static VirtioMediaDevice Create(IMediaBackendOptions options, ILogger? logger = null)
     {
-        IMediaBackend backend = options.CreateBackend();
+        logger ??= NullLogger.Instance;
+        IMediaBackend backend = options.CreateBackend(logger);
         try
         {
-            return new VirtioMediaDevice(backend, options.SharedMemorySize, options.Limits);
+            return new VirtioMediaDevice(backend, options.SharedMemorySize, options.Limits, logger);
         }
         catch
         {
@@ -90,6 +98,11 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
     /// with a one-line <paramref name="error"/>.
     /// </summary>
     public static bool TryCreate(string option, [NotNullWhen(true)] out VirtioMediaDevice? device, [NotNullWhen(false)] out string? error)
+        => TryCreate(option, null, out device, out error);
+
+    /// <inheritdoc cref="TryCreate(string, out VirtioMediaDevice?, out string?)"/>
+    /// <param name="logger">Where the device and its backend log (none when null).</param>
+    public static bool TryCreate(string option, ILogger? logger, [NotNullWhen(true)] out VirtioMediaDevice? device, [NotNullWhen(false)] out string? error)
     {
         device = null;
         if (!MediaBackendSpecs.TryParse(option, out IMediaBackendOptions? options, out error))
@@ -98,7 +111,7 @@ public sealed partial class VirtioMediaDevice : IVirtioDevice
         }
         try
         {
-            device = Create(options);
+            device = Create(options, logger);
             return true;
         }
         catch (Exception e) when (e is ArgumentException or Core.Interop.ErrnoException or MediaBackendException)

@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Core.Interop;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.V4l2;
@@ -26,11 +29,14 @@ public sealed class HostV4l2Backend : IMediaBackend
         V4l2Const.CapVideoM2mMplane;
 
     private readonly HostV4l2Options _options;
-    private readonly BytesCopiedCounter _copied = new();
+    private readonly ILogger _logger;
+    private readonly BytesCopiedCounter _copied;
 
-    private HostV4l2Backend(HostV4l2Options options, uint deviceCaps, string card)
+    private HostV4l2Backend(HostV4l2Options options, uint deviceCaps, string card, ILogger logger)
     {
         _options = options;
+        _logger = logger;
+        _copied = new BytesCopiedCounter(logger);
         DeviceCaps = deviceCaps;
         Card = card;
     }
@@ -49,8 +55,9 @@ public sealed class HostV4l2Backend : IMediaBackend
     public long FramesDelivered => _copied.Frames;
 
     /// <summary>Opens and checks the node; throws <see cref="MediaBackendException"/> with one line naming the problem.</summary>
-    public static HostV4l2Backend Open(HostV4l2Options options)
+    public static HostV4l2Backend Open(HostV4l2Options options, ILogger? logger = null)
     {
+        logger ??= NullLogger.Instance;
         string path = options.Path;
         int errno = HostV4l2Node.TryOpen(path, out HostV4l2Node? node);
         if (errno != 0)
@@ -90,7 +97,7 @@ public sealed class HostV4l2Backend : IMediaBackend
                 throw new MediaBackendException($"the device is busy (another program is streaming from it)");
             }
             string card = ReadCard(caps);
-            return new HostV4l2Backend(options, deviceCaps & OfferedCaps, card.Length > 0 ? card : path);
+            return new HostV4l2Backend(options, deviceCaps & OfferedCaps, card.Length > 0 ? card : path, logger);
         }
     }
 
@@ -113,7 +120,7 @@ public sealed class HostV4l2Backend : IMediaBackend
         }
         try
         {
-            session = new HostV4l2Session(host, node!, _copied, _options.StallTimeout, [.. _options.HiddenControls]);
+            session = new HostV4l2Session(host, node!, _copied, _options.StallTimeout, [.. _options.HiddenControls], _logger);
             return 0;
         }
         catch
@@ -129,14 +136,13 @@ public sealed class HostV4l2Backend : IMediaBackend
         // merit, so it is reported when the device goes away.
         if (FramesDelivered > 0)
         {
-            Console.Error.WriteLine($"virtio-media host proxy {_options.Path}: {FramesDelivered} frames delivered, " +
-                                    $"{BytesCopied} bytes copied ({(double)BytesCopied / FramesDelivered:F0} per frame)");
+            MediaLog.HostProxyTotals(_logger, _options.Path, FramesDelivered, BytesCopied, (double)BytesCopied / FramesDelivered);
         }
     }
 }
 
 /// <summary>Bytes copied and frames delivered, summed over a device's sessions (thread-safe).</summary>
-internal sealed class BytesCopiedCounter
+internal sealed class BytesCopiedCounter(ILogger logger)
 {
     private long _total;
     private long _frames;
@@ -154,7 +160,7 @@ internal sealed class BytesCopiedCounter
         Interlocked.Add(ref _total, bytes);
         if (Interlocked.Exchange(ref _logged, 1) == 0)
         {
-            Console.Error.WriteLine($"virtio-media host proxy: copying frames ({reason}); counted in bytes copied");
+            MediaLog.HostProxyCopying(logger, reason);
         }
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 
@@ -28,7 +29,7 @@ public sealed record HostV4l2Options : IMediaBackendOptions
 
     /// <summary>Opens and checks the node (<see cref="HostV4l2Backend"/>); one-line
     /// <see cref="MediaBackendException"/> when it is missing, not V4L2, busy or cannot capture.</summary>
-    public IMediaBackend CreateBackend() => HostV4l2Backend.Open(this);
+    public IMediaBackend CreateBackend(ILogger logger) => HostV4l2Backend.Open(this, logger);
 
     public static bool TryParse(string text, [NotNullWhen(true)] out HostV4l2Options? options, [NotNullWhen(false)] out string? error)
     {

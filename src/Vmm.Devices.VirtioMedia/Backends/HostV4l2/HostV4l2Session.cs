@@ -1,5 +1,8 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Core.Events;
 using Vmm.Core.Memory;
 using Vmm.Devices.VirtioMedia.Buffers;
@@ -35,6 +38,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
     private readonly IMediaSessionHost _host;
     private readonly HostV4l2Node _node;
     private readonly BytesCopiedCounter _copied;
+    private readonly ILogger _logger;
     private readonly Dictionary<uint, Queue> _queues = [];
     private readonly Dictionary<uint, (Queue Queue, int Index, int Plane)> _byMemOffset = [];
     private EventLoop.Registration _watch;
@@ -52,8 +56,10 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
     private bool _buffersPaused;
     private volatile bool _disposed;
 
-    public HostV4l2Session(IMediaSessionHost host, HostV4l2Node node, BytesCopiedCounter copied, TimeSpan stallTimeout, uint[] hiddenControls)
+    public HostV4l2Session(IMediaSessionHost host, HostV4l2Node node, BytesCopiedCounter copied, TimeSpan stallTimeout, uint[] hiddenControls,
+        ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         _hiddenControls = hiddenControls;
         _host = host;
         _node = node;
@@ -108,16 +114,14 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
 
     private static bool IsPassableMemory(uint memory) => memory is (uint)V4l2Memory.Mmap or (uint)V4l2Memory.UserPtr;
 
-    // VMM_HOST_V4L2_TRACE=1 logs every host ioctl that fails, with its errno: what a guest-side failure came from.
-    private static readonly bool Trace = Environment.GetEnvironmentVariable("VMM_HOST_V4L2_TRACE") == "1";
-
     private int Pass<T>(V4l2IoctlCode code, ref T arg) where T : unmanaged => Traced(code, _node.Ioctl(code, ReadWrite, ref arg));
 
     private int Traced(V4l2IoctlCode code, int status)
     {
-        if (Trace && status != 0 && status != Errno.EAGAIN)
+        // At debug level, every host ioctl that fails, with its errno: what a guest-side failure came from.
+        if (status != 0 && status != Errno.EAGAIN)
         {
-            Console.Error.WriteLine($"virtio-media host proxy {_node.Path}: session {_host.SessionId}: VIDIOC {code} -> errno {status}");
+            MediaLog.HostIoctlFailed(_logger, _node.Path, _host.SessionId, code, status);
         }
         return status;
     }
@@ -904,15 +908,15 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             // A stalled host device: the session fails with ETIMEDOUT (the guest sees an ERROR event); its host
             // readiness watch goes with the next event or with CLOSE. Nothing here touches the device thread's state.
             _failed = true;
-            Console.Error.WriteLine($"virtio-media host proxy {_node.Path}: session {_host.SessionId} fails with errno {Errno.ETIMEDOUT}: " +
-                                    $"no progress for {TimeSpan.FromSeconds((double)_stallTicks / System.Diagnostics.Stopwatch.Frequency).TotalSeconds:F1} s with buffers queued");
+            MediaLog.HostSessionFailed(_logger, _node.Path, _host.SessionId, Errno.ETIMEDOUT,
+                $"no progress for {(double)_stallTicks / System.Diagnostics.Stopwatch.Frequency:F1} s with buffers queued");
             _host.SendError(Errno.ETIMEDOUT);
         }
     }
 
     private void Fail(int errno, string reason)
     {
-        Console.Error.WriteLine($"virtio-media host proxy {_node.Path}: session {_host.SessionId} fails with errno {errno}: {reason}");
+        MediaLog.HostSessionFailed(_logger, _node.Path, _host.SessionId, errno, reason);
         _failed = true;
         _host.Unwatch(_watch);
         _host.SendError(errno);

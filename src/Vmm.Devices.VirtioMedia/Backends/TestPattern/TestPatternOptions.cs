@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Vmm.Devices.VirtioMedia.V4l2;
@@ -14,7 +15,7 @@ public sealed record TestPatternOptions : IMediaBackendOptions
     /// <summary>The spec's first word.</summary>
     public const string Name = "test-pattern";
 
-    public IMediaBackend CreateBackend() => new TestPatternBackend(this);
+    public IMediaBackend CreateBackend(ILogger logger) => new TestPatternBackend(this);
 
     /// <summary>Initial width in pixels (even, 160…3840).</summary>
     public uint Width { get; init; } = 640;
