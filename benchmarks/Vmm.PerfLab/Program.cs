@@ -9,7 +9,8 @@ namespace Vmm.PerfLab;
 /// <summary>
 /// The performance lab: runs the chosen suites in one go with a progress display, writes results.json (with the
 /// machine's facts) and the plots (PNG and SVG), and prints a summary. See benchmarks/README.md.
-/// <code>vmm-perflab [--quick] [--suites transport,streaming,boot,exits,footprint] [--skip-vm | --vm-only] [--out DIR]</code>
+/// <code>vmm-perflab [--quick] [--suites transport,streaming,boot,exits,footprint] [--skip-vm | --vm-only] [--out DIR]</code>, or
+/// <code>vmm-perflab --replot DIR</code> to draw the plots of an earlier run again from its results.json.
 /// --skip-vm leaves out the cases that need a VM and --vm-only runs only those: where the host has no KVM,
 /// ./build.sh bench-lab runs the first here and the second in the lab.
 /// </summary>
@@ -25,6 +26,7 @@ internal static class Program
         string output = "perf-lab-results";
         string[] suites = AllSuites;
         string? child = null;
+        string? replot = null;
         LabScope scope = LabScope.All;
         for (int i = 0; i < args.Length; i++)
         {
@@ -51,17 +53,24 @@ internal static class Program
                 case "--vm-only":
                     scope = LabScope.VmOnly;
                     break;
+                case "--replot" when i + 1 < args.Length: // draw the plots of an earlier run again, from its results.json
+                    replot = args[++i];
+                    break;
                 case "--child-streaming": // internal: the scalar reference, in a process without hardware intrinsics
                     child = StreamingSuite.Name;
                     break;
                 default:
-                    Console.Error.WriteLine($"vmm-perflab: error: unknown argument '{args[i]}' (usage: vmm-perflab [--quick] [--suites {string.Join(',', AllSuites)}] [--skip-vm | --vm-only] [--out DIR])");
+                    Console.Error.WriteLine($"vmm-perflab: error: unknown argument '{args[i]}' (usage: vmm-perflab [--quick] [--suites {string.Join(',', AllSuites)}] [--skip-vm | --vm-only] [--out DIR] | --replot DIR)");
                     return 2;
             }
         }
         if (child is not null)
         {
             return RunStreamingChild(quick);
+        }
+        if (replot is not null)
+        {
+            return Replot(replot);
         }
 
         if (Console.IsOutputRedirected)
@@ -116,6 +125,26 @@ internal static class Program
             AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
         }
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(json)} and {plots.Count} plot files in {Markup.Escape(output)}");
+        return 0;
+    }
+
+    /// <summary>Reads DIR/results.json and writes its plots again (after a change to the plots, without a new run).</summary>
+    private static int Replot(string directory)
+    {
+        string json = Path.Combine(directory, "results.json");
+        if (!File.Exists(json))
+        {
+            Console.Error.WriteLine($"vmm-perflab: error: {json} does not exist");
+            return 2;
+        }
+        LabResults? results = JsonSerializer.Deserialize<LabResults>(File.ReadAllText(json), Json);
+        if (results is null)
+        {
+            Console.Error.WriteLine($"vmm-perflab: error: {json} holds no results");
+            return 2;
+        }
+        List<string> plots = Plots.Write(results, directory);
+        AnsiConsole.MarkupLine($"wrote {plots.Count} plot files in {Markup.Escape(directory)}");
         return 0;
     }
 

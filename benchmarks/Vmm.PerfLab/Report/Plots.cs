@@ -85,27 +85,77 @@ internal static class Plots
         return plot;
     }
 
-    /// <summary>Transport CPU per frame as a fraction of one copy of the frame, per resolution, with the goal.</summary>
+    /// <summary>Transport CPU per frame as a fraction of one copy of the frame, grouped by resolution, one colour per
+    /// driver, on a log scale (the ratios span four decades: a 640×480 copy is cheap, a 4K one is not), with the
+    /// goal.</summary>
     private static Plot Transport(List<TransportResult> rows, string host)
     {
         var plot = new Plot();
-        double[] ratios = new double[rows.Count];
-        var ticks = new Tick[rows.Count];
-        for (int i = 0; i < rows.Count; i++)
+        string[] drivers = ["testbed", "testbed, stepped", "firmware guest", "firmware guest, NativeAOT"];
+        Color[] colours = [Colors.SteelBlue, Colors.SeaGreen, Colors.DarkOrange, Colors.Peru];
+        var bars = new List<Bar>();
+        var ticks = new List<Tick>();
+        double floor = Math.Floor(Math.Log10(Math.Min(rows[0].Goal, MinRatio(rows)))) - 0.2;
+        double x = 0;
+        foreach ((uint w, uint h) in Resolutions(rows))
         {
-            ratios[i] = rows[i].Ratio;
-            ticks[i] = new Tick(i, $"{rows[i].Driver}\n{rows[i].Width}x{rows[i].Height} {rows[i].Format}\n{rows[i].TransportNsPerFrame / 1000:F1} / {rows[i].CopyNsPerFrame / 1000:F0} µs");
+            foreach (TransportResult r in rows)
+            {
+                if (r.Width != w || r.Height != h)
+                {
+                    continue;
+                }
+                int d = Math.Max(0, Array.IndexOf(drivers, r.Driver));
+                bars.Add(new Bar { Position = x, ValueBase = floor, Value = Math.Log10(r.Ratio), FillColor = colours[d] });
+                ticks.Add(new Tick(x, $"{w}x{h}\n{r.TransportNsPerFrame / 1000:F1} / {r.CopyNsPerFrame / 1000:F0} µs"));
+                x++;
+            }
+            x += 0.8; // a gap between resolutions
         }
-        plot.Add.Bars(ratios);
-        var goal = plot.Add.HorizontalLine(rows[0].Goal);
+        plot.Add.Bars(bars);
+        for (int d = 0; d < drivers.Length; d++)
+        {
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = drivers[d], FillColor = colours[d] });
+        }
+        var goal = plot.Add.HorizontalLine(Math.Log10(rows[0].Goal));
         goal.Color = Colors.OrangeRed;
         goal.LegendText = $"goal at 1080p: {rows[0].Goal}";
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+            IntegerTicksOnly = true,
+            LabelFormatter = y => Math.Pow(10, y).ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
+        };
         plot.Axes.Margins(bottom: 0);
-        plot.Title($"Transport cost per frame / one memcpy of the frame ({host})");
-        plot.YLabel("device CPU per frame ÷ copy CPU per frame");
+        plot.Title($"Transport CPU per NV12 frame ÷ one memcpy of the frame ({host})");
+        plot.YLabel("ratio (log scale; labels: CPU per frame / copy)");
         plot.ShowLegend(Alignment.UpperRight);
         return plot;
+    }
+
+    private static double MinRatio(List<TransportResult> rows)
+    {
+        double min = double.MaxValue;
+        foreach (TransportResult r in rows)
+        {
+            min = Math.Min(min, r.Ratio);
+        }
+        return min;
+    }
+
+    private static List<(uint Width, uint Height)> Resolutions(List<TransportResult> rows)
+    {
+        var sizes = new List<(uint, uint)>();
+        foreach (TransportResult r in rows)
+        {
+            if (!sizes.Contains((r.Width, r.Height)))
+            {
+                sizes.Add((r.Width, r.Height));
+            }
+        }
+        sizes.Sort((a, b) => ((ulong)a.Item1 * a.Item2).CompareTo((ulong)b.Item1 * b.Item2));
+        return sizes;
     }
 
     /// <summary>Per build, VMM RSS (anonymous and file-backed pages stacked) beside start-up time, each against its

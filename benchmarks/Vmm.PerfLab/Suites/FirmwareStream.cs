@@ -24,7 +24,8 @@ internal static class FirmwareStream
 {
     /// <param name="warmup">Frames streamed before the window opens (the JIT compiles the VMM's hot paths then).</param>
     /// <param name="frames">Frame intervals in the window.</param>
-    public static FirmwareMeasurement Run(LabPaths paths, uint width, uint height, string format, uint fps, string pattern, int warmup, int frames)
+    /// <param name="vmmCommand">How to start vmm: <c>dotnet vmm.dll</c> (the JIT build) or the NativeAOT binary.</param>
+    public static FirmwareMeasurement Run(LabPaths paths, string[] vmmCommand, uint width, uint height, string format, uint fps, string pattern, int warmup, int frames)
     {
         string camera = $"test-pattern,width={width},height={height},fps={fps},format={format},pattern={pattern}";
         // The guest prints frame 0 and every (warmup/4)-th frame: the window opens at the fifth FRAME line (frame
@@ -34,13 +35,13 @@ internal static class FirmwareStream
         int every = Math.Max(1, warmup / 4);
         int total = warmup + frames + 1;
         string cmdline = $"width={width} height={height} format={format} frames={total} print_first=1 print_every={every} checksum=printed";
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(vmmCommand[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
         };
-        foreach (string a in new[] { paths.VmmDll, "run", "--kernel", paths.StreamingFirmware, "--mem", "64", "--media", camera, "--cmdline", cmdline, "--log-level", "warn" })
+        foreach (string a in (string[])[.. vmmCommand[1..], "run", "--kernel", paths.StreamingFirmware, "--mem", "64", "--media", camera, "--cmdline", cmdline, "--log-level", "warn"])
         {
             start.ArgumentList.Add(a);
         }

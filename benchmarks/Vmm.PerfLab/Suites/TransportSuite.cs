@@ -42,11 +42,24 @@ internal static class TransportSuite
             notes.Add($"transport through the firmware guest not run: {why}");
             yield break;
         }
-        // At the camera's 120 fps: 2 s of warm-up, then 1 s (quick) or 10 s measured.
+        // At the camera's 120 fps: 2 s of warm-up, then 1 s (quick) or 10 s measured. The JIT build, and the
+        // NativeAOT binary where it has been published (no JIT thread at all).
         int vmFrames = quick ? 120 : 1200;
-        foreach ((uint w, uint h) in Sizes)
+        var builds = new List<(string Driver, string[] Command)> { ("firmware guest", ["dotnet", paths.VmmDll]) };
+        if (File.Exists(paths.VmmNativeAot))
         {
-            yield return ($"transport {w}x{h} NV12 firmware guest", tick => MeasureInVm(paths, w, h, vmFrames, tick), 1);
+            builds.Add(("firmware guest, NativeAOT", [paths.VmmNativeAot]));
+        }
+        else
+        {
+            notes.Add($"transport through the NativeAOT build not run: {paths.VmmNativeAot} is missing");
+        }
+        foreach ((string driver, string[] command) in builds)
+        {
+            foreach ((uint w, uint h) in Sizes)
+            {
+                yield return ($"transport {w}x{h} NV12 {driver}", tick => MeasureInVm(paths, driver, command, w, h, vmFrames, tick), 1);
+            }
         }
     }
 
@@ -56,13 +69,13 @@ internal static class TransportSuite
         return Result(c.Stepped ? "testbed, stepped" : "testbed", c.Width, c.Height, m.SizeImage, m.Frames, m.DeviceCpuNsPerFrame, m.DeviceCpuNsPerFrame, m.Counters);
     }
 
-    private static TransportResult MeasureInVm(LabPaths paths, uint w, uint h, int frames, Action tick)
+    private static TransportResult MeasureInVm(LabPaths paths, string driver, string[] vmm, uint w, uint h, int frames, Action tick)
     {
-        FirmwareMeasurement m = FirmwareStream.Run(paths, w, h, "NV12", fps: 120, pattern: "static", warmup: WarmupFrames, frames);
+        FirmwareMeasurement m = FirmwareStream.Run(paths, vmm, w, h, "NV12", fps: 120, pattern: "static", warmup: WarmupFrames, frames);
         tick();
         // NV12 at these sizes has no padding: sizeimage is w*h*3/2 (as the device's S_FMT answers).
         // The counters live in the vmm child process (dotnet-counters can watch them there); not read here.
-        TransportResult r = Result("firmware guest", w, h, w * h * 3 / 2, m.Frames, m.VmmCpuNsPerFrame, m.DeviceCpuNsPerFrame, null);
+        TransportResult r = Result(driver, w, h, w * h * 3 / 2, m.Frames, m.VmmCpuNsPerFrame, m.DeviceCpuNsPerFrame, null);
         var byThread = new SortedDictionary<string, double>(StringComparer.Ordinal);
         foreach ((string name, long ns) in m.CpuNsByThreadName)
         {
