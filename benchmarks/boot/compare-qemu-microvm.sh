@@ -3,6 +3,7 @@
 # run alternately (vmm, qemu, vmm, qemu, …) on the same kernel, initramfs, memory and command line, so that drift in
 # host load hits both equally. Prints every run and the medians.
 #   benchmarks/boot/compare-qemu-microvm.sh [RUNS] [initramfs-min|initramfs]
+# vmm is `dotnet $VMM_DLL` (default: the Release build), or the NativeAOT binary named by VMM_BIN.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUNS=${1:-5}
@@ -40,9 +41,10 @@ time_to_marker() {
   echo timeout
 }
 
+if [ -n "${VMM_BIN:-}" ]; then vmm_cmd=("$VMM_BIN"); else vmm_cmd=(dotnet "$VMM"); fi
 vmm=() qemu=()
 for i in $(seq 1 "$RUNS"); do
-  v=$(time_to_marker dotnet "$VMM" run --kernel "$KIT/vmlinux" --initrd "$KIT/$IMAGE.cpio" --mem 128 --cmdline "$CMDLINE")
+  v=$(time_to_marker "${vmm_cmd[@]}" run --kernel "$KIT/vmlinux" --initrd "$KIT/$IMAGE.cpio" --mem 128 --cmdline "$CMDLINE")
   q=$(time_to_marker bash "$ROOT/firmware/linux-guest/qemu-microvm.sh" --kit "$KIT" --initrd "$KIT/$IMAGE.cpio" --mem 128)
   echo "run $i: vmm ${v} s   qemu-microvm ${q} s"
   vmm+=("$v") qemu+=("$q")

@@ -54,7 +54,7 @@ internal static class Plots
         }
         foreach (BootResult b in r.Boot)
         {
-            items.Add(("boot to /init\nvmm / QEMU microvm", b.Ratio, b.Goal));
+            items.Add(($"boot to /init\nvmm ({b.Build ?? "JIT"}) / QEMU microvm", b.Ratio, b.Goal));
         }
         foreach (ExitResult e in r.Exits)
         {

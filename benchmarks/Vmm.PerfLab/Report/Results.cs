@@ -33,8 +33,9 @@ internal sealed record CounterFigures(long Frames, double BytesDeliveredPerFrame
 /// <summary>The cost of one VM exit to an unclaimed port under vmm and under a minimal C KVM loop (suite 4).</summary>
 internal sealed record ExitResult(int Exits, int Rounds, double VmmNsPerExit, double CLoopNsPerExit, double Ratio, double Goal, bool Met);
 
-/// <summary>Median seconds from process start to the guest's /init marker, vmm and QEMU microvm (suite 3).</summary>
-internal sealed record BootResult(int Runs, double VmmSeconds, double QemuMicrovmSeconds, double Ratio, double Goal, bool Met);
+/// <summary>Median seconds from process start to the guest's /init marker, vmm (Build: NativeAOT or JIT) and QEMU
+/// microvm (suite 3).</summary>
+internal sealed record BootResult(string? Build, int Runs, double VmmSeconds, double QemuMicrovmSeconds, double Ratio, double Goal, bool Met);
 
 /// <summary>One build of <c>vmm</c> (suite 3): medians over Runs runs. VmmRssMiB is the process's RSS without guest
 /// RAM and the virtio-media shared-memory region (each reported apart), split into anonymous (heaps, stacks, the

@@ -23,7 +23,7 @@ internal static class Summary
         }
         foreach (BootResult x in r.Boot)
         {
-            var t = new Table().Title($"Boot to /init, median of {x.Runs} ({r.Machine.HostKind})").AddColumns("vmm", "QEMU microvm", "ratio", "goal");
+            var t = new Table().Title($"Boot to /init, median of {x.Runs} ({r.Machine.HostKind})").AddColumns($"vmm ({x.Build ?? "JIT"})", "QEMU microvm", "ratio", "goal");
             t.AddRow($"{x.VmmSeconds:F2} s", $"{x.QemuMicrovmSeconds:F2} s", $"{x.Ratio:F3}",
                 x.Met ? $"[green]≤ {x.Goal} met[/]" : $"[red]≤ {x.Goal} missed[/]");
             AnsiConsole.Write(t);
