@@ -22,7 +22,7 @@ public sealed class LimitsTests
     public void Every_limit_is_a_spec_key_of_every_backend_with_defaults_when_absent()
     {
         Assert.True(MediaBackendSpecs.TryParse("test-pattern", out IMediaBackendOptions? plain, out _));
-        Assert.Equal(new MediaDeviceLimits { MaxSessions = 64, MaxBuffersPerQueue = 32, MaxPendingEvents = 4096, MaxCommandBytes = 65536 }, plain.Limits);
+        Assert.Equal(new MediaDeviceLimits { MaxSessions = 256, MaxBuffersPerQueue = 32, MaxPendingEvents = 4096, MaxCommandBytes = 65536 }, plain.Limits);
         Assert.Equal(1UL << 32, plain.SharedMemorySize);
 
         Assert.True(MediaBackendSpecs.TryParse("test-pattern,max-sessions=3,max-buffers=4,max-events=32,max-command=8K,shm=16M",
