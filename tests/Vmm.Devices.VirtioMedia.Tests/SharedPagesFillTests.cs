@@ -62,7 +62,7 @@ public sealed class SharedPagesFillTests
         // The fill went whole into the pages of the QBUF it served...
         Assert.Equal(TestPatternImage.ExpectedChecksum(FourCc.Yuyv, 320, 240, 0, TestPatternControls.Default),
                      TestPatternImage.Checksum(bed.GuestMemory.GetSpan(new GuestAddress(first[0].Start), (int)FrameBytes), default, default));
-        // ...and, not streaming since, no fill may have touched the pages of the second QBUF. may have touched the pages of the second QBUF.
+        // ...and, not streaming since, no fill may have touched the pages of the second QBUF.
         ReadOnlySpan<byte> untouched = bed.GuestMemory.GetSpan(new GuestAddress(second[0].Start), (int)FrameBytes);
         Assert.Equal(-1, untouched.IndexOfAnyExcept((byte)0xA5));
     }

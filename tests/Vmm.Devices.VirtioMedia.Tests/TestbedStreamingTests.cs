@@ -115,6 +115,33 @@ public class TestbedStreamingTests
     }
 
     [Fact]
+    public void A_buffer_queued_while_the_clock_sleeps_with_none_moves_its_timer_instead_of_waking_it()
+    {
+        using VirtioMediaTestbed bed = NewBed(fps: 5);
+        using TestbedSession s = bed.OpenSession();
+        s.SetFormat(FourCc.Yuyv, 320, 240);
+        s.RequestBuffers(1, V4l2Memory.Mmap);
+        s.QueueAllBuffers();
+        s.StreamOn();
+        using (TestbedFrame first = s.DequeueFrame(Timeout))
+        {
+        }
+        long wakeups = bed.Device.Clock.SleepingWakeups, moves = bed.Device.Clock.TimerMoves;
+        // One buffer: after each frame the clock sleeps with nothing to wait for; the buffer comes back well before
+        // the next 200-ms tick, so its QBUF moves the timer to that tick (before, each woke the clock, which then
+        // armed the timer and slept again). A QBUF delayed past the tick by a loaded machine still wakes it, and one
+        // that finds the clock still busy after sending the frame only makes it look again (neither is counted).
+        for (uint i = 1; i <= 10; i++)
+        {
+            using TestbedFrame frame = s.DequeueFrame(Timeout);
+            Assert.Equal(i, frame.Sequence);
+        }
+        Assert.InRange(bed.Device.Clock.SleepingWakeups - wakeups, 0, 2);
+        Assert.InRange(bed.Device.Clock.TimerMoves - moves, 1, 10);
+        s.StreamOff();
+    }
+
+    [Fact]
     public void FramesArePacedToTheInterval()
     {
         using VirtioMediaTestbed bed = NewBed(fps: 20);

@@ -28,6 +28,11 @@ public sealed class FrameClock : IDisposable
     private volatile bool _stop;
     private long _ticks;
     private long _sleepingWakeups;
+    private long _timerMoves;
+    // Whether the timerfd may hold a deadline (armed by the clock thread, or moved earlier by Wake); the clock
+    // disarms it before sleeping with no deadline, which also clears an expiry nobody read.
+    private volatile bool _timerArmed = true; // unknown at start: disarm once
+    private readonly Lock _moveLock = new();
     // What the clock thread sleeps until (a Stopwatch timestamp; long.MaxValue for no deadline), or Scanning while it
     // looks at the sessions. Wake skips the eventfd when a deadline is no earlier than this: the thread will wake by
     // then anyway and see it. A new deadline is made under its session's lock before Wake reads this, and the thread
@@ -45,7 +50,9 @@ public sealed class FrameClock : IDisposable
         _faulted = faulted;
         _logger = logger ?? NullLogger.Instance;
         _loop.Add(_wake, WakeOnly.Instance);
-        _loop.Add(_deadline.Handle, 1 /* EPOLLIN */, _deadline);
+        // No read of the expiry count: before it sleeps again the clock re-arms or disarms the timer, and
+        // timerfd_settime resets the count and with it the readiness (one system call less per frame).
+        _loop.Add(_deadline.Handle, 1 /* EPOLLIN */, WakeOnly.Instance);
     }
 
 
@@ -53,6 +60,10 @@ public sealed class FrameClock : IDisposable
     /// <summary>Wake calls that signalled a sleeping clock thread (not counting those that found it awake, which
     /// only make it look once more); for tests.</summary>
     internal long SleepingWakeups => Interlocked.Read(ref _sleepingWakeups);
+
+    /// <summary>Wake calls that moved a sleeping clock's timer to an earlier deadline instead of waking it; for
+    /// tests.</summary>
+    internal long TimerMoves => Interlocked.Read(ref _timerMoves);
 
     /// <summary>Frames produced (all sessions) since start; for diagnostics.</summary>
     public long Ticks => Interlocked.Read(ref _ticks);
@@ -100,6 +111,13 @@ public sealed class FrameClock : IDisposable
             {
                 return;
             }
+            // The clock sleeps past the new deadline. While that is still ahead, move its timer there instead of
+            // waking it now only for it to arm the timer and sleep again: one wake-up per frame instead of two when
+            // the guest hands a buffer back after the clock went to sleep with none queued.
+            if (TryMoveTimer(until, deadline))
+            {
+                return;
+            }
             Interlocked.Increment(ref _sleepingWakeups);
         }
         try
@@ -109,6 +127,32 @@ public sealed class FrameClock : IDisposable
         catch (ObjectDisposedException)
         {
             // The device is being disposed; there is nothing left to pace.
+        }
+    }
+
+    // The clock thread arms its timer before it publishes what it sleeps until, and sets Scanning before it reads
+    // the deadlines again, so a move that wins the exchange below happens while it sleeps, and any deadline it
+    // misses is one the next scan sees. The lock orders competing movers' timer writes with their exchanges.
+    private bool TryMoveTimer(long until, long deadline)
+    {
+        lock (_moveLock)
+        {
+            long now = Stopwatch.GetTimestamp();
+            if (deadline <= now || Interlocked.CompareExchange(ref _sleepingUntil, deadline, until) != until)
+            {
+                return false;
+            }
+            try
+            {
+                _timerArmed = true;
+                _deadline.Arm(Stopwatch.GetElapsedTime(now, deadline));
+            }
+            catch (ObjectDisposedException)
+            {
+                return true; // the device is being disposed
+            }
+            Interlocked.Increment(ref _timerMoves);
+            return true;
         }
     }
 
@@ -162,10 +206,15 @@ public sealed class FrameClock : IDisposable
 
     private void RunCore(List<MediaSession> snapshot)
     {
-        bool armed = true; // unknown after a restart: disarm once
+        _timerArmed = true; // unknown after a restart: disarm once
         while (!_stop)
         {
-            Interlocked.Exchange(ref _sleepingUntil, Scanning);
+            // Under the movers' lock: a move in progress finishes its timer write first, so the arm below is the
+            // last one and no earlier deadline of another session is overwritten by a late move.
+            lock (_moveLock)
+            {
+                Interlocked.Exchange(ref _sleepingUntil, Scanning);
+            }
             ProduceDue(Stopwatch.GetTimestamp(), snapshot, out long earliest);
             if (_stop)
             {
@@ -178,17 +227,17 @@ public sealed class FrameClock : IDisposable
             }
             if (earliest == long.MaxValue)
             {
-                if (armed)
+                if (_timerArmed)
                 {
                     // Unpaced streaming ends here after every frame: skip the system call when nothing is armed.
                     _deadline.Disarm();
-                    armed = false;
+                    _timerArmed = false;
                 }
             }
             else
             {
                 _deadline.Arm(TimeSpan.FromTicks(Math.Min(Stopwatch.GetElapsedTime(now, earliest).Ticks, TimeSpan.TicksPerSecond)));
-                armed = true;
+                _timerArmed = true;
             }
             // The timer fires within a second at the latest (the cap above), so the thread may claim to sleep until
             // `earliest` even when that is further away.
