@@ -1,9 +1,7 @@
 using Microsoft.Extensions.Logging;
 using System.Runtime.InteropServices;
-using Vmm.Core.Events;
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
-using Vmm.Core.Virtio.Queues;
 using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
@@ -41,39 +39,19 @@ public class DeviceThreadFaultTests
         using GuestMemory memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
         var log = new RecordingLogger();
         using VirtioMediaDevice device = VirtioMediaDevice.Create(new TestPatternOptions(), log);
-        EventFd[] kicks = [new EventFd(), new EventFd()];
-        try
-        {
-            var queues = new VirtQueue[2];
-            var drivers = new VirtQueueDriver[2];
-            for (int i = 0; i < 2; i++)
-            {
-                queues[i] = new VirtQueue(device.QueueMaxSizes[i]);
-                drivers[i] = new VirtQueueDriver(memory, new GuestAddress(0x10000UL * (ulong)(i + 1)), 16,
-                    new GuestAddress(0x100000UL * (ulong)(i + 1)), 0x100000, eventIdx: false, kick: kicks[i]);
-                drivers[i].ConfigureDevice(queues[i]);
-                Assert.Equal(VirtQueueError.None, queues[i].Activate(memory, VirtioFeatures.Version1));
-            }
-            var notifier = new ThrowingNotifier();
-            device.Activate(new VirtioActivation(memory, queues, kicks, notifier, VirtioFeatures.Version1));
-            Span<byte> open = stackalloc byte[VirtioMediaWire.CmdOpenSize];
-            MemoryMarshal.Write(open, new CmdHeader { Cmd = (uint)VirtioMediaCommand.Open });
-            drivers[0].Submit(open, VirtioMediaWire.RespOpenSize);
-            drivers[0].Kick();
-            // The answer is published, then the interrupt throws on the worker thread.
-            Assert.True(notifier.NeedsReset.Wait(TimeSpan.FromSeconds(5)), "no DEVICE_NEEDS_RESET after the worker faulted");
-            Assert.Contains("interrupt injection failed", notifier.Reason);
-            // The reason goes to the logger the host application gave the device, not to the console.
-            Assert.Contains(log.Lines, l => l.Level == LogLevel.Error && l.Message.Contains("interrupt injection failed"));
-            device.Reset(); // the stopped worker is joined without hanging
-        }
-        finally
-        {
-            foreach (EventFd e in kicks)
-            {
-                e.Dispose();
-            }
-        }
+        using PlainQueues q = PlainQueues.For(device, memory);
+        var notifier = new ThrowingNotifier();
+        device.Activate(q.Activation(notifier));
+        Span<byte> open = stackalloc byte[VirtioMediaWire.CmdOpenSize];
+        MemoryMarshal.Write(open, new CmdHeader { Cmd = (uint)VirtioMediaCommand.Open });
+        q.Drivers[0].Submit(open, VirtioMediaWire.RespOpenSize);
+        q.Drivers[0].Kick();
+        // The answer is published, then the interrupt throws on the worker thread.
+        Assert.True(notifier.NeedsReset.Wait(TimeSpan.FromSeconds(5)), "no DEVICE_NEEDS_RESET after the worker faulted");
+        Assert.Contains("interrupt injection failed", notifier.Reason);
+        // The reason goes to the logger the host application gave the device, not to the console.
+        Assert.Contains(log.Lines, l => l.Level == LogLevel.Error && l.Message.Contains("interrupt injection failed"));
+        device.Reset(); // the stopped worker is joined without hanging
     }
 
     private sealed class ScriptedSession : MediaBackendSession

@@ -1,4 +1,3 @@
-using Vmm.Core.Events;
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
 using Vmm.Core.Virtio.Queues;
@@ -30,39 +29,19 @@ public class EventQueueNotificationTests
     {
         using GuestMemory memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
         using VirtioMediaDevice device = VirtioMediaDevice.Create(new TestPatternOptions());
-        EventFd[] kicks = [new EventFd(), new EventFd()];
-        try
-        {
-            var queues = new VirtQueue[2];
-            var drivers = new VirtQueueDriver[2];
-            for (int i = 0; i < 2; i++)
-            {
-                queues[i] = new VirtQueue(device.QueueMaxSizes[i]);
-                drivers[i] = new VirtQueueDriver(memory, new GuestAddress(0x10000UL * (ulong)(i + 1)), 16,
-                    new GuestAddress(0x100000UL * (ulong)(i + 1)), 0x100000, eventIdx: false, kick: kicks[i]);
-                drivers[i].ConfigureDevice(queues[i]);
-                Assert.Equal(VirtQueueError.None, queues[i].Activate(memory, VirtioFeatures.Version1));
-            }
-            VirtQueueDriver events = drivers[1];
-            Assert.True(events.NeedsKick()); // a fresh ring: flags 0
+        using PlainQueues q = PlainQueues.For(device, memory);
+        VirtQueueDriver events = q.Drivers[1];
+        Assert.True(events.NeedsKick()); // a fresh ring: flags 0
 
-            device.Activate(new VirtioActivation(memory, queues, kicks, new QuietNotifier(), VirtioFeatures.Version1));
-            SpinWait.SpinUntil(() => !events.NeedsKick(), TimeSpan.FromSeconds(5));
-            Assert.False(events.NeedsKick(), "the device still asks for eventq kicks with no event pending");
+        device.Activate(q.Activation(new QuietNotifier()));
+        SpinWait.SpinUntil(() => !events.NeedsKick(), TimeSpan.FromSeconds(5));
+        Assert.False(events.NeedsKick(), "the device still asks for eventq kicks with no event pending");
 
-            // The command queue still asks for kicks while the device sleeps: commands must wake it.
-            Assert.True(drivers[0].NeedsKick());
-            Span<DriverBuffer> one = [new DriverBuffer(events.AllocateBuffer(VirtioMediaWire.EventMaxSize), VirtioMediaWire.EventMaxSize, DeviceWritable: true)];
-            events.AddChain(one);
-            Assert.False(events.Kick()); // the driver honours the request
-            device.Reset();
-        }
-        finally
-        {
-            foreach (EventFd e in kicks)
-            {
-                e.Dispose();
-            }
-        }
+        // The command queue still asks for kicks while the device sleeps: commands must wake it.
+        Assert.True(q.Drivers[0].NeedsKick());
+        Span<DriverBuffer> one = [new DriverBuffer(events.AllocateBuffer(VirtioMediaWire.EventMaxSize), VirtioMediaWire.EventMaxSize, DeviceWritable: true)];
+        events.AddChain(one);
+        Assert.False(events.Kick()); // the driver honours the request
+        device.Reset();
     }
 }
