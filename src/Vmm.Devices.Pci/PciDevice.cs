@@ -101,7 +101,7 @@ public abstract class PciDevice
 
     /// <summary>Appends a capability of <paramref name="body"/>.Length + 2 bytes (id and next pointer are filled in)
     /// and returns its offset. <paramref name="writableMask"/> (same length as body, optional) marks writable bits.</summary>
-    protected int AddCapability(byte id, ReadOnlySpan<byte> body, ReadOnlySpan<byte> writableMask = default)
+    protected internal int AddCapability(byte id, ReadOnlySpan<byte> body, ReadOnlySpan<byte> writableMask = default)
     {
         int length = body.Length + 2;
         int offset = _nextCapabilityOffset;

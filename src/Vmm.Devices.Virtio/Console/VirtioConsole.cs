@@ -20,15 +20,13 @@ public sealed class VirtioConsole : IVirtioDevice
 
     private static readonly ushort[] MaxSizes = [64, 64];
 
-    private readonly Lock _lifecycle = new();
+    private readonly VirtioDeviceWorker _worker = new("virtio-console");
     private readonly Lock _inputLock = new();
     private readonly byte[] _input = new byte[InputCapacity];
     private readonly EventFd _inputReady = new();
     private int _inputStart;
     private int _inputCount;
     private long _inputDropped;
-    private EventLoop? _loop;
-    private VirtioActivation? _activation;
 
     /// <param name="output">Where guest console output goes (e.g. stdout). Written on the device thread.</param>
     public VirtioConsole(Stream output)
@@ -92,30 +90,18 @@ public sealed class VirtioConsole : IVirtioDevice
 
     public void Activate(VirtioActivation activation)
     {
-        ArgumentNullException.ThrowIfNull(activation);
-        lock (_lifecycle)
+        _worker.Start(activation, loop =>
         {
-            StopLocked();
-            _activation = activation;
-            VirtioActivation faultTarget = activation;
-            _loop = new EventLoop("virtio-console", e => faultTarget.Notifier.SignalNeedsReset($"virtio-console stopped: {e.Message}"));
             var receive = new Handler(this, isTransmit: false);
-            _loop.Add(activation.QueueEvents[ReceiveQueue], receive);
-            _loop.Add(_inputReady, receive);
-            _loop.Add(activation.QueueEvents[TransmitQueue], new Handler(this, isTransmit: true));
-            _loop.Start();
-            activation.QueueEvents[TransmitQueue].Signal();
-            _inputReady.Signal();
-        }
+            loop.Add(activation.QueueEvents[ReceiveQueue], receive);
+            loop.Add(_inputReady, receive);
+            loop.Add(activation.QueueEvents[TransmitQueue], new Handler(this, isTransmit: true));
+        });
+        activation.QueueEvents[TransmitQueue].Signal();
+        _inputReady.Signal();
     }
 
-    public void Reset()
-    {
-        lock (_lifecycle)
-        {
-            StopLocked();
-        }
-    }
+    public void Reset() => _worker.Stop();
 
     public void Dispose()
     {
@@ -123,17 +109,10 @@ public sealed class VirtioConsole : IVirtioDevice
         _inputReady.Dispose();
     }
 
-    private void StopLocked()
-    {
-        _loop?.Dispose();
-        _loop = null;
-        _activation = null;
-    }
-
     /// <summary>Writes every pending transmit chain to <see cref="Output"/>.</summary>
     internal void ProcessTransmit()
     {
-        VirtioActivation? a = _activation;
+        VirtioActivation? a = _worker.Activation;
         if (a is null || !a.Queues[TransmitQueue].IsActive)
         {
             return;
@@ -159,13 +138,13 @@ public sealed class VirtioConsole : IVirtioDevice
         {
             Output.Flush();
         }
-        Finish(a, TransmitQueue, used, error);
+        _worker.FinishPass(a, TransmitQueue, used, error);
     }
 
     /// <summary>Moves buffered host input into the guest's receive buffers while both exist.</summary>
     internal void ProcessReceive()
     {
-        VirtioActivation? a = _activation;
+        VirtioActivation? a = _worker.Activation;
         if (a is null || !a.Queues[ReceiveQueue].IsActive)
         {
             return;
@@ -183,7 +162,7 @@ public sealed class VirtioConsole : IVirtioDevice
             }
             while (error == VirtQueueError.None && queue.EnableNotifications() && _inputCount > 0);
         }
-        Finish(a, ReceiveQueue, used, error);
+        _worker.FinishPass(a, ReceiveQueue, used, error);
     }
 
     private void DeliverLocked(VirtQueue queue, ref bool used, out VirtQueueError error)
@@ -210,18 +189,6 @@ public sealed class VirtioConsole : IVirtioDevice
                 queue.AddUsed(chain, writer.BytesWritten);
                 used = true;
             }
-        }
-    }
-
-    private static void Finish(VirtioActivation a, int queueIndex, bool used, VirtQueueError error)
-    {
-        if (used && a.Queues[queueIndex].ShouldNotify())
-        {
-            a.Notifier.SignalUsedQueue(queueIndex);
-        }
-        if (error != VirtQueueError.None)
-        {
-            a.Notifier.SignalNeedsReset($"virtio-console queue {queueIndex}: {error}");
         }
     }
 

@@ -19,9 +19,7 @@ public sealed class VirtioRng : IVirtioDevice
 
     private static readonly ushort[] MaxSizes = [256];
 
-    private readonly Lock _lifecycle = new();
-    private EventLoop? _loop;
-    private VirtioActivation? _activation;
+    private readonly VirtioDeviceWorker _worker = new("virtio-rng");
     private long _bytesServed;
 
     public VirtioDeviceType DeviceType => VirtioDeviceType.Rng;
@@ -40,41 +38,19 @@ public sealed class VirtioRng : IVirtioDevice
 
     public void Activate(VirtioActivation activation)
     {
-        ArgumentNullException.ThrowIfNull(activation);
-        lock (_lifecycle)
-        {
-            StopLocked();
-            _activation = activation;
-            VirtioActivation faultTarget = activation;
-            _loop = new EventLoop("virtio-rng", e => faultTarget.Notifier.SignalNeedsReset($"virtio-rng stopped: {e.Message}"));
-            _loop.Add(activation.QueueEvents[0], new RequestHandler(this));
-            _loop.Start();
-            // Buffers may have been queued before DRIVER_OK without a kick we could see.
-            activation.QueueEvents[0].Signal();
-        }
+        _worker.Start(activation, loop => loop.Add(activation.QueueEvents[0], new RequestHandler(this)));
+        // Buffers may have been queued before DRIVER_OK without a kick we could see.
+        activation.QueueEvents[0].Signal();
     }
 
-    public void Reset()
-    {
-        lock (_lifecycle)
-        {
-            StopLocked();
-        }
-    }
+    public void Reset() => _worker.Stop();
 
     public void Dispose() => Reset();
-
-    private void StopLocked()
-    {
-        _loop?.Dispose();
-        _loop = null;
-        _activation = null;
-    }
 
     /// <summary>Drains the request queue once (called on the loop thread, or directly by tests/benchmarks).</summary>
     internal void ProcessRequests()
     {
-        VirtioActivation? a = _activation;
+        VirtioActivation? a = _worker.Activation;
         if (a is null)
         {
             return;
@@ -108,14 +84,7 @@ public sealed class VirtioRng : IVirtioDevice
             }
         }
         while (error == VirtQueueError.None && queue.EnableNotifications());
-        if (used && queue.ShouldNotify())
-        {
-            a.Notifier.SignalUsedQueue(0);
-        }
-        if (error != VirtQueueError.None)
-        {
-            a.Notifier.SignalNeedsReset($"virtio-rng queue 0: {error}");
-        }
+        _worker.FinishPass(a, 0, used, error);
     }
 
     private sealed class RequestHandler(VirtioRng owner) : IEventHandler

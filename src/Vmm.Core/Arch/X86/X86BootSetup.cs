@@ -108,30 +108,12 @@ public static class X86BootSetup
     /// hvm_start_info) and for the 32-bit boot protocol (<paramref name="rsi"/> = boot_params; EBP/EDI/EBX zero).
     /// Writes the GDT/IDT.
     /// </summary>
-    public static X86BootCpuState ProtectedMode32(GuestMemory memory, ulong entry, ulong rbx, ulong rsi, string entryKind)
-    {
-        X86Segment code = FlatCode(longMode: false), data = FlatData(), task = BusyTss();
-        (ushort gdtLimit, ushort idtLimit) = WriteDescriptorTables(memory, code, data, task);
-        return new X86BootCpuState
+    public static X86BootCpuState ProtectedMode32(GuestMemory memory, ulong entry, ulong rbx, ulong rsi, string entryKind) =>
+        FlatSegmentsState(memory, longMode: false, entry, Cr0ProtectionEnable | Cr0ExtensionType, entryKind) with
         {
-            Rip = entry,
             Rbx = rbx,
             Rsi = rsi,
-            Rsp = 0,
-            Rflags = 0x2,
-            Cr0 = Cr0ProtectionEnable | Cr0ExtensionType,
-            Cr4 = 0,
-            Efer = 0,
-            Code = code,
-            Data = data,
-            Task = task,
-            GdtBase = X86Layout.GdtAddress,
-            GdtLimit = gdtLimit,
-            IdtBase = X86Layout.IdtAddress,
-            IdtLimit = idtLimit,
-            EntryKind = entryKind,
         };
-    }
 
     /// <summary>
     /// 64-bit mode with the 1 GiB identity map (CR0.PG|PE, CR4.PAE, EFER.LME|LMA), RSI = boot_params, stack at
@@ -139,20 +121,31 @@ public static class X86BootSetup
     /// </summary>
     public static X86BootCpuState LongMode(GuestMemory memory, ulong entry, ulong rsi, string entryKind)
     {
-        X86Segment code = FlatCode(longMode: true), data = FlatData(), task = BusyTss();
-        (ushort gdtLimit, ushort idtLimit) = WriteDescriptorTables(memory, code, data, task);
+        X86BootCpuState state = FlatSegmentsState(memory, longMode: true, entry,
+            Cr0ProtectionEnable | Cr0ExtensionType | Cr0Paging, entryKind);
         WriteIdentityPageTables(memory);
-        return new X86BootCpuState
+        return state with
         {
-            Rip = entry,
             Rsi = rsi,
             Rsp = X86Layout.BootStackPointer,
             Rbp = X86Layout.BootStackPointer,
-            Rflags = 0x2,
-            Cr0 = Cr0ProtectionEnable | Cr0ExtensionType | Cr0Paging,
             Cr3 = X86Layout.Pml4Address,
             Cr4 = Cr4Pae,
             Efer = EferLme | EferLma,
+        };
+    }
+
+    /// <summary>What both entry states share: flat code and data segments, a busy TSS, the GDT/IDT that describe them
+    /// (written to guest memory), interrupts off; the caller adds its registers and paging.</summary>
+    private static X86BootCpuState FlatSegmentsState(GuestMemory memory, bool longMode, ulong entry, ulong cr0, string entryKind)
+    {
+        X86Segment code = FlatCode(longMode), data = FlatData(), task = BusyTss();
+        (ushort gdtLimit, ushort idtLimit) = WriteDescriptorTables(memory, code, data, task);
+        return new X86BootCpuState
+        {
+            Rip = entry,
+            Rflags = 0x2,
+            Cr0 = cr0,
             Code = code,
             Data = data,
             Task = task,
