@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Protocol;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
 
 namespace Vmm.Fuzz.Targets;

@@ -5,6 +5,8 @@ using Vmm.Devices.Pci.Virtio;
 using static Vmm.Devices.Pci.PciConfigRegisters;
 using C = Vmm.Devices.Pci.Virtio.VirtioPciLayout.Common;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Devices.Pci.Tests;
 
 public sealed class VirtioPciTests

@@ -2,6 +2,8 @@ using System.Text;
 using Vmm.Core.Virtio.Queues;
 using Vmm.Devices.Virtio.Console;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Devices.Virtio.Tests;
 
 public sealed class ConsoleTests
@@ -33,7 +35,7 @@ public sealed class ConsoleTests
     public void GuestOutput_GoesToTheStream_InOrder()
     {
         var output = new SyncStream();
-        using var h = new DeviceHarness(new VirtioConsole(output));
+        using var h = new VirtioDeviceHarness(new VirtioConsole(output));
         VirtQueueDriver tx = h.Drivers[VirtioConsole.TransmitQueue];
         tx.Submit("Linux version "u8, 0);
         tx.Submit("6.12\n"u8, 0);
@@ -49,7 +51,7 @@ public sealed class ConsoleTests
     public void HostInput_ReachesGuestReceiveBuffers_WhicheverComesFirst(bool eventIdx)
     {
         var console = new VirtioConsole(new SyncStream());
-        using var h = new DeviceHarness(console, eventIdx);
+        using var h = new VirtioDeviceHarness(console, eventIdx);
         VirtQueueDriver rx = h.Drivers[VirtioConsole.ReceiveQueue];
 
         // Input first, buffer later.
@@ -93,7 +95,7 @@ public sealed class ConsoleTests
     public void InputWrapsAroundTheRingBuffer()
     {
         var console = new VirtioConsole(new SyncStream());
-        using var h = new DeviceHarness(console);
+        using var h = new VirtioDeviceHarness(console);
         VirtQueueDriver rx = h.Drivers[VirtioConsole.ReceiveQueue];
         var expected = new StringBuilder();
         var received = new StringBuilder();
@@ -120,7 +122,7 @@ public sealed class ConsoleTests
     [Fact]
     public void MalformedTransmitRing_ReportsNeedsReset()
     {
-        using var h = new DeviceHarness(new VirtioConsole(new SyncStream()));
+        using var h = new VirtioDeviceHarness(new VirtioConsole(new SyncStream()));
         VirtQueueDriver tx = h.Drivers[VirtioConsole.TransmitQueue];
         tx.WriteDescriptor(0, new VirtqDescriptor(0xFFFF_0000, 16, 0, 0));
         tx.PublishHead(0);

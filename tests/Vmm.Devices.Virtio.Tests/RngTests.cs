@@ -2,6 +2,8 @@ using Vmm.Core.Memory;
 using Vmm.Core.Virtio.Queues;
 using Vmm.Devices.Virtio.Rng;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Devices.Virtio.Tests;
 
 public sealed class RngTests
@@ -9,7 +11,7 @@ public sealed class RngTests
     [Fact]
     public void FillsWritableBuffersWithRandomBytes_OnItsOwnThread()
     {
-        using var h = new DeviceHarness(new VirtioRng());
+        using var h = new VirtioDeviceHarness(new VirtioRng());
         VirtQueueDriver d = h.Drivers[0];
         d.Submit(default, 64);
         d.Submit(default, 64);
@@ -27,7 +29,7 @@ public sealed class RngTests
     [Fact]
     public void ScatteredAndIndirectBuffers_AreAllFilled()
     {
-        using var h = new DeviceHarness(new VirtioRng());
+        using var h = new VirtioDeviceHarness(new VirtioRng());
         VirtQueueDriver d = h.Drivers[0];
         GuestAddress x = d.AllocateBuffer(16), y = d.AllocateBuffer(32);
         h.Memory.GetSpan(x, 16).Clear();
@@ -41,7 +43,7 @@ public sealed class RngTests
     [Fact]
     public void HugeRequest_IsCappedPerChain()
     {
-        using var h = new DeviceHarness(new VirtioRng());
+        using var h = new VirtioDeviceHarness(new VirtioRng());
         h.Drivers[0].Submit(default, 200_000);
         h.Drivers[0].Kick();
         Assert.Equal((uint)VirtioRng.MaxBytesPerRequest, h.WaitUsed(0).WrittenLength);
@@ -50,7 +52,7 @@ public sealed class RngTests
     [Fact]
     public void MalformedChain_ReportsNeedsReset_AndDeviceStaysResettable()
     {
-        using var h = new DeviceHarness(new VirtioRng());
+        using var h = new VirtioDeviceHarness(new VirtioRng());
         VirtQueueDriver d = h.Drivers[0];
         d.WriteDescriptor(0, new VirtqDescriptor(0x100000, 16, VirtqDescriptor.FlagWrite | VirtqDescriptor.FlagNext, 0));
         d.PublishHead(0);
@@ -64,7 +66,7 @@ public sealed class RngTests
     [Fact]
     public void WithEventIdx_ManyRequestsAllComplete()
     {
-        using var h = new DeviceHarness(new VirtioRng(), eventIdx: true);
+        using var h = new VirtioDeviceHarness(new VirtioRng(), eventIdx: true);
         VirtQueueDriver d = h.Drivers[0];
         int done = 0;
         for (int round = 0; round < 200; round++)

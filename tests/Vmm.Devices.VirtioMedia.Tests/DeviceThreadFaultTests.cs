@@ -9,6 +9,8 @@ using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.Sessions;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Devices.VirtioMedia.Tests;
 
 /// <summary>An exception on a device thread must end in DEVICE_NEEDS_RESET (or an ERROR event), never kill the VMM
@@ -36,12 +38,9 @@ public class DeviceThreadFaultTests
     [Fact]
     public void WorkerExceptionSignalsNeedsResetInsteadOfKillingTheProcess()
     {
-        using GuestMemory memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
         var log = new RecordingLogger();
-        using VirtioMediaDevice device = VirtioMediaDevice.Create(new TestPatternOptions(), log);
-        using PlainQueues q = PlainQueues.For(device, memory);
         var notifier = new ThrowingNotifier();
-        device.Activate(q.Activation(notifier));
+        using var q = new VirtioDeviceHarness(VirtioMediaDevice.Create(new TestPatternOptions(), log), notifier: notifier);
         Span<byte> open = stackalloc byte[VirtioMediaWire.CmdOpenSize];
         MemoryMarshal.Write(open, new CmdHeader { Cmd = (uint)VirtioMediaCommand.Open });
         q.Drivers[0].Submit(open, VirtioMediaWire.RespOpenSize);
@@ -51,7 +50,7 @@ public class DeviceThreadFaultTests
         Assert.Contains("interrupt injection failed", notifier.Reason);
         // The reason goes to the logger the host application gave the device, not to the console.
         Assert.Contains(log.Lines, l => l.Level == LogLevel.Error && l.Message.Contains("interrupt injection failed"));
-        device.Reset(); // the stopped worker is joined without hanging
+        q.Device.Reset(); // the stopped worker is joined without hanging
     }
 
     private sealed class ScriptedSession : MediaBackendSession

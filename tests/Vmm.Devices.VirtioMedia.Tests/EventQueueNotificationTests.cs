@@ -5,35 +5,19 @@ using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Devices.VirtioMedia.Protocol;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Devices.VirtioMedia.Tests;
 
 /// <summary>A driver re-posts an event buffer after every frame. While no event waits for a buffer, the device asks
 /// it not to kick the eventq (each kick would wake the command thread for nothing: one wake-up per frame).</summary>
 public class EventQueueNotificationTests
 {
-    private sealed class QuietNotifier : IVirtioNotifier
-    {
-        public void SignalUsedQueue(int queueIndex)
-        {
-        }
-
-        public void SignalConfigChange()
-        {
-        }
-
-        public void SignalNeedsReset(string reason) => throw new InvalidOperationException(reason);
-    }
-
     [Fact]
     public void Without_EVENT_IDX_an_idle_device_asks_for_no_eventq_kicks()
     {
-        using GuestMemory memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
-        using VirtioMediaDevice device = VirtioMediaDevice.Create(new TestPatternOptions());
-        using PlainQueues q = PlainQueues.For(device, memory);
+        using var q = new VirtioDeviceHarness(VirtioMediaDevice.Create(new TestPatternOptions()));
         VirtQueueDriver events = q.Drivers[1];
-        Assert.True(events.NeedsKick()); // a fresh ring: flags 0
-
-        device.Activate(q.Activation(new QuietNotifier()));
         SpinWait.SpinUntil(() => !events.NeedsKick(), TimeSpan.FromSeconds(5));
         Assert.False(events.NeedsKick(), "the device still asks for eventq kicks with no event pending");
 
@@ -42,6 +26,6 @@ public class EventQueueNotificationTests
         Span<DriverBuffer> one = [new DriverBuffer(events.AllocateBuffer(VirtioMediaWire.EventMaxSize), VirtioMediaWire.EventMaxSize, DeviceWritable: true)];
         events.AddChain(one);
         Assert.False(events.Kick()); // the driver honours the request
-        device.Reset();
+        Assert.Empty(q.NeedsResetReasons);
     }
 }

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Frames;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
 
 namespace Vmm.Devices.VirtioMedia.Tests;

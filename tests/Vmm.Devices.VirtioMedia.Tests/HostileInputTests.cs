@@ -5,7 +5,7 @@ using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Buffers;
 using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Devices.VirtioMedia.Protocol;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
 
 namespace Vmm.Devices.VirtioMedia.Tests;

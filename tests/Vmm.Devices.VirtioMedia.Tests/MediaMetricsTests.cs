@@ -6,8 +6,10 @@ using Vmm.Core.Virtio.Queues;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Devices.VirtioMedia.Protocol;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
+
+using Vmm.Testing.Virtio;
 
 namespace Vmm.Devices.VirtioMedia.Tests;
 

@@ -2,8 +2,10 @@ using System.Runtime.InteropServices;
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio.Queues;
 using Vmm.Devices.VirtioMedia.Protocol;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
+
+using Vmm.Testing.Virtio;
 
 namespace Vmm.Devices.VirtioMedia.Tests;
 

@@ -1,5 +1,5 @@
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
 
 namespace Vmm.Devices.VirtioMedia.Tests;

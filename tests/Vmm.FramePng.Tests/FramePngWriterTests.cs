@@ -1,7 +1,7 @@
 using SkiaSharp;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Frames;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
 
 namespace Vmm.FramePng.Tests;

@@ -5,7 +5,7 @@ using Vmm.Devices.VirtioMedia.Backends.HostV4l2;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 using Vmm.Devices.VirtioMedia.Ioctls;
 using Vmm.Devices.VirtioMedia.Protocol;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
 using Xunit.Abstractions;
 

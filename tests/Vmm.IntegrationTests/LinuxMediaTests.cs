@@ -146,7 +146,7 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
     /// <summary>The ids of the controls whose names match, asked through the proxy itself (a testbed session).</summary>
     private static unsafe List<uint> VividControls(string node, Func<string, bool> match)
     {
-        using var bed = Vmm.Devices.VirtioMedia.Testbed.VirtioMediaTestbed.Create(
+        using var bed = Vmm.Testing.VirtioMedia.VirtioMediaTestbed.Create(
             new Vmm.Devices.VirtioMedia.Backends.HostV4l2.HostV4l2Options { Path = node });
         using var session = bed.OpenSession();
         var ids = new List<uint>();

@@ -3,6 +3,8 @@ using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
 using Vmm.Core.Virtio.Queues;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Benchmarks.Queues;
 
 /// <summary>Split-virtqueue hot paths over real (anonymous-mmap) guest memory. Every benchmark must report

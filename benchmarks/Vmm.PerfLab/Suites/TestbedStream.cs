@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Testing.VirtioMedia;
 using Vmm.Devices.VirtioMedia.V4l2;
 using Vmm.PerfLab.Measurement;
 using Vmm.PerfLab.Report;

@@ -1,6 +1,8 @@
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio.Queues;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Core.Tests.Virtio;
 
 /// <summary>Chains and ring configurations a malicious or broken driver could write. Each must end in a precise

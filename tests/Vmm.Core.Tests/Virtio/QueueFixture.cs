@@ -2,6 +2,8 @@ using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
 using Vmm.Core.Virtio.Queues;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Core.Tests.Virtio;
 
 /// <summary>A 1 MiB guest with one queue: rings at 0x1000, buffers from 0x10000.</summary>

@@ -2,6 +2,8 @@ using System.Text;
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio.Queues;
 
+using Vmm.Testing.Virtio;
+
 namespace Vmm.Core.Tests.Virtio;
 
 public sealed class VirtQueueTests

@@ -3,16 +3,21 @@ using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
 using Vmm.Core.Virtio.Queues;
 
-namespace Vmm.Devices.Virtio.Tests;
+namespace Vmm.Testing.Virtio;
 
-/// <summary>Plays transport and driver for a device: guest RAM, one simulated driver per queue (kicking the
-/// queue eventfds), activation, and a notifier that records interrupts.</summary>
-internal sealed class DeviceHarness : IDisposable, IVirtioNotifier
+/// <summary>Plays transport and driver for any virtio device: 8 MiB of guest RAM, one simulated driver per queue
+/// (kicking the queue eventfds), activation, and a notifier that records interrupts and DEVICE_NEEDS_RESET reasons
+/// (or the caller's own notifier). Disposing it resets and disposes the device.</summary>
+public sealed class VirtioDeviceHarness : IDisposable, IVirtioNotifier
 {
     private readonly List<string> _needsReset = [];
     private int[] _interrupts;
 
-    public DeviceHarness(IVirtioDevice device, bool eventIdx = false, ushort queueSize = 16)
+    /// <param name="device">The device, activated here.</param>
+    /// <param name="eventIdx">Whether the simulated driver negotiates VIRTIO_F_EVENT_IDX.</param>
+    /// <param name="queueSize">Entries of each simulated ring.</param>
+    /// <param name="notifier">Who the device signals; the harness itself (counting) when null.</param>
+    public VirtioDeviceHarness(IVirtioDevice device, bool eventIdx = false, ushort queueSize = 16, IVirtioNotifier? notifier = null)
     {
         Device = device;
         Memory = GuestMemory.CreateAnonymous((new GuestAddress(0), 8UL << 20));
@@ -29,9 +34,13 @@ internal sealed class DeviceHarness : IDisposable, IVirtioNotifier
             Drivers[i] = new VirtQueueDriver(Memory, new GuestAddress(0x10000UL * (ulong)(i + 1)), queueSize,
                 new GuestAddress(0x100000UL * (ulong)(i + 1)), 0x100000, eventIdx, Events[i]);
             Drivers[i].ConfigureDevice(Queues[i]);
-            Assert.Equal(VirtQueueError.None, Queues[i].Activate(Memory, features));
+            VirtQueueError error = Queues[i].Activate(Memory, features);
+            if (error != VirtQueueError.None)
+            {
+                throw new InvalidOperationException($"queue {i} refused its layout: {error}");
+            }
         }
-        device.Activate(new VirtioActivation(Memory, Queues, Events, this, features));
+        device.Activate(new VirtioActivation(Memory, Queues, Events, notifier ?? this, features));
     }
 
     public IVirtioDevice Device { get; }

@@ -1,9 +1,9 @@
-using Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.FramePng;
 
-namespace Vmm.FramePng;
+namespace Vmm.Testing.VirtioMedia;
 
 /// <summary>PNG output for the embedded testbed's frames. An extension rather than a member of
-/// <see cref="TestbedFrame"/>, so the device library stays free of the image encoder and its native library.</summary>
+/// <see cref="TestbedFrame"/>, so the testbed's core needs no image encoder.</summary>
 public static class TestbedFramePng
 {
     /// <summary>Writes the frame as the guest's mapping shows it, converted to RGB, as the PNG file

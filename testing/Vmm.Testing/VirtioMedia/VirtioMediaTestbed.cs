@@ -8,7 +8,11 @@ using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Device;
 using Vmm.Devices.VirtioMedia.Protocol;
 
-namespace Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.V4l2;
+using Vmm.Testing.Virtio;
+
+namespace Vmm.Testing.VirtioMedia;
 
 /// <summary>
 /// An embedded virtio-media "guest": it owns a device and plays the Linux driver's part — sending commands with the

@@ -6,7 +6,10 @@ using Vmm.Devices.VirtioMedia.Frames;
 using Vmm.Devices.VirtioMedia.Protocol;
 using Vmm.Devices.VirtioMedia.V4l2;
 
-namespace Vmm.Devices.VirtioMedia.Testbed;
+using Vmm.Devices.VirtioMedia.Backends;
+using Vmm.Devices.VirtioMedia.Device;
+
+namespace Vmm.Testing.VirtioMedia;
 
 /// <summary>
 /// One open session driven like the Linux driver would: ioctls with the exact payload layouts, MMAP of every plane,

@@ -2,7 +2,9 @@ using System.Runtime.InteropServices;
 using Vmm.Core.Events;
 using Vmm.Core.Memory;
 
-namespace Vmm.Core.Virtio.Queues;
+using Vmm.Core.Virtio.Queues;
+
+namespace Vmm.Testing.Virtio;
 
 /// <summary>A buffer the driver puts in a chain: guest-physical address, length, and direction.</summary>
 /// <param name="DeviceWritable">True for device → driver (response) buffers.</param>
