@@ -76,6 +76,20 @@ public sealed class V4l2ControlSet
         }
     }
 
+    /// <summary>The current values of <paramref name="ids"/> into <paramref name="values"/>, read together (one
+    /// consistent set, as a frame is drawn with); 0 for an unknown id.</summary>
+    public void Read(ReadOnlySpan<uint> ids, Span<int> values)
+    {
+        lock (_lock)
+        {
+            for (int k = 0; k < ids.Length; k++)
+            {
+                int i = Find(ids[k]);
+                values[k] = i < 0 ? 0 : _values[i];
+            }
+        }
+    }
+
     /// <summary>Sends control events of this set to <paramref name="subscriptions"/> (a session opened).</summary>
     public void AddListener(V4l2EventSubscriptions subscriptions)
     {
