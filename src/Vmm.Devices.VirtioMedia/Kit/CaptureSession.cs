@@ -42,25 +42,17 @@ public sealed class CaptureSession : MediaBackendSession
     public override int EnumFormat(ref V4l2FmtDesc desc) =>
         _queue.Accepts(desc.Type) ? V4l2Formats.Enumerate(ref desc, Formats) : Errno.EINVAL;
 
-    public override int GetFormat(ref V4l2Format format)
-    {
-        if (!_queue.Accepts(format.Type))
-        {
-            return Errno.EINVAL;
-        }
-        (CaptureFormat f, uint w, uint h) = _device.CurrentFormat;
-        V4l2Formats.Describe(ref format, f, w, h);
-        return 0;
-    }
+    public override int GetFormat(ref V4l2Format format) => Answer(ref format, _device.CurrentFormat);
 
-    public override int TryFormat(ref V4l2Format format)
+    public override int TryFormat(ref V4l2Format format) => Answer(ref format, Adjust(format));
+
+    private int Answer(ref V4l2Format format, (CaptureFormat Format, uint Width, uint Height) answer)
     {
         if (!_queue.Accepts(format.Type))
         {
             return Errno.EINVAL;
         }
-        (CaptureFormat f, uint w, uint h) = Adjust(format);
-        V4l2Formats.Describe(ref format, f, w, h);
+        V4l2Formats.Describe(ref format, answer.Format, answer.Width, answer.Height);
         return 0;
     }
 

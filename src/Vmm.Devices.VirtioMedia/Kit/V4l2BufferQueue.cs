@@ -408,23 +408,11 @@ public sealed class V4l2BufferQueue
     {
         lock (_lock)
         {
-            int status = CheckBuffer(buffer, planes.Length, out Slot b);
+            // Only a dequeued, not yet prepared buffer can be prepared (queued or twice: EINVAL, as vb2 answers).
+            int status = TakeFromApplicationLocked(buffer, planes, pages, preparing: true, out Slot b);
             if (status != 0)
             {
                 return status;
-            }
-            // Only a dequeued, not yet prepared buffer can be prepared (queued or twice: EINVAL, as vb2 answers).
-            if (buffer.Memory != (uint)_memory || b.State != BufferState.Dequeued || b.Prepared)
-            {
-                return Errno.EINVAL;
-            }
-            if (_memory == V4l2Memory.UserPtr)
-            {
-                status = AttachSharedPages(b, buffer, planes, pages);
-                if (status != 0)
-                {
-                    return status;
-                }
             }
             b.Prepared = true;
             DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
@@ -437,22 +425,10 @@ public sealed class V4l2BufferQueue
     {
         lock (_lock)
         {
-            int status = CheckBuffer(buffer, planes.Length, out Slot b);
+            int status = TakeFromApplicationLocked(buffer, planes, pages, preparing: false, out Slot b);
             if (status != 0)
             {
                 return status;
-            }
-            if (buffer.Memory != (uint)_memory || b.State != BufferState.Dequeued)
-            {
-                return Errno.EINVAL;
-            }
-            if (_memory == V4l2Memory.UserPtr)
-            {
-                status = AttachSharedPages(b, buffer, planes, pages);
-                if (status != 0)
-                {
-                    return status;
-                }
             }
             b.State = BufferState.Queued;
             b.Prepared = false;
@@ -461,6 +437,22 @@ public sealed class V4l2BufferQueue
         }
         _host.WakeFrameClock();
         return 0;
+    }
+
+    // What PREPARE_BUF and QBUF share: a dequeued buffer of this queue's memory (for PREPARE_BUF, one not yet
+    // prepared), whose USERPTR pages are attached anew.
+    private int TakeFromApplicationLocked(in V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages, bool preparing, out Slot b)
+    {
+        int status = CheckBuffer(buffer, planes.Length, out b);
+        if (status != 0)
+        {
+            return status;
+        }
+        if (buffer.Memory != (uint)_memory || b.State != BufferState.Dequeued || (preparing && b.Prepared))
+        {
+            return Errno.EINVAL;
+        }
+        return _memory == V4l2Memory.UserPtr ? AttachSharedPages(b, buffer, planes, pages) : 0;
     }
 
     // Validates the guest's scatter lists against guest RAM and the plane sizes, then keeps them in the buffer.
