@@ -13,7 +13,8 @@ namespace Vmm.Devices.VirtioMedia.Ioctls;
 /// device gathers the chain first), so the guest cannot change a value between its check and its use.
 /// Rules: every input is read completely before any output is written (the Linux driver points the input and
 /// output of WR ioctls at the same memory); a payload shorter than its structure is EINVAL; unknown codes are
-/// ENOTTY; pointer fields go back to the guest exactly as it sent them. Allocation-free.
+/// ENOTTY; pointer fields, and the identity fields of an answer, go back to the guest exactly as it sent them.
+/// Allocation-free.
 /// </summary>
 public static class IoctlDispatcher
 {
