@@ -13,7 +13,7 @@ public sealed class TestPatternBackend : IMediaBackend
     private static readonly string[] PatternMenu = ["Colour Bars + Moving Box", "Colour Bars", "Solid Grey"];
 
     /// <summary>Sorted by id, as the NEXT_CTRL enumeration requires.</summary>
-    private static V4l2ControlInfo[] ControlTable() =>
+    private static readonly V4l2ControlInfo[] ControlTable =
     [
         V4l2ControlInfo.Class(V4l2Const.CtrlClassUser, "User Controls"),
         new(V4l2Const.CidBrightness, V4l2Const.CtrlTypeInteger, "Brightness", -128, 127, 1, 0, V4l2Const.CtrlFlagSlider),
@@ -47,10 +47,10 @@ public sealed class TestPatternBackend : IMediaBackend
             rates.Sort();
         }
         FrameRates = rates.ToArray();
-        _source = new TestPatternFrameSource(options, FrameSizes, FrameRates);
-        _device = new V4l2CaptureDevice(_source, new V4l2ControlSet(ControlTable()), options.UsesMultiPlanarApi,
+        var controls = new V4l2ControlSet(ControlTable);
+        _source = new TestPatternFrameSource(options, FrameSizes, FrameRates, controls);
+        _device = new V4l2CaptureDevice(_source, controls, options.UsesMultiPlanarApi,
             PixelFormats.Find(options.Format)!, options.Width, options.Height, options.Fps, options.Paced);
-        _source.Controls = _device.Controls;
     }
 
     public TestPatternOptions Options { get; }

@@ -15,15 +15,16 @@ internal sealed class TestPatternFrameSource : ICaptureFrameSource
     private readonly (uint Width, uint Height)[] _frameSizes;
     private readonly uint[] _frameRates;
 
-    public TestPatternFrameSource(TestPatternOptions options, (uint Width, uint Height)[] frameSizes, uint[] frameRates)
+    private readonly V4l2ControlSet _controls;
+
+    /// <summary>Frames drawn with the values of <paramref name="controls"/> (the device's).</summary>
+    public TestPatternFrameSource(TestPatternOptions options, (uint Width, uint Height)[] frameSizes, uint[] frameRates, V4l2ControlSet controls)
     {
         _options = options;
         _frameSizes = frameSizes;
         _frameRates = frameRates;
+        _controls = controls;
     }
-
-    /// <summary>The controls the frames are drawn with; set once the device that owns them exists.</summary>
-    public V4l2ControlSet Controls { get; set; } = null!;
 
     public IReadOnlyList<CaptureFormat> Formats => PixelFormats.All;
 
@@ -46,7 +47,7 @@ internal sealed class TestPatternFrameSource : ICaptureFrameSource
         get
         {
             Span<int> values = stackalloc int[3];
-            Controls.Read(ControlIds, values);
+            _controls.Read(ControlIds, values);
             return new TestPatternControls(values[0], values[1], values[2]);
         }
     }
