@@ -46,7 +46,7 @@ instrument_spec() {
   case "$1" in
     queue) echo "Vmm.Core.dll:Vmm.Core.Virtio,Vmm.Core.Memory" ;;
     pci) echo "Vmm.Devices.Pci.dll Vmm.Core.dll:Vmm.Core.Bus" ;;
-    media) echo "$m.dll:$m.Ioctls,$m.Device,$m.Buffers,$m.Sessions,$m.Backends.TestPattern" ;;
+    media) echo "$m.dll:$m.Ioctls,$m.Device,$m.Buffers,$m.Sessions,$m.Kit,$m.Backends.TestPattern" ;;
     boot) echo "Vmm.Core.dll:Vmm.Core.Boot vmm.dll:Vmm.Cli.Configuration,Vmm.Cli.VmmCommandLine $m.dll:$m.Backends" ;;
   esac
 }

@@ -13,7 +13,8 @@ namespace Vmm.Devices.VirtioMedia.Ioctls;
 /// device gathers the chain first), so the guest cannot change a value between its check and its use.
 /// Rules: every input is read completely before any output is written (the Linux driver points the input and
 /// output of WR ioctls at the same memory); a payload shorter than its structure is EINVAL; unknown codes are
-/// ENOTTY; pointer fields go back to the guest exactly as it sent them. Allocation-free.
+/// ENOTTY; pointer fields, and the identity fields of an answer, go back to the guest exactly as it sent them.
+/// Allocation-free.
 /// </summary>
 public static class IoctlDispatcher
 {
@@ -28,21 +29,21 @@ public static class IoctlDispatcher
         switch ((V4l2IoctlCode)code)
         {
             case V4l2IoctlCode.EnumFmt:
-                return ReadWrite<V4l2FmtDesc>(input, output, ref written, static (h, ref v) => h.EnumFormat(ref v), handler);
+                return ReadWrite<V4l2FmtDesc>(input, output, ref written, static (h, ref v) => h.EnumFormat(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.GFmt:
-                return ReadWrite<V4l2Format>(input, output, ref written, static (h, ref v) => h.GetFormat(ref v), handler);
+                return ReadWrite<V4l2Format>(input, output, ref written, static (h, ref v) => h.GetFormat(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.SFmt:
-                return ReadWrite<V4l2Format>(input, output, ref written, static (h, ref v) => h.SetFormat(ref v), handler);
+                return ReadWrite<V4l2Format>(input, output, ref written, static (h, ref v) => h.SetFormat(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.TryFmt:
-                return ReadWrite<V4l2Format>(input, output, ref written, static (h, ref v) => h.TryFormat(ref v), handler);
+                return ReadWrite<V4l2Format>(input, output, ref written, static (h, ref v) => h.TryFormat(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.EnumFrameSizes:
-                return ReadWrite<V4l2FrmSizeEnum>(input, output, ref written, static (h, ref v) => h.EnumFrameSizes(ref v), handler);
+                return ReadWrite<V4l2FrmSizeEnum>(input, output, ref written, static (h, ref v) => h.EnumFrameSizes(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.EnumFrameIntervals:
-                return ReadWrite<V4l2FrmIvalEnum>(input, output, ref written, static (h, ref v) => h.EnumFrameIntervals(ref v), handler);
+                return ReadWrite<V4l2FrmIvalEnum>(input, output, ref written, static (h, ref v) => h.EnumFrameIntervals(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.GParm:
-                return ReadWrite<V4l2StreamParm>(input, output, ref written, static (h, ref v) => h.GetParm(ref v), handler);
+                return ReadWrite<V4l2StreamParm>(input, output, ref written, static (h, ref v) => h.GetParm(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.SParm:
-                return ReadWrite<V4l2StreamParm>(input, output, ref written, static (h, ref v) => h.SetParm(ref v), handler);
+                return ReadWrite<V4l2StreamParm>(input, output, ref written, static (h, ref v) => h.SetParm(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.ReqBufs:
                 return ReadWrite<V4l2RequestBuffers>(input, output, ref written, static (h, ref v) => h.RequestBuffers(ref v), handler);
             case V4l2IoctlCode.CreateBufs:
@@ -58,7 +59,7 @@ public static class IoctlDispatcher
             case V4l2IoctlCode.StreamOff:
                 return TryReadInput(input, out uint offType) ? handler.StreamOff(offType) : Errno.EINVAL;
             case V4l2IoctlCode.EnumInput:
-                return ReadWrite<V4l2Input>(input, output, ref written, static (h, ref v) => h.EnumInput(ref v), handler);
+                return ReadWrite<V4l2Input>(input, output, ref written, static (h, ref v) => h.EnumInput(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.GInput:
                 // The driver sends 4 input bytes although videodev2.h says _IOR; they carry nothing and are ignored.
                 return WriteOnly(output, ref written, handler.GetInput(out uint current), current);
@@ -69,7 +70,7 @@ public static class IoctlDispatcher
             case V4l2IoctlCode.QueryExtCtrl:
                 return ReadWrite<V4l2QueryExtCtrl>(input, output, ref written, static (h, ref v) => h.QueryExtControl(ref v), handler);
             case V4l2IoctlCode.QueryMenu:
-                return ReadWrite<V4l2QueryMenu>(input, output, ref written, static (h, ref v) => h.QueryMenu(ref v), handler);
+                return ReadWrite<V4l2QueryMenu>(input, output, ref written, static (h, ref v) => h.QueryMenu(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.GCtrl:
                 return ReadWrite<V4l2Control>(input, output, ref written, static (h, ref v) => h.GetControl(ref v), handler);
             case V4l2IoctlCode.SCtrl:
@@ -79,9 +80,9 @@ public static class IoctlDispatcher
             case V4l2IoctlCode.TryExtCtrls:
                 return ExtControls(handler, (V4l2IoctlCode)code, input, output, out written);
             case V4l2IoctlCode.GSelection:
-                return ReadWrite<V4l2Selection>(input, output, ref written, static (h, ref v) => h.GetSelection(ref v), handler);
+                return ReadWrite<V4l2Selection>(input, output, ref written, static (h, ref v) => h.GetSelection(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.SSelection:
-                return ReadWrite<V4l2Selection>(input, output, ref written, static (h, ref v) => h.SetSelection(ref v), handler);
+                return ReadWrite<V4l2Selection>(input, output, ref written, static (h, ref v) => h.SetSelection(ref v), handler, IdentityFields.Keep);
             case V4l2IoctlCode.SubscribeEvent:
                 return TryReadInput(input, out V4l2EventSubscription sub) ? handler.SubscribeEvent(sub) : Errno.EINVAL;
             case V4l2IoctlCode.UnsubscribeEvent:
@@ -127,7 +128,11 @@ public static class IoctlDispatcher
 
     private delegate int RefHandler<T>(IoctlHandler handler, ref T value);
 
-    private static int ReadWrite<T>(ReadOnlySpan<byte> input, Span<byte> output, ref int written, RefHandler<T> call, IoctlHandler handler)
+    // Puts the fields that name what was asked (index, type, pixel format, size, id) back into a successful answer.
+    private delegate void KeepIdentity<T>(ref T answer, in T request);
+
+    private static int ReadWrite<T>(ReadOnlySpan<byte> input, Span<byte> output, ref int written, RefHandler<T> call, IoctlHandler handler,
+        KeepIdentity<T>? keep = null)
         where T : unmanaged
     {
         if (!TryReadInput(input, out T value))
@@ -138,11 +143,13 @@ public static class IoctlDispatcher
         {
             return Errno.EINVAL;
         }
+        T request = value;
         int status = call(handler, ref value);
         if (status != 0)
         {
             return status;
         }
+        keep?.Invoke(ref value, in request);
         MemoryMarshal.Write(output, in value);
         written = Unsafe.SizeOf<T>();
         return 0;
@@ -370,5 +377,51 @@ public static class IoctlDispatcher
                 ArrayPool<int>.Shared.Return(rentedIndex);
             }
         }
+    }
+}
+
+/// <summary>
+/// The identity fields of each enumerate/get/set structure: what the guest asked about, which V4L2 answers with the
+/// same values. The dispatcher restores them once after a successful handler, so a handler may answer from a cleared
+/// structure and can never make the guest believe it answered another index, type or control.
+/// </summary>
+internal static class IdentityFields
+{
+    public static void Keep(ref V4l2FmtDesc answer, in V4l2FmtDesc request)
+    {
+        answer.Index = request.Index;
+        answer.Type = request.Type;
+    }
+
+    public static void Keep(ref V4l2Format answer, in V4l2Format request) => answer.Type = request.Type;
+
+    public static void Keep(ref V4l2FrmSizeEnum answer, in V4l2FrmSizeEnum request)
+    {
+        answer.Index = request.Index;
+        answer.PixelFormat = request.PixelFormat;
+    }
+
+    public static void Keep(ref V4l2FrmIvalEnum answer, in V4l2FrmIvalEnum request)
+    {
+        answer.Index = request.Index;
+        answer.PixelFormat = request.PixelFormat;
+        answer.Width = request.Width;
+        answer.Height = request.Height;
+    }
+
+    public static void Keep(ref V4l2StreamParm answer, in V4l2StreamParm request) => answer.Type = request.Type;
+
+    public static void Keep(ref V4l2Input answer, in V4l2Input request) => answer.Index = request.Index;
+
+    public static void Keep(ref V4l2QueryMenu answer, in V4l2QueryMenu request)
+    {
+        answer.Id = request.Id;
+        answer.Index = request.Index;
+    }
+
+    public static void Keep(ref V4l2Selection answer, in V4l2Selection request)
+    {
+        answer.Type = request.Type;
+        answer.Target = request.Target;
     }
 }

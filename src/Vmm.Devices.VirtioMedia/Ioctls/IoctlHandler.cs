@@ -8,7 +8,9 @@ namespace Vmm.Devices.VirtioMedia.Ioctls;
 /// and, by default, <see cref="Errno.ENOTTY"/> (not supported). The <see cref="IoctlDispatcher"/> has already
 /// parsed and size-checked the guest's payload into the typed arguments and copied every input before any output
 /// is written; a handler only fills the structures it is given. Pointer fields in the payload are restored by the
-/// dispatcher, so whatever a handler leaves there never reaches the guest.
+/// dispatcher, so whatever a handler leaves there never reaches the guest; so are the identity fields of a successful
+/// answer (index, buffer type, pixel format and size, menu id, selection target: <see cref="IdentityFields"/>), so a
+/// handler may answer from a cleared structure.
 /// </summary>
 public abstract class IoctlHandler
 {

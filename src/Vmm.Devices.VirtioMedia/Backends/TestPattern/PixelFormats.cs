@@ -1,3 +1,4 @@
+using Vmm.Devices.VirtioMedia.Kit;
 using Vmm.Devices.VirtioMedia.V4l2;
 
 namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
@@ -9,9 +10,10 @@ namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
 /// <param name="IsYuv">YCbCr (BT.601 limited range) rather than RGB.</param>
 /// <param name="MultiPlanarOnly">Only offered on the multi-planar API (formats with more than one memory plane).</param>
 public sealed record PixelFormatInfo(uint FourCc, string Description, int MemoryPlanes, bool IsYuv, bool MultiPlanarOnly)
+    : CaptureFormat(FourCc, Description, MemoryPlanes, MultiPlanarOnly)
 {
     /// <summary>Bytes per line of memory plane <paramref name="plane"/> for a <paramref name="width"/>-pixel row.</summary>
-    public uint BytesPerLine(int plane, uint width) => FourCc switch
+    public override uint BytesPerLine(int plane, uint width) => FourCc switch
     {
         V4l2.FourCc.Yuyv => 2 * width,
         V4l2.FourCc.Rgb24 or V4l2.FourCc.Bgr24 => 3 * width,
@@ -20,7 +22,7 @@ public sealed record PixelFormatInfo(uint FourCc, string Description, int Memory
     };
 
     /// <summary>Size in bytes of memory plane <paramref name="plane"/>.</summary>
-    public uint SizeImage(int plane, uint width, uint height) => FourCc switch
+    public override uint SizeImage(int plane, uint width, uint height) => FourCc switch
     {
         V4l2.FourCc.Yuyv => 2 * width * height,
         V4l2.FourCc.Rgb24 or V4l2.FourCc.Bgr24 => 3 * width * height,
@@ -42,7 +44,7 @@ public sealed record PixelFormatInfo(uint FourCc, string Description, int Memory
     }
 
     /// <summary>The V4L2 colorspace reported for this format.</summary>
-    public uint Colorspace => IsYuv ? V4l2Const.ColorspaceSmpte170m : V4l2Const.ColorspaceSrgb;
+    public override uint Colorspace => IsYuv ? V4l2Const.ColorspaceSmpte170m : V4l2Const.ColorspaceSrgb;
 }
 
 /// <summary>The formats, frame sizes and frame rates the test-pattern camera offers.</summary>

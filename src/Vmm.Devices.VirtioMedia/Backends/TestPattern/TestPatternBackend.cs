@@ -1,21 +1,29 @@
-using Vmm.Devices.VirtioMedia.Protocol;
+using Vmm.Devices.VirtioMedia.Kit;
 using Vmm.Devices.VirtioMedia.V4l2;
 
 namespace Vmm.Devices.VirtioMedia.Backends.TestPattern;
 
 /// <summary>
-/// The built-in camera: a capture device (single- or multi-planar API, chosen by the options) producing <see cref="TestPatternImage"/>
-/// frames. State shared by all sessions lives here — the controls (V4L2 controls belong to the device, not to a file
-/// handle) and the single "buffer owner" slot (v4l2-compliance expects other handles to get EBUSY).
+/// The built-in camera: a kit capture device (single- or multi-planar API, chosen by the options) over the
+/// <see cref="TestPatternFrameSource"/>, with brightness, contrast and a pattern menu as its controls. V4L2 state
+/// shared by all sessions (format, rate, controls, the buffer owner) lives in its <see cref="V4l2CaptureDevice"/>.
 /// </summary>
 public sealed class TestPatternBackend : IMediaBackend
 {
-    private readonly object _lock = new();
-    private readonly List<TestPatternSession> _sessions = [];
-    private TestPatternSession? _bufferOwner;
-    private int _brightness, _contrast = 128, _pattern;
-    private (PixelFormatInfo Format, uint Width, uint Height) _currentFormat;
-    private uint _currentFps;
+    private static readonly string[] PatternMenu = ["Colour Bars + Moving Box", "Colour Bars", "Solid Grey"];
+
+    /// <summary>Sorted by id, as the NEXT_CTRL enumeration requires.</summary>
+    private static readonly V4l2ControlInfo[] ControlTable =
+    [
+        V4l2ControlInfo.Class(V4l2Const.CtrlClassUser, "User Controls"),
+        new(V4l2Const.CidBrightness, V4l2Const.CtrlTypeInteger, "Brightness", -128, 127, 1, 0, V4l2Const.CtrlFlagSlider),
+        new(V4l2Const.CidContrast, V4l2Const.CtrlTypeInteger, "Contrast", 0, 255, 1, 128, V4l2Const.CtrlFlagSlider),
+        V4l2ControlInfo.Class(V4l2Const.CtrlClassImageProc, "Image Processing Controls"),
+        new(V4l2Const.CidTestPattern, V4l2Const.CtrlTypeMenu, "Test Pattern", 0, PatternMenu.Length - 1, 1, 0, 0, PatternMenu),
+    ];
+
+    private readonly TestPatternFrameSource _source;
+    private readonly V4l2CaptureDevice _device;
 
     public TestPatternBackend(TestPatternOptions options)
     {
@@ -25,8 +33,6 @@ public sealed class TestPatternBackend : IMediaBackend
             throw new ArgumentException(error, nameof(options));
         }
         Options = options;
-        _currentFormat = (PixelFormats.Find(options.Format)!, options.Width, options.Height);
-        _currentFps = options.Fps;
         var sizes = new List<(uint, uint)>(PixelFormats.CommonSizes);
         if (!sizes.Contains((options.Width, options.Height)))
         {
@@ -41,6 +47,10 @@ public sealed class TestPatternBackend : IMediaBackend
             rates.Sort();
         }
         FrameRates = rates.ToArray();
+        var controls = new V4l2ControlSet(ControlTable);
+        _source = new TestPatternFrameSource(options, FrameSizes, FrameRates, controls);
+        _device = new V4l2CaptureDevice(_source, controls, options.UsesMultiPlanarApi,
+            PixelFormats.Find(options.Format)!, options.Width, options.Height, options.Fps, options.Paced);
     }
 
     public TestPatternOptions Options { get; }
@@ -52,266 +62,18 @@ public sealed class TestPatternBackend : IMediaBackend
     public uint[] FrameRates { get; }
 
     /// <summary>One capture API only (single- or multi-planar, per <see cref="TestPatternOptions.UsesMultiPlanarApi"/>).</summary>
-    public uint DeviceCaps =>
-        (Options.UsesMultiPlanarApi ? V4l2Const.CapVideoCaptureMplane : V4l2Const.CapVideoCapture) | V4l2Const.CapStreaming;
-
-    /// <summary>The buffer type of the offered API (1 = VIDEO_CAPTURE, 9 = VIDEO_CAPTURE_MPLANE).</summary>
-    internal uint CaptureBufferType =>
-        (uint)(Options.UsesMultiPlanarApi ? V4l2BufferType.VideoCaptureMplane : V4l2BufferType.VideoCapture);
+    public uint DeviceCaps => _device.DeviceCaps;
 
     public string Card => Options.Card;
 
-    /// <summary>The device's current format (shared by all sessions, as V4L2 capture devices keep it).</summary>
-    internal (PixelFormatInfo Format, uint Width, uint Height) CurrentFormat
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _currentFormat;
-            }
-        }
-    }
-
-    /// <summary>The device's current frame rate.</summary>
-    internal uint CurrentFps
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _currentFps;
-            }
-        }
-    }
-
-    internal void SetFormat(PixelFormatInfo format, uint width, uint height)
-    {
-        lock (_lock)
-        {
-            _currentFormat = (format, width, height);
-        }
-    }
-
-    internal void SetFps(uint fps)
-    {
-        lock (_lock)
-        {
-            _currentFps = fps;
-        }
-    }
-
     /// <summary>Current control values.</summary>
-    public TestPatternControls Controls
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return new TestPatternControls(_brightness, _contrast, _pattern);
-            }
-        }
-    }
+    public TestPatternControls Controls => _source.CurrentControls;
 
     public int Open(IMediaSessionHost host, out MediaBackendSession? session)
     {
-        var s = new TestPatternSession(this, host);
-        lock (_lock)
-        {
-            _sessions.Add(s);
-        }
-        session = s;
+        session = _device.Open(host);
         return 0;
     }
 
-    internal bool TryTakeBufferOwnership(TestPatternSession session)
-    {
-        lock (_lock)
-        {
-            if (_bufferOwner is not null && _bufferOwner != session)
-            {
-                return false;
-            }
-            _bufferOwner = session;
-            return true;
-        }
-    }
-
-    internal bool IsOwnedByOther(TestPatternSession session)
-    {
-        lock (_lock)
-        {
-            return _bufferOwner is not null && _bufferOwner != session;
-        }
-    }
-
-    internal void ReleaseBufferOwnership(TestPatternSession session)
-    {
-        lock (_lock)
-        {
-            if (_bufferOwner == session)
-            {
-                _bufferOwner = null;
-            }
-        }
-    }
-
-    internal void Closed(TestPatternSession session)
-    {
-        lock (_lock)
-        {
-            _sessions.Remove(session);
-            if (_bufferOwner == session)
-            {
-                _bufferOwner = null;
-            }
-        }
-    }
-
-    internal bool IsSupportedSize(uint width, uint height)
-    {
-        foreach ((uint w, uint h) in FrameSizes)
-        {
-            if (w == width && h == height)
-            {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /// <summary>The supported size nearest to the request (by sum of absolute differences).</summary>
-    internal (uint Width, uint Height) NearestSize(uint width, uint height)
-    {
-        (uint, uint) best = FrameSizes[0];
-        long bestDistance = long.MaxValue;
-        foreach ((uint w, uint h) in FrameSizes)
-        {
-            long d = Math.Abs((long)w - width) + Math.Abs((long)h - height);
-            if (d < bestDistance)
-            {
-                bestDistance = d;
-                best = (w, h);
-            }
-        }
-        return best;
-    }
-
-    internal uint NearestRate(uint fps)
-    {
-        uint best = FrameRates[0];
-        foreach (uint r in FrameRates)
-        {
-            if (Math.Abs((long)r - fps) < Math.Abs((long)best - fps))
-            {
-                best = r;
-            }
-        }
-        return best;
-    }
-
-    // ---- controls ----
-
-    internal readonly record struct ControlInfo(uint Id, uint Type, string Name, int Min, int Max, int Step, int Default, uint Flags);
-
-    internal const uint CidUserClass = V4l2Const.CtrlClassUser | 1;
-    internal const uint CidImageProcClass = V4l2Const.CtrlClassImageProc | 1;
-    private const uint FlagReadOnly = 0x4, FlagWriteOnly = 0x40;
-
-    /// <summary>Sorted by id, as the NEXT_CTRL enumeration requires.</summary>
-    internal static readonly ControlInfo[] ControlTable =
-    [
-        new(CidUserClass, V4l2Const.CtrlTypeCtrlClass, "User Controls", 0, 0, 0, 0, FlagReadOnly | FlagWriteOnly),
-        new(V4l2Const.CidBrightness, V4l2Const.CtrlTypeInteger, "Brightness", -128, 127, 1, 0, V4l2Const.CtrlFlagSlider),
-        new(V4l2Const.CidContrast, V4l2Const.CtrlTypeInteger, "Contrast", 0, 255, 1, 128, V4l2Const.CtrlFlagSlider),
-        new(CidImageProcClass, V4l2Const.CtrlTypeCtrlClass, "Image Processing Controls", 0, 0, 0, 0, FlagReadOnly | FlagWriteOnly),
-        new(V4l2Const.CidTestPattern, V4l2Const.CtrlTypeMenu, "Test Pattern", 0, 2, 1, 0, 0),
-    ];
-
-    internal static readonly string[] PatternMenu = ["Colour Bars + Moving Box", "Colour Bars", "Solid Grey"];
-
-    internal static int FindControl(uint id)
-    {
-        for (int i = 0; i < ControlTable.Length; i++)
-        {
-            if (ControlTable[i].Id == id)
-            {
-                return i;
-            }
-        }
-        return -1;
-    }
-
-    internal static bool IsClassControl(in ControlInfo c) => c.Type == V4l2Const.CtrlTypeCtrlClass;
-
-    internal int GetControlValue(uint id)
-    {
-        lock (_lock)
-        {
-            return id switch
-            {
-                V4l2Const.CidBrightness => _brightness,
-                V4l2Const.CidContrast => _contrast,
-                V4l2Const.CidTestPattern => _pattern,
-                _ => 0,
-            };
-        }
-    }
-
-    /// <summary>Checks (and clamps integer) values; ERANGE for a menu index outside min…max (as the kernel's control
-    /// framework answers), EACCES for class controls.</summary>
-    internal static int ValidateControlValue(int index, ref int value)
-    {
-        ControlInfo c = ControlTable[index];
-        if (IsClassControl(c))
-        {
-            return Errno.EACCES;
-        }
-        if (c.Type == V4l2Const.CtrlTypeMenu)
-        {
-            return value < c.Min || value > c.Max ? Errno.ERANGE : 0;
-        }
-        value = Math.Clamp(value, c.Min, c.Max);
-        return 0;
-    }
-
-    /// <summary>Sets a validated value and sends CTRL events to subscribed sessions (not to the setter unless it
-    /// asked for feedback).</summary>
-    internal void SetControlValue(uint id, int value, TestPatternSession setter)
-    {
-        TestPatternSession[] targets;
-        lock (_lock)
-        {
-            int old = id switch
-            {
-                V4l2Const.CidBrightness => _brightness,
-                V4l2Const.CidContrast => _contrast,
-                _ => _pattern,
-            };
-            if (old == value)
-            {
-                return;
-            }
-            switch (id)
-            {
-                case V4l2Const.CidBrightness: _brightness = value; break;
-                case V4l2Const.CidContrast: _contrast = value; break;
-                default: _pattern = value; break;
-            }
-            targets = _sessions.ToArray();
-        }
-        foreach (TestPatternSession s in targets)
-        {
-            s.NotifyControlChanged(id, value, setter);
-        }
-    }
-
-    public void Dispose()
-    {
-        lock (_lock)
-        {
-            _sessions.Clear();
-            _bufferOwner = null;
-        }
-    }
+    public void Dispose() => _device.Close();
 }
