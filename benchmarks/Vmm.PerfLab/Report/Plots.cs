@@ -49,16 +49,16 @@ internal static class Plots
         {
             if (t.Width == 1920 && t.Height == 1080)
             {
-                items.Add(($"transport 1080p NV12\n{t.Driver}", t.Ratio, t.Goal));
+                items.Add(($"transport 1080p\n{ShortDriver(t.Driver)}", t.Ratio, t.Goal));
             }
         }
         foreach (BootResult b in r.Boot)
         {
-            items.Add(($"boot to /init\nvmm ({b.Build ?? "JIT"}) / QEMU microvm", b.Ratio, b.Goal));
+            items.Add(($"boot, vmm {b.Build ?? "JIT"}\n/ QEMU microvm", b.Ratio, b.Goal));
         }
         foreach (ExitResult e in r.Exits)
         {
-            items.Add(("port-write exit\nvmm / C KVM loop", e.Ratio, e.Goal));
+            items.Add(("port-write exit\n/ C KVM loop", e.Ratio, e.Goal));
         }
         if (items.Count == 0)
         {
@@ -70,17 +70,18 @@ internal static class Plots
         for (int i = 0; i < items.Count; i++)
         {
             double v = items[i].Ratio / items[i].Goal;
-            bars.Add(new Bar { Position = i, Value = v, FillColor = v <= 1 ? Colors.SeaGreen : Colors.IndianRed });
+            bars.Add(new Bar { Position = i, ValueBase = -1.2, Value = Math.Log10(v), FillColor = v <= 1 ? Colors.SeaGreen : Colors.IndianRed });
             ticks[i] = new Tick(i, $"{items[i].Label}\n{items[i].Ratio:G3} (goal ≤ {items[i].Goal})");
         }
         plot.Add.Bars(bars);
-        var line = plot.Add.HorizontalLine(1);
+        plot.Axes.Left.TickGenerator = LogTicks();
+        var line = plot.Add.HorizontalLine(0);
         line.Color = Colors.OrangeRed;
         line.LegendText = "goal";
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
         plot.Axes.Margins(bottom: 0);
         plot.Title($"Ratios against their goals, same run ({r.Machine.HostKind}, {r.Machine.Cpu})");
-        plot.YLabel("ratio ÷ goal (≤ 1 meets the goal)");
+        plot.YLabel("ratio ÷ goal, log scale (≤ 1 meets the goal)");
         plot.ShowLegend(Alignment.UpperRight);
         return plot;
     }
@@ -121,18 +122,29 @@ internal static class Plots
         goal.Color = Colors.OrangeRed;
         goal.LegendText = $"goal at 1080p: {rows[0].Goal}";
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual([.. ticks]);
-        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
-        {
-            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-            IntegerTicksOnly = true,
-            LabelFormatter = y => Math.Pow(10, y).ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
-        };
+        plot.Axes.Left.TickGenerator = LogTicks();
         plot.Axes.Margins(bottom: 0);
         plot.Title($"Transport CPU per NV12 frame ÷ one memcpy of the frame ({host})");
         plot.YLabel("ratio (log scale; labels: CPU per frame / copy)");
         plot.ShowLegend(Alignment.UpperRight);
         return plot;
     }
+
+    /// <summary>Ticks for an axis that holds log10 of the values, labelled with the values.</summary>
+    private static ScottPlot.TickGenerators.NumericAutomatic LogTicks() => new()
+    {
+        MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+        IntegerTicksOnly = true,
+        LabelFormatter = y => Math.Pow(10, y).ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    private static string ShortDriver(string driver) => driver switch
+    {
+        "testbed, stepped" => "stepped testbed",
+        "firmware guest" => "VM, JIT",
+        "firmware guest, NativeAOT" => "VM, NativeAOT",
+        _ => driver,
+    };
 
     private static double MinRatio(List<TransportResult> rows)
     {
