@@ -104,47 +104,59 @@ public class MediaMetricsTests
         MemoryMarshal.Write(qbuf, new CmdIoctl { Header = new CmdHeader { Cmd = (uint)VirtioMediaCommand.Ioctl }, SessionId = s.Id, Code = (uint)V4l2IoctlCode.QBuf });
         MemoryMarshal.Write(qbuf.AsSpan(VirtioMediaWire.CmdIoctlSize), new V4l2Buffer { Index = 0, Type = (uint)V4l2BufferType.VideoCapture, Memory = (uint)V4l2Memory.Mmap });
 
-        long allocated = 0;
-        MediaMetricsRecorder.Totals before = default;
-        for (int i = -10; i < frames; i++) // ten rounds of warm-up: JIT, pools, the event entry and list pools
+        // A per-frame allocation shows in every window of 200 frames; one-time runtime work (a type load, a tier-up)
+        // can land in one window on a busy machine (CI saw 7,624 B once in a whole-suite run). So up to three
+        // windows, and one of them must be exactly 0.
+        var perWindow = new List<long>();
+        for (int window = 0; window < 3 && (perWindow.Count == 0 || perWindow[^1] != 0); window++)
         {
-            if (i == 0)
-            {
-                before = recorder.Snapshot();
-                allocated = 0;
-            }
-            // The device's work for one frame: render it into the MMAP buffer, queue the DQBUF, hand it to the eventq.
-            long start = GC.GetAllocatedBytesForCurrentThread();
-            int produced = bed.Device.ProduceFrames(Stopwatch.GetTimestamp());
-            bed.Device.ProcessQueues();
-            allocated += GC.GetAllocatedBytesForCurrentThread() - start;
-            Assert.Equal(1, produced);
+            perWindow.Add(MeasureWindow(window == 0 ? 10 : 0));
+        }
+        Assert.True(perWindow[^1] == 0, $"bytes allocated per window of {frames} frames: {string.Join(", ", perWindow)}");
 
-            using (TestbedFrame frame = s.DequeueFrame(Timeout))
+        long MeasureWindow(int warmup)
+        {
+            long allocated = 0;
+            MediaMetricsRecorder.Totals before = default;
+            for (int i = -warmup; i < frames; i++) // warm-up: JIT, pools, the event entry and list pools
             {
-                frame.Requeue = false;
-            }
-
-            // The device's work for one command: the re-QBUF, answered with its latency recorded.
-            lock (bed.CommandLock)
-            {
-                VirtQueueDriver driver = bed.CommandDriver;
-                driver.Submit(qbuf, VirtioMediaWire.RespHeaderSize + 88);
-                driver.Kick();
-                start = GC.GetAllocatedBytesForCurrentThread();
+                if (i == 0)
+                {
+                    before = recorder.Snapshot();
+                    allocated = 0;
+                }
+                // The device's work for one frame: render it into the MMAP buffer, queue the DQBUF, hand it to the eventq.
+                long start = GC.GetAllocatedBytesForCurrentThread();
+                int produced = bed.Device.ProduceFrames(Stopwatch.GetTimestamp());
                 bed.Device.ProcessQueues();
                 allocated += GC.GetAllocatedBytesForCurrentThread() - start;
-                Assert.True(driver.TryTakeUsed(out DriverCompletion done));
-                Assert.Equal(0u, MemoryMarshal.Read<RespHeader>(driver.GetResponse(done)).Status);
-                driver.Release(done);
-            }
-        }
+                Assert.Equal(1, produced);
 
-        MediaMetricsRecorder.Totals d = recorder.Snapshot() - before;
-        Assert.Equal(frames, d.Frames); // the measured code did record
-        Assert.Equal(frames, d.Commands);
-        Assert.Equal(frames, d.LatencyMeasurements);
-        Assert.Equal(0, allocated);
+                using (TestbedFrame frame = s.DequeueFrame(Timeout))
+                {
+                    frame.Requeue = false;
+                }
+
+                // The device's work for one command: the re-QBUF, answered with its latency recorded.
+                lock (bed.CommandLock)
+                {
+                    VirtQueueDriver driver = bed.CommandDriver;
+                    driver.Submit(qbuf, VirtioMediaWire.RespHeaderSize + 88);
+                    driver.Kick();
+                    start = GC.GetAllocatedBytesForCurrentThread();
+                    bed.Device.ProcessQueues();
+                    allocated += GC.GetAllocatedBytesForCurrentThread() - start;
+                    Assert.True(driver.TryTakeUsed(out DriverCompletion done));
+                    Assert.Equal(0u, MemoryMarshal.Read<RespHeader>(driver.GetResponse(done)).Status);
+                    driver.Release(done);
+                }
+            }
+            MediaMetricsRecorder.Totals d = recorder.Snapshot() - before;
+            Assert.Equal(frames, d.Frames); // the measured code did record
+            Assert.Equal(frames, d.Commands);
+            Assert.Equal(frames, d.LatencyMeasurements);
+            return allocated;
+        }
     }
 
     /// <summary>Sums the vmm.media.* measurements of one device. The callbacks allocate nothing (they run on the
