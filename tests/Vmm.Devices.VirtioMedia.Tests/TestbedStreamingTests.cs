@@ -93,14 +93,7 @@ public class TestbedStreamingTests
     public void A_buffer_queued_while_the_clock_sleeps_until_an_earlier_frame_does_not_wake_it()
     {
         using VirtioMediaTestbed bed = NewBed(fps: 20);
-        using TestbedSession s = bed.OpenSession();
-        s.SetFormat(FourCc.Yuyv, 320, 240);
-        s.RequestBuffers(4, V4l2Memory.Mmap);
-        s.QueueAllBuffers();
-        s.StreamOn();
-        using (TestbedFrame first = s.DequeueFrame(Timeout))
-        {
-        }
+        using TestbedSession s = StreamPastFirstFrame(bed, buffers: 4);
         long before = bed.Device.Clock.SleepingWakeups;
         // Each frame is re-queued while three buffers wait and the clock sleeps until the next 50-ms tick (or is
         // still awake after sending the frame): the new buffer changes nothing it waits for, so no QBUF may wake a
@@ -118,14 +111,7 @@ public class TestbedStreamingTests
     public void A_buffer_queued_while_the_clock_sleeps_with_none_moves_its_timer_instead_of_waking_it()
     {
         using VirtioMediaTestbed bed = NewBed(fps: 5);
-        using TestbedSession s = bed.OpenSession();
-        s.SetFormat(FourCc.Yuyv, 320, 240);
-        s.RequestBuffers(1, V4l2Memory.Mmap);
-        s.QueueAllBuffers();
-        s.StreamOn();
-        using (TestbedFrame first = s.DequeueFrame(Timeout))
-        {
-        }
+        using TestbedSession s = StreamPastFirstFrame(bed, buffers: 1);
         long wakeups = bed.Device.Clock.SleepingWakeups, moves = bed.Device.Clock.TimerMoves;
         // One buffer: after each frame the clock sleeps with nothing to wait for; the buffer comes back well before
         // the next 200-ms tick, so its QBUF moves the timer to that tick (before, each woke the clock, which then
@@ -285,18 +271,28 @@ public class TestbedStreamingTests
         Assert.Equal(0ul, afterUnmap);
     }
 
+    /// <summary>A session streaming YUYV 320×240 from <paramref name="buffers"/> MMAP buffers, its first frame
+    /// dequeued and queued again.</summary>
+    private static TestbedSession StreamPastFirstFrame(VirtioMediaTestbed bed, uint buffers)
+    {
+        TestbedSession s = bed.OpenSession();
+        s.SetFormat(FourCc.Yuyv, 320, 240);
+        s.RequestBuffers(buffers, V4l2Memory.Mmap);
+        s.QueueAllBuffers();
+        s.StreamOn();
+        using (s.DequeueFrame(Timeout))
+        {
+        }
+        return s;
+    }
+
     private static void ShmUsage(VirtioMediaTestbed bed, out ulong bytes) => bytes = bed.Device.Processor.Shm!.BytesInUse;
 
     [Fact]
     public void ReqbufsZeroFreesUnmappedBuffersAndStopsEvents()
     {
         using VirtioMediaTestbed bed = NewBed(fps: 120);
-        using TestbedSession s = bed.OpenSession();
-        s.SetFormat(FourCc.Yuyv, 320, 240);
-        s.RequestBuffers(4, V4l2Memory.Mmap);
-        s.QueueAllBuffers();
-        s.StreamOn();
-        using (s.DequeueFrame(Timeout)) { }
+        using TestbedSession s = StreamPastFirstFrame(bed, buffers: 4);
         s.StreamOff();
         bed.PumpEvents();
         // No DQBUF event may follow STREAMOFF.

@@ -153,4 +153,23 @@ public sealed class EventLoopTests
         timer.Disarm();
         Assert.Equal(0, loop.RunOnce(20));
     }
+
+    [Fact]
+    public void Re_arming_or_disarming_a_fired_timerfd_clears_its_readiness_without_a_read()
+    {
+        // The frame clock relies on this: it never reads its timer's expiry count, because it arms or disarms the
+        // timer before every sleep, which resets the count.
+        using var loop = new EventLoop("test");
+        using var timer = new TimerFd();
+        loop.Add(timer.Handle, 1, WakeOnly.Instance);
+        timer.Arm(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(1, loop.RunOnce(5000));
+        Assert.Equal(1, loop.RunOnce(0));    // not read: still readable
+        timer.Arm(TimeSpan.FromHours(1));
+        Assert.Equal(0, loop.RunOnce(20));   // re-armed: the expiry is gone
+        timer.Arm(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(1, loop.RunOnce(5000));
+        timer.Disarm();
+        Assert.Equal(0, loop.RunOnce(20));   // disarmed: gone too
+    }
 }
