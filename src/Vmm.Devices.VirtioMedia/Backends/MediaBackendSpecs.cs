@@ -1,12 +1,14 @@
 using System.Diagnostics.CodeAnalysis;
 using Vmm.Devices.VirtioMedia.Backends.HostV4l2;
+using Vmm.Devices.VirtioMedia.Backends.JpegDecoder;
 using Vmm.Devices.VirtioMedia.Backends.TestPattern;
 
 namespace Vmm.Devices.VirtioMedia.Backends;
 
 /// <summary>
 /// The backends a <c>--media</c> spec can name; each parses its own options. A spec starting with <c>/</c> is a host
-/// V4L2 node (<see cref="HostV4l2Options"/>), anything else names a backend by its first word.
+/// V4L2 node (<see cref="HostV4l2Options"/>), anything else names a backend by its first word: <c>test-pattern</c>
+/// (a camera) or <c>jpeg-decoder</c> (a memory-to-memory decoder).
 /// </summary>
 public static class MediaBackendSpecs
 {
@@ -30,7 +32,13 @@ public static class MediaBackendSpecs
             options = pattern;
             return ok;
         }
-        error = $"unknown media backend '{name}' (expected '{TestPatternOptions.Name}[,…]' or a host node such as /dev/video0)";
+        if (name == JpegDecoderOptions.Name)
+        {
+            bool ok = JpegDecoderOptions.TryParse(trimmed, out JpegDecoderOptions? decoder, out error);
+            options = decoder;
+            return ok;
+        }
+        error = $"unknown media backend '{name}' (expected '{TestPatternOptions.Name}[,…]', '{JpegDecoderOptions.Name}[,…]' or a host node such as /dev/video0)";
         return false;
     }
 }

@@ -47,6 +47,8 @@ public sealed class V4l2BufferQueue
     private uint _queueType;           // the buffer type the buffers were requested for, 0 when none
     private V4l2Memory _memory;
     private readonly Queue<int> _queued = new(V4l2Const.VideoMaxFrame);
+    // A buffer a consumer took and gave back (ReturnToQueue): it is taken again first, or -1.
+    private int _returned = -1;
     private bool _streaming;
     private int _streamGeneration;
     private uint _sequence;
@@ -67,23 +69,101 @@ public sealed class V4l2BufferQueue
         public BufferState State;
         // PREPARE_BUF done while dequeued; consumed by the next QBUF (vb2 semantics), cleared by STREAMOFF.
         public bool Prepared;
-        public uint BytesUsed;
+        // Bytes of each plane that hold data: what the application queued (OUTPUT), what the producer wrote
+        // (CAPTURE, once done); and where that data starts in the plane (OUTPUT's data_offset).
+        public readonly uint[] PlaneBytesUsed = new uint[MaxMemoryPlanes];
+        public readonly uint[] PlaneDataOffset = new uint[MaxMemoryPlanes];
+        // The buffer's timestamp: the application's for OUTPUT (copied to the CAPTURE buffer decoded from it),
+        // the capture time for CAPTURE.
+        public long TimestampSec, TimestampUsec;
+        // LAST/ERROR of the completed buffer, reported by QUERYBUF until it is queued again.
+        public uint DoneFlags;
         // The producer has filled this MMAP buffer before, so its memory still holds that frame.
         public bool HoldsFrame;
-        public uint BytesUsedOf(int plane) => BytesUsed == 0 ? 0 : PlaneLength[plane];
     }
 
-    /// <summary>A queue for buffers of <paramref name="bufferType"/> (the one type its device offers), sharing the
-    /// device's <paramref name="ownership"/> with the other sessions' queues.</summary>
-    public V4l2BufferQueue(uint bufferType, IMediaSessionHost host, V4l2QueueOwnership ownership)
+    private readonly Action? _workArrived;
+
+    /// <summary>A queue for buffers of <paramref name="bufferType"/>, sharing <paramref name="ownership"/> with the
+    /// other queues of its kind: the device's one ownership for a capture device whose sessions share the queue,
+    /// a queue's own for a memory-to-memory session. <paramref name="timestampCopy"/>: buffers carry the
+    /// application's timestamps (V4L2_BUF_FLAG_TIMESTAMP_COPY, memory-to-memory) rather than the capture time.
+    /// <paramref name="workArrived"/> runs after a QBUF or STREAMON (outside the queue's lock); by default it wakes
+    /// the device's frame clock.</summary>
+    public V4l2BufferQueue(uint bufferType, IMediaSessionHost host, V4l2QueueOwnership ownership, bool timestampCopy = false,
+        Action? workArrived = null)
     {
         BufferType = bufferType;
         _host = host;
         _ownership = ownership;
+        _timestampFlag = timestampCopy ? V4l2Const.BufFlagTimestampCopy : V4l2Const.BufFlagTimestampMonotonic;
+        _workArrived = workArrived;
+        IsOutput = bufferType is (uint)V4l2BufferType.VideoOutput or (uint)V4l2BufferType.VideoOutputMplane;
     }
+
+    private readonly uint _timestampFlag;
 
     /// <summary>The buffer type this queue serves; every other type is EINVAL.</summary>
     public uint BufferType { get; }
+
+    /// <summary>True for an OUTPUT queue: the application fills its buffers and says how many bytes they hold.</summary>
+    public bool IsOutput { get; }
+
+    /// <summary>True between STREAMON and STREAMOFF.</summary>
+    public bool IsStreaming
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _streaming;
+            }
+        }
+    }
+
+    /// <summary>True while this queue has buffers allocated.</summary>
+    public bool HasBuffers
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _bufferCount > 0;
+            }
+        }
+    }
+
+    /// <summary>True when streaming with at least one buffer queued (a producer or consumer could take one).</summary>
+    public bool HasQueuedWhileStreaming
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _streaming && (_queued.Count > 0 || _returned >= 0);
+            }
+        }
+    }
+
+    /// <summary>The size of each memory plane of this queue's buffers (0 where it has none).</summary>
+    public uint PlaneLength(int plane)
+    {
+        lock (_lock)
+        {
+            return _bufferCount == 0 || plane >= _buffers[0].PlaneCount ? 0 : MinPlaneLengthLocked(plane);
+        }
+    }
+
+    // CREATE_BUFS may add larger buffers; a consumer must fit the smallest.
+    private uint MinPlaneLengthLocked(int plane)
+    {
+        uint min = uint.MaxValue;
+        for (int i = 0; i < _bufferCount; i++)
+        {
+            min = Math.Min(min, _buffers[i].PlaneLength[plane]);
+        }
+        return min;
+    }
 
     /// <summary>True when <paramref name="type"/> is this queue's buffer type: the one queue-type check.</summary>
     public bool Accepts(uint type) => type == BufferType;
@@ -333,6 +413,7 @@ public sealed class V4l2BufferQueue
         _bufferCount = 0;
         _queueType = 0;
         _queued.Clear();
+        _returned = -1;
     }
 
     // The checks QUERYBUF, PREPARE_BUF and QBUF share: a buffer of this queue, and room for its planes.
@@ -353,11 +434,11 @@ public sealed class V4l2BufferQueue
         buffer.Type = _queueType;
         buffer.Memory = (uint)_memory;
         buffer.Field = V4l2Const.FieldNone;
-        buffer.Flags = V4l2Const.BufFlagTimestampMonotonic
-            | (b.State != BufferState.Dequeued ? V4l2Const.BufFlagQueued : b.Prepared ? V4l2Const.BufFlagPrepared : 0);
+        buffer.Flags = _timestampFlag
+            | (b.State != BufferState.Dequeued ? V4l2Const.BufFlagQueued : b.Prepared ? V4l2Const.BufFlagPrepared : b.DoneFlags);
         buffer.Sequence = 0;
-        buffer.TimestampSec = 0;
-        buffer.TimestampUsec = 0;
+        buffer.TimestampSec = b.TimestampSec;
+        buffer.TimestampUsec = b.TimestampUsec;
         buffer.Timecode = default;
         buffer.RequestFd = 0;
         buffer.Reserved2 = 0;
@@ -369,14 +450,16 @@ public sealed class V4l2BufferQueue
             {
                 planes[p] = default;
                 planes[p].Length = b.PlaneLength[p];
-                planes[p].BytesUsed = b.State == BufferState.Dequeued ? b.BytesUsedOf(p) : 0;
+                // A queued OUTPUT buffer holds the application's data; a queued CAPTURE buffer holds nothing yet.
+                planes[p].BytesUsed = b.State == BufferState.Dequeued || IsOutput ? b.PlaneBytesUsed[p] : 0;
+                planes[p].DataOffset = IsOutput ? b.PlaneDataOffset[p] : 0;
                 // USERPTR planes answer 0 here; the dispatcher puts the guest's own pointers back for QBUF/PREPARE.
                 planes[p].M = _memory == V4l2Memory.Mmap ? b.Planes[p]!.Offset : 0;
             }
         }
         else
         {
-            buffer.BytesUsed = b.BytesUsed;
+            buffer.BytesUsed = TotalBytesUsed(b);
             buffer.Length = b.PlaneLength[0];
             if (_memory == V4l2Memory.Mmap)
             {
@@ -427,12 +510,62 @@ public sealed class V4l2BufferQueue
             {
                 return status;
             }
+            if (IsOutput)
+            {
+                status = TakePayloadLocked(b, buffer, planes);
+                if (status != 0)
+                {
+                    return status;
+                }
+            }
             b.State = BufferState.Queued;
             b.Prepared = false;
+            b.DoneFlags = 0;
             _queued.Enqueue((int)buffer.Index);
             DescribeBuffer((int)buffer.Index, b, ref buffer, planes);
         }
-        _host.WakeFrameClock();
+        WorkArrived();
+        return 0;
+    }
+
+    private void WorkArrived()
+    {
+        if (_workArrived is { } work)
+        {
+            work();
+        }
+        else
+        {
+            _host.WakeFrameClock();
+        }
+    }
+
+    // An OUTPUT buffer's payload as vb2 takes it: bytesused per plane (0 means the whole plane, as vb2 still accepts),
+    // never beyond the plane, and a data_offset inside it; plus the timestamp the CAPTURE buffer will carry.
+    private int TakePayloadLocked(Slot b, in V4l2Buffer buffer, ReadOnlySpan<V4l2Plane> planes)
+    {
+        bool mplane = V4l2Formats.IsMultiPlanar(_queueType);
+        for (int p = 0; p < b.PlaneCount; p++)
+        {
+            uint used = mplane ? planes[p].BytesUsed : p == 0 ? buffer.BytesUsed : b.PlaneLength[p];
+            uint offset = mplane ? planes[p].DataOffset : 0;
+            if (used == 0)
+            {
+                used = b.PlaneLength[p];
+            }
+            if (used > b.PlaneLength[p] || (offset > 0 && offset >= used))
+            {
+                return Errno.EINVAL;
+            }
+            b.PlaneBytesUsed[p] = used;
+            b.PlaneDataOffset[p] = offset;
+        }
+        if (buffer.TimestampUsec is < 0 or >= 1_000_000 || buffer.TimestampSec < 0)
+        {
+            return Errno.EINVAL;
+        }
+        b.TimestampSec = buffer.TimestampSec;
+        b.TimestampUsec = buffer.TimestampUsec;
         return 0;
     }
 
@@ -486,6 +619,16 @@ public sealed class V4l2BufferQueue
         return 0;
     }
 
+    private static uint TotalBytesUsed(Slot b)
+    {
+        uint total = 0;
+        for (int p = 0; p < b.PlaneCount; p++)
+        {
+            total += b.PlaneBytesUsed[p];
+        }
+        return total;
+    }
+
     private static uint TotalLength(Slot b)
     {
         uint total = 0;
@@ -514,7 +657,7 @@ public sealed class V4l2BufferQueue
             _sequence = 0;
             _nextDue = Stopwatch.GetTimestamp();
         }
-        _host.WakeFrameClock();
+        WorkArrived();
         return 0;
     }
 
@@ -538,6 +681,7 @@ public sealed class V4l2BufferQueue
         _streamGeneration++;
         _nextDue = long.MaxValue;
         _queued.Clear();
+        _returned = -1;
         for (int i = 0; i < _bufferCount; i++)
         {
             // STREAMOFF returns every buffer to the application, including one still being filled: its fill then
@@ -610,15 +754,69 @@ public sealed class V4l2BufferQueue
                 ticket = default;
                 return false;
             }
-            int index = _queued.Dequeue();
-            Slot b = _buffers[index];
-            b.State = BufferState.Filling;
             // Pace to the interval; after a stall (no buffer queued in time) restart the clock instead of bursting.
             _nextDue += interval;
             if (_nextDue < now - interval)
             {
                 _nextDue = now + interval;
             }
+            ticket = TakeLocked();
+            return true;
+        }
+    }
+
+    /// <summary>Takes the oldest queued buffer when streaming, unpaced (a memory-to-memory device works as soon as
+    /// buffers are there): a CAPTURE buffer to fill, or an OUTPUT buffer to read (<see cref="Source"/>). The
+    /// ticket holds the buffer as <see cref="TryStartFill"/>'s does, until <see cref="EndFill"/>.</summary>
+    public bool TryTakeNext(out V4l2FillTicket ticket)
+    {
+        lock (_lock)
+        {
+            if (!_streaming || (_queued.Count == 0 && _returned < 0))
+            {
+                ticket = default;
+                return false;
+            }
+            ticket = TakeLocked();
+            return true;
+        }
+    }
+
+    /// <summary>Gives a taken buffer back to the head of the queue, untouched (a consumer that cannot go on yet,
+    /// e.g. a decoder waiting for new CAPTURE buffers); <see cref="EndFill"/> still follows. No effect when
+    /// STREAMOFF or REQBUFS took it back meanwhile (then false).</summary>
+    public bool ReturnToQueue(in V4l2FillTicket ticket)
+    {
+        lock (_lock)
+        {
+            Slot b = ticket.Buffer;
+            if (b.State != BufferState.Filling || ticket.Generation != _streamGeneration || _closed
+                || ticket.Index >= _bufferCount || _buffers[ticket.Index] != b)
+            {
+                return false;
+            }
+            b.State = BufferState.Queued;
+            _returned = ticket.Index;
+            _sequence--;
+            return true;
+        }
+    }
+
+    private V4l2FillTicket TakeLocked()
+    {
+        int index;
+        if (_returned >= 0)
+        {
+            index = _returned;
+            _returned = -1;
+        }
+        else
+        {
+            index = _queued.Dequeue();
+        }
+        Slot b = _buffers[index];
+        b.State = BufferState.Filling;
+        {
             for (int p = 0; p < b.PlaneCount; p++)
             {
                 b.Filling[p] = b.Planes[p] is { } plane && plane.TryAddReference() ? plane : null;
@@ -627,8 +825,7 @@ public sealed class V4l2BufferQueue
             }
             _guestPageFillInFlight = _memory == V4l2Memory.UserPtr;
             _fillThreadId = Environment.CurrentManagedThreadId;
-            ticket = new V4l2FillTicket(b, index, _streamGeneration, _sequence++, _memory == V4l2Memory.Mmap);
-            return true;
+            return new V4l2FillTicket(b, index, _streamGeneration, _sequence++, _memory == V4l2Memory.Mmap);
         }
     }
 
@@ -650,6 +847,27 @@ public sealed class V4l2BufferQueue
         }
         return new PlaneDestination(_host.GuestMemory!, CollectionsMarshal.AsSpan(_fillSegments[plane]));
     }
+
+    /// <summary>The payload the application queued in plane <paramref name="plane"/> of the ticket's OUTPUT buffer
+    /// (from its data_offset to its bytesused): read in place for MMAP, through guest RAM for SHARED_PAGES. Empty
+    /// when the buffer has no such plane or its memory was released meanwhile.</summary>
+    public PlaneSource Source(scoped in V4l2FillTicket ticket, int plane)
+    {
+        Slot b = ticket.Buffer;
+        if (plane >= b.PlaneCount)
+        {
+            return default;
+        }
+        uint offset = b.PlaneDataOffset[plane], used = b.PlaneBytesUsed[plane];
+        if (ticket.IsMmap)
+        {
+            return b.Filling[plane] is { } p ? new PlaneSource(p.GetSpan()[(int)offset..(int)used]) : default;
+        }
+        return new PlaneSource(_host.GuestMemory!, CollectionsMarshal.AsSpan(_fillSegments[plane]), offset, used - offset);
+    }
+
+    /// <summary>The timestamp the application gave the ticket's OUTPUT buffer (seconds, microseconds).</summary>
+    public static (long Sec, long Usec) Timestamp(in V4l2FillTicket ticket) => (ticket.Buffer.TimestampSec, ticket.Buffer.TimestampUsec);
 
     /// <summary>The filled bytes of MMAP plane <paramref name="plane"/>, for a frame observer (empty for USERPTR
     /// buffers, whose pages are scattered).</summary>
@@ -683,6 +901,23 @@ public sealed class V4l2BufferQueue
     /// unless STREAMOFF, REQBUFS or CLOSE took it back meanwhile.</summary>
     public void CompleteFill(in V4l2FillTicket ticket, long timestamp)
     {
+        long usec = (long)((double)timestamp * 1_000_000 / Stopwatch.Frequency);
+        Span<uint> used = stackalloc uint[MaxMemoryPlanes];
+        Slot b = ticket.Buffer;
+        for (int p = 0; p < b.PlaneCount; p++)
+        {
+            used[p] = b.PlaneLength[p];
+        }
+        Complete(ticket, used[..b.PlaneCount], 0, usec / 1_000_000, usec % 1_000_000);
+    }
+
+    /// <summary>Sends the DQBUF event of a taken buffer, unless STREAMOFF, REQBUFS or CLOSE took it back meanwhile:
+    /// a CAPTURE buffer with <paramref name="bytesUsed"/> per plane (clamped to the plane), an OUTPUT buffer with
+    /// the payload it was queued with (<paramref name="bytesUsed"/> is ignored). <paramref name="flags"/> may add
+    /// V4L2_BUF_FLAG_LAST and V4L2_BUF_FLAG_ERROR; the buffer carries the given timestamp. False when the buffer
+    /// was taken back and nothing was sent.</summary>
+    public bool Complete(in V4l2FillTicket ticket, ReadOnlySpan<uint> bytesUsed, uint flags, long timestampSec, long timestampUsec)
+    {
         Slot b = ticket.Buffer;
         int index = ticket.Index;
         Span<V4l2Plane> planes = stackalloc V4l2Plane[V4l2Const.VideoMaxPlanes];
@@ -690,30 +925,36 @@ public sealed class V4l2BufferQueue
         {
             if (b.State != BufferState.Filling)
             {
-                return;
+                return false;
             }
             b.State = BufferState.Dequeued;
             if (ticket.Generation != _streamGeneration || _closed || index >= _bufferCount || _buffers[index] != b)
             {
-                return;
+                return false;
             }
-            b.BytesUsed = TotalLength(b);
+            if (!IsOutput)
+            {
+                for (int p = 0; p < b.PlaneCount; p++)
+                {
+                    b.PlaneBytesUsed[p] = p < bytesUsed.Length ? Math.Min(bytesUsed[p], b.PlaneLength[p]) : 0;
+                }
+            }
+            b.TimestampSec = timestampSec;
+            b.TimestampUsec = timestampUsec;
+            b.DoneFlags = flags & (V4l2Const.BufFlagLast | V4l2Const.BufFlagError);
             var buffer = default(V4l2Buffer);
             DescribeBuffer(index, b, ref buffer, planes);
             // Raw frames: no KEYFRAME/PFRAME/BFRAME flags (those describe compressed streams; v4l2-ctl prints them).
-            buffer.Flags = V4l2Const.BufFlagTimestampMonotonic;
+            buffer.Flags = _timestampFlag | b.DoneFlags;
             buffer.Sequence = ticket.Sequence;
-            long usec = (long)((double)timestamp * 1_000_000 / Stopwatch.Frequency);
-            buffer.TimestampSec = usec / 1_000_000;
-            buffer.TimestampUsec = usec % 1_000_000;
             // The driver keeps its own m union; send 0 rather than offsets (recommended by the spec).
             buffer.M = 0;
             for (int p = 0; p < b.PlaneCount; p++)
             {
                 planes[p].M = 0;
-                planes[p].BytesUsed = b.PlaneLength[p];
             }
             _host.SendDqbuf(buffer, V4l2Formats.IsMultiPlanar(_queueType) ? planes[..b.PlaneCount] : default);
+            return true;
         }
     }
 

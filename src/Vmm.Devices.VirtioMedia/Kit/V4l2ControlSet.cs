@@ -296,7 +296,9 @@ public sealed class V4l2ControlSet
     private int Validate(int index, ref int value)
     {
         ref readonly V4l2ControlInfo c = ref _controls[index];
-        if (c.IsClass)
+        // Class entries and read-only controls (a decoder's MIN_BUFFERS_FOR_CAPTURE) cannot be set: EACCES, as the
+        // kernel's control framework answers.
+        if (c.IsClass || (c.Flags & V4l2Const.CtrlFlagReadOnly) != 0)
         {
             return Errno.EACCES;
         }

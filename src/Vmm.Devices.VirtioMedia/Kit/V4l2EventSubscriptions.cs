@@ -6,7 +6,7 @@ namespace Vmm.Devices.VirtioMedia.Kit;
 
 /// <summary>
 /// One session's SUBSCRIBE_EVENT/UNSUBSCRIBE_EVENT state, as v4l2-event keeps it per file handle: control events
-/// (for the controls of a <see cref="V4l2ControlSet"/>) and SOURCE_CHANGE. Control changes reach it through the
+/// (for the controls of a <see cref="V4l2ControlSet"/>), SOURCE_CHANGE and EOS. Control changes reach it through the
 /// control set; it sends the V4L2 events through the session's host. Thread-safe.
 /// </summary>
 public sealed class V4l2EventSubscriptions
@@ -25,7 +25,7 @@ public sealed class V4l2EventSubscriptions
     }
 
     /// <summary>SUBSCRIBE_EVENT: CTRL for a control of <paramref name="controls"/> (with SEND_INITIAL, its current
-    /// value at once), or SOURCE_CHANGE (id 0). Anything else is EINVAL.</summary>
+    /// value at once), SOURCE_CHANGE or EOS (id 0). Anything else is EINVAL.</summary>
     public int Subscribe(in V4l2EventSubscription subscription, V4l2ControlSet controls)
     {
         switch (subscription.Type)
@@ -46,6 +46,7 @@ public sealed class V4l2EventSubscriptions
                 return 0;
             }
             case V4l2Const.EventSourceChange:
+            case V4l2Const.EventEos:
                 if (subscription.Id != 0)
                 {
                     return Errno.EINVAL;
@@ -102,6 +103,41 @@ public sealed class V4l2EventSubscriptions
         {
             _subscriptions.Clear();
         }
+    }
+
+    /// <summary>Sends SOURCE_CHANGE (a new stream resolution) when subscribed.</summary>
+    public void SendSourceChange()
+    {
+        if (IsSubscribed(V4l2Const.EventSourceChange))
+        {
+            var e = new V4l2Event { Type = V4l2Const.EventSourceChange, CtrlChanges = V4l2Const.EventSrcChResolution };
+            _host.SendEvent(e);
+        }
+    }
+
+    /// <summary>Sends EOS (the last buffer of a drain is done) when subscribed.</summary>
+    public void SendEndOfStream()
+    {
+        if (IsSubscribed(V4l2Const.EventEos))
+        {
+            var e = new V4l2Event { Type = V4l2Const.EventEos };
+            _host.SendEvent(e);
+        }
+    }
+
+    private bool IsSubscribed(uint type)
+    {
+        lock (_lock)
+        {
+            foreach ((uint t, _, _) in _subscriptions)
+            {
+                if (t == type)
+                {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /// <summary>A control's value changed: sends a CTRL event when subscribed, and to the session that made the

@@ -52,6 +52,7 @@ public static class V4l2Const
     public const uint BufFlagError = 0x40;
     public const uint BufFlagPrepared = 0x400;
     public const uint BufFlagTimestampMonotonic = 0x2000;
+    public const uint BufFlagTimestampCopy = 0x4000;
     public const uint BufFlagTstampSrcSoe = 0x10000;
     public const uint BufFlagLast = 0x100000;
 
@@ -67,6 +68,7 @@ public static class V4l2Const
     public const uint FieldNone = 1;
     public const uint ColorspaceSmpte170m = 1;
     public const uint ColorspaceRec709 = 3;
+    public const uint ColorspaceJpeg = 7;
     public const uint ColorspaceSrgb = 8;
     public const uint XferFuncDefault = 0;
     public const uint YcbcrEncDefault = 0;
@@ -74,6 +76,18 @@ public static class V4l2Const
 
     // Frame size / interval enumeration types.
     public const uint FrmSizeTypeDiscrete = 1;
+    public const uint FrmSizeTypeStepwise = 3;
+
+    // Format description flags (v4l2_fmtdesc.flags).
+    public const uint FmtFlagCompressed = 0x0001;
+    public const uint FmtFlagContinuousBytestream = 0x0004;
+    public const uint FmtFlagDynResolution = 0x0008;
+
+    // Decoder commands (v4l2_decoder_cmd.cmd).
+    public const uint DecCmdStart = 0;
+    public const uint DecCmdStop = 1;
+    public const uint DecCmdPause = 2;
+    public const uint DecCmdResume = 3;
     public const uint FrmIvalTypeDiscrete = 1;
 
     // Inputs.
@@ -91,6 +105,9 @@ public static class V4l2Const
     public const uint CtrlFlagNextCompound = 0x40000000;
     public const uint CtrlIdMask = 0x0FFFFFFF;
     public const uint CtrlFlagSlider = 0x0020;
+    public const uint CtrlFlagReadOnly = 0x0004;
+    public const uint CtrlFlagVolatile = 0x0080;
+    public const uint CidMinBuffersForCapture = CidBase + 39;
     public const uint CtrlTypeInteger = 1;
     public const uint CtrlTypeBoolean = 2;
     public const uint CtrlTypeMenu = 3;
@@ -118,6 +135,9 @@ public static class V4l2Const
     public const uint SelTgtCropBounds = 0x0002;
     public const uint SelTgtNativeSize = 0x0003;
     public const uint SelTgtCompose = 0x0100;
+    public const uint SelTgtComposeDefault = 0x0101;
+    public const uint SelTgtComposeBounds = 0x0102;
+    public const uint SelTgtComposePadded = 0x0103;
 
     public const int VideoMaxPlanes = 8;
     public const int VideoMaxFrame = 32;
@@ -142,6 +162,9 @@ public static class FourCc
     public const uint Rgb24 = 0x33424752;
     /// <summary>BGR3: BGR24, byte order B, G, R.</summary>
     public const uint Bgr24 = 0x33524742;
+    public const uint Xbgr32 = 0x34325258; // 'XR24': B, G, R, X in memory
+    public const uint Jpeg = 0x4745504A;   // 'JPEG'
+    public const uint Mjpeg = 0x47504A4D;  // 'MJPG'
 
     /// <summary>Renders a fourcc as its four characters (e.g. "YUYV").</summary>
     public static string ToString(uint fourcc) =>

@@ -182,6 +182,14 @@ public struct V4l2FrmSizeEnum
     [FieldOffset(8)] public uint Type;
     [FieldOffset(12)] public uint Width;
     [FieldOffset(16)] public uint Height;
+
+    // The stepwise view of the union (type FRMSIZE_TYPE_STEPWISE or CONTINUOUS).
+    [FieldOffset(12)] public uint StepwiseMinWidth;
+    [FieldOffset(16)] public uint StepwiseMaxWidth;
+    [FieldOffset(20)] public uint StepwiseStepWidth;
+    [FieldOffset(24)] public uint StepwiseMinHeight;
+    [FieldOffset(28)] public uint StepwiseMaxHeight;
+    [FieldOffset(32)] public uint StepwiseStepHeight;
 }
 
 /// <summary><c>struct v4l2_frmivalenum</c> (52 bytes); discrete view only.</summary>

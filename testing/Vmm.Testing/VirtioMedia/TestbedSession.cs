@@ -340,6 +340,10 @@ public sealed class TestbedSession : IDisposable
     public byte[]? WaitEvent(VirtioMediaEventType type, TimeSpan timeout) =>
         _bed.WaitEvent(Id, timeout, e => MemoryMarshal.Read<EventHeader>(e).Event == (uint)type);
 
+    /// <summary>Waits for the next event <paramref name="accept"/> takes (events it passes over stay queued, in
+    /// order); null on timeout.</summary>
+    public byte[]? WaitEvent(Func<byte[], bool> accept, TimeSpan timeout) => _bed.WaitEvent(Id, timeout, accept);
+
     /// <summary>The bytes of plane <paramref name="plane"/> of buffer <paramref name="index"/>, read through the
     /// shared-memory region at the address CMD_MMAP returned — what the guest's mapping shows.</summary>
     public Span<byte> MappedPlane(int index, int plane)

@@ -1,0 +1,759 @@
+using System.Buffers.Binary;
+using Vmm.Devices.VirtioMedia.Backends;
+using Vmm.Devices.VirtioMedia.Buffers;
+using Vmm.Devices.VirtioMedia.Ioctls;
+using Vmm.Devices.VirtioMedia.Protocol;
+using Vmm.Devices.VirtioMedia.V4l2;
+
+namespace Vmm.Devices.VirtioMedia.Kit;
+
+/// <summary>
+/// One decoding context of a <see cref="V4l2DecoderDevice"/>: an OUTPUT queue of coded frames and a CAPTURE queue of
+/// decoded ones, with formats of its own, and the stateful decoder's sequences (the V4L2 "Memory-to-Memory Stateful
+/// Video Decoder Interface"):
+/// <list type="bullet">
+/// <item>initialization and dynamic resolution change: a coded frame whose header shows a new size stops decoding;
+/// frames before it are returned, the last CAPTURE buffer flagged LAST (empty when none is left), SOURCE_CHANGE is
+/// sent, and decoding resumes once the application has set CAPTURE up again (STREAMON);</item>
+/// <item>drain: DECODER_CMD STOP flags the CAPTURE buffer of the last OUTPUT buffer queued before it LAST and sends
+/// EOS; DECODER_CMD START (or a STREAMOFF) resumes.</item>
+/// </list>
+/// Ioctls run on the device's command thread; frames are decoded on this session's own thread-pool work item, one
+/// at a time, reading OUTPUT buffers in place (MMAP) and writing CAPTURE buffers in place.
+/// </summary>
+public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
+{
+    // Largest OUTPUT buffer (one coded frame) an application may ask for.
+    private const uint MaxCodedBufferBytes = 32u << 20;
+
+    // Offsets in struct v4l2_decoder_cmd (72 bytes): cmd, flags, then the 64-byte union.
+    private const int DecoderCmdFlagsOffset = 4, DecoderCmdUnionOffset = 8;
+
+    private const uint OutputType = (uint)V4l2BufferType.VideoOutputMplane, CaptureType = (uint)V4l2BufferType.VideoCaptureMplane;
+
+    private readonly V4l2DecoderDevice _device;
+    private readonly IMediaSessionHost _host;
+    private readonly IFrameDecoder _decoder;
+    private readonly V4l2BufferQueue _output, _capture;
+    private readonly V4l2EventSubscriptions _events;
+    private readonly object _lock = new();
+
+    // Formats (under _lock). The stream size is what the last header said, or the OUTPUT format's until one did.
+    private CodedFormat _codedFormat;
+    private uint _codedWidth, _codedHeight, _codedBufferSize;
+    private CaptureFormat _decodedFormat;
+    private CodedFrameInfo _stream;
+
+    // Decoder state (under _lock).
+    private bool _headerSeen;          // a header was parsed since open: the stream size is known
+    private bool _awaitingCapture;     // SOURCE_CHANGE sent; nothing is decoded until CAPTURE is streamed on again
+    private bool _lastPending;         // the next CAPTURE buffer goes back empty, flagged LAST
+    private bool _lastEndsDrain;       // ...and ends a drain (EOS) rather than a resolution change
+    private bool _draining;            // DECODER_CMD STOP: counting down the OUTPUT buffers queued before it
+    private int _drainRemaining;
+    private bool _stopped;             // the drain ended: nothing is decoded until START or a STREAMOFF
+    private int _outputWaiting;        // OUTPUT buffers queued and not yet decoded
+    private bool _closed;
+
+    // Work scheduling: _requested is set by whoever makes work possible, _running while the work item is queued or
+    // runs; together they make sure the item runs after every request and never twice at once.
+    private int _requested, _running;
+
+    // A coded frame in SHARED_PAGES is gathered here (MMAP ones are read in place); only the work item touches it.
+    private byte[] _codedScratch = [];
+
+    internal DecoderSession(V4l2DecoderDevice device, IMediaSessionHost host)
+    {
+        _device = device;
+        _host = host;
+        IDecoderCodec codec = device.Codec;
+        _decoder = codec.OpenDecoder();
+        _output = new V4l2BufferQueue(OutputType, host, new V4l2QueueOwnership(), timestampCopy: true, workArrived: Schedule);
+        _capture = new V4l2BufferQueue(CaptureType, host, new V4l2QueueOwnership(), timestampCopy: true, workArrived: Schedule);
+        _events = new V4l2EventSubscriptions(host);
+        _codedFormat = codec.CodedFormats[0];
+        _decodedFormat = codec.DecodedFormats[0];
+        (uint minW, uint minH, _, _) = codec.SizeLimits;
+        _codedWidth = Math.Max(640u, minW);
+        _codedHeight = Math.Max(480u, minH);
+        _codedBufferSize = DefaultCodedBufferSize(_codedWidth, _codedHeight);
+        _stream = new CodedFrameInfo(_codedWidth, _codedHeight);
+    }
+
+    /// <summary>Test seam: runs on the work item before each frame is decoded.</summary>
+    internal Action? DecodeStarting { get; set; }
+
+    // A coded frame is rarely larger than the raw 4:2:0 frame; an application may ask for more (S_FMT sizeimage).
+    private static uint DefaultCodedBufferSize(uint width, uint height) =>
+        Math.Clamp(width * height * 3 / 2, 64u << 10, MaxCodedBufferBytes);
+
+    private uint Align(uint value) => (value + _device.Codec.Alignment - 1) & ~(_device.Codec.Alignment - 1);
+
+    // ---- formats ----
+
+    public override int EnumFormat(ref V4l2FmtDesc desc)
+    {
+        if (desc.Type == CaptureType)
+        {
+            return V4l2Formats.Enumerate(ref desc, _device.Codec.DecodedFormats);
+        }
+        IReadOnlyList<CodedFormat> coded = _device.Codec.CodedFormats;
+        if (desc.Type != OutputType || desc.Index >= coded.Count)
+        {
+            return Errno.EINVAL;
+        }
+        CodedFormat f = coded[(int)desc.Index];
+        desc = default;
+        desc.PixelFormat = f.FourCc;
+        // Every frame carries its own size, which may change from one frame to the next.
+        desc.Flags = V4l2Const.FmtFlagCompressed | V4l2Const.FmtFlagDynResolution;
+        unsafe
+        {
+            // Safe: a ref to the first byte of a fixed 32-byte field; the span covers exactly that field.
+            V4l2Text.Write(ref desc.Description[0], f.Description);
+        }
+        return 0;
+    }
+
+    public override int GetFormat(ref V4l2Format format)
+    {
+        lock (_lock)
+        {
+            if (format.Type == OutputType)
+            {
+                DescribeCoded(ref format, _codedFormat, _codedWidth, _codedHeight, _codedBufferSize);
+                return 0;
+            }
+            if (format.Type == CaptureType)
+            {
+                V4l2Formats.Describe(ref format, _decodedFormat, Align(_stream.Width), Align(_stream.Height));
+                return 0;
+            }
+        }
+        return Errno.EINVAL;
+    }
+
+    public override int TryFormat(ref V4l2Format format) => NegotiateFormat(ref format, apply: false);
+
+    public override int SetFormat(ref V4l2Format format) => NegotiateFormat(ref format, apply: true);
+
+    private int NegotiateFormat(ref V4l2Format format, bool apply)
+    {
+        if (format.Type == OutputType)
+        {
+            (uint fourcc, uint width, uint height) = V4l2Formats.Requested(format);
+            CodedFormat coded = FindCoded(fourcc) ?? _device.Codec.CodedFormats[0];
+            (uint minW, uint minH, uint maxW, uint maxH) = _device.Codec.SizeLimits;
+            // A size of 0 means "take it from the stream"; anything else is clamped to what the codec handles.
+            width = width == 0 ? 0 : Math.Clamp(width, minW, maxW);
+            height = height == 0 ? 0 : Math.Clamp(height, minH, maxH);
+            uint requested = format.PixMp.NumPlanes >= 1 ? format.PixMp.PlaneFmt(0).SizeImage : 0;
+            uint size = Math.Clamp(Math.Max(requested, DefaultCodedBufferSize(width, height)), 1, MaxCodedBufferBytes);
+            if (apply)
+            {
+                lock (_lock)
+                {
+                    if (_output.HasBuffers || _output.IsStreaming)
+                    {
+                        return Errno.EBUSY;
+                    }
+                    (_codedFormat, _codedWidth, _codedHeight, _codedBufferSize) = (coded, width, height, size);
+                    // Until a header says otherwise, the stream is as large as the application said (the spec's
+                    // "CAPTURE format updated from the OUTPUT one").
+                    if (!_headerSeen && width != 0 && height != 0)
+                    {
+                        _stream = new CodedFrameInfo(width, height);
+                    }
+                }
+            }
+            DescribeCoded(ref format, coded, width, height, size);
+            return 0;
+        }
+        if (format.Type == CaptureType)
+        {
+            // The size is the stream's; the application picks only the pixel format.
+            (uint fourcc, _, _) = V4l2Formats.Requested(format);
+            CaptureFormat decoded = V4l2Formats.FindOffered(_device.Codec.DecodedFormats, fourcc, CaptureType) ?? _device.Codec.DecodedFormats[0];
+            lock (_lock)
+            {
+                if (apply)
+                {
+                    if (_capture.HasBuffers || _capture.IsStreaming)
+                    {
+                        return Errno.EBUSY;
+                    }
+                    _decodedFormat = decoded;
+                }
+                V4l2Formats.Describe(ref format, decoded, Align(_stream.Width), Align(_stream.Height));
+            }
+            return 0;
+        }
+        return Errno.EINVAL;
+    }
+
+    private CodedFormat? FindCoded(uint fourcc)
+    {
+        foreach (CodedFormat f in _device.Codec.CodedFormats)
+        {
+            if (f.FourCc == fourcc)
+            {
+                return f;
+            }
+        }
+        return null;
+    }
+
+    // A coded format has one plane of sizeimage bytes and no line stride.
+    private static void DescribeCoded(ref V4l2Format format, CodedFormat coded, uint width, uint height, uint size)
+    {
+        format = default;
+        ref V4l2PixFormatMplane mp = ref format.PixMp;
+        mp.Width = width;
+        mp.Height = height;
+        mp.PixelFormat = coded.FourCc;
+        mp.Field = V4l2Const.FieldNone;
+        mp.Colorspace = V4l2Const.ColorspaceJpeg;
+        mp.NumPlanes = 1;
+        mp.PlaneFmt(0).SizeImage = size;
+        mp.PlaneFmt(0).BytesPerLine = 0;
+    }
+
+    public override int EnumFrameSizes(ref V4l2FrmSizeEnum sizes)
+    {
+        bool coded = FindCoded(sizes.PixelFormat) is not null;
+        if (!coded && V4l2Formats.FindOffered(_device.Codec.DecodedFormats, sizes.PixelFormat, CaptureType) is null)
+        {
+            return Errno.EINVAL;
+        }
+        if (sizes.Index != 0)
+        {
+            return Errno.EINVAL;
+        }
+        (uint minW, uint minH, uint maxW, uint maxH) = _device.Codec.SizeLimits;
+        uint step = coded ? 1 : _device.Codec.Alignment;
+        sizes = default;
+        sizes.Type = V4l2Const.FrmSizeTypeStepwise;
+        sizes.StepwiseMinWidth = coded ? minW : Align(minW);
+        sizes.StepwiseMaxWidth = coded ? maxW : Align(maxW);
+        sizes.StepwiseStepWidth = step;
+        sizes.StepwiseMinHeight = coded ? minH : Align(minH);
+        sizes.StepwiseMaxHeight = coded ? maxH : Align(maxH);
+        sizes.StepwiseStepHeight = step;
+        return 0;
+    }
+
+    // ---- selection: the visible rectangle inside the aligned CAPTURE buffer ----
+
+    public override int GetSelection(ref V4l2Selection selection)
+    {
+        if (selection.Type is not ((uint)V4l2BufferType.VideoCapture or CaptureType))
+        {
+            return Errno.EINVAL;
+        }
+        uint width, height;
+        lock (_lock)
+        {
+            (width, height) = (_stream.Width, _stream.Height);
+        }
+        switch (selection.Target)
+        {
+            case V4l2Const.SelTgtCompose:
+            case V4l2Const.SelTgtComposeDefault:
+            case V4l2Const.SelTgtComposeBounds:
+                break;
+            case V4l2Const.SelTgtComposePadded:
+                (width, height) = (Align(width), Align(height));
+                break;
+            default:
+                return Errno.EINVAL;
+        }
+        selection.Flags = 0;
+        selection.Rect = new V4l2Rect { Left = 0, Top = 0, Width = width, Height = height };
+        return 0;
+    }
+
+    // ---- buffers: each type to its queue ----
+
+    private V4l2BufferQueue? QueueFor(uint type) => type == OutputType ? _output : type == CaptureType ? _capture : null;
+
+    public override int RequestBuffers(ref V4l2RequestBuffers request)
+    {
+        V4l2BufferQueue? queue = QueueFor(request.Type);
+        if (queue is null)
+        {
+            return Errno.EINVAL;
+        }
+        Span<uint> sizes = stackalloc uint[1];
+        lock (_lock)
+        {
+            sizes[0] = BufferSizeLocked(queue);
+            int status = queue.RequestBuffers(ref request, sizes);
+            if (status == 0 && queue == _output)
+            {
+                _outputWaiting = 0;
+            }
+            return status;
+        }
+    }
+
+    public override int CreateBuffers(ref V4l2CreateBuffers create)
+    {
+        V4l2BufferQueue? queue = QueueFor(create.Format.Type);
+        if (queue is null)
+        {
+            return Errno.EINVAL;
+        }
+        Span<uint> sizes = stackalloc uint[1];
+        lock (_lock)
+        {
+            sizes[0] = BufferSizeLocked(queue);
+        }
+        return queue.CreateBuffers(ref create, sizes);
+    }
+
+    private uint BufferSizeLocked(V4l2BufferQueue queue) => queue == _output
+        ? _codedBufferSize
+        : _decodedFormat.SizeImage(0, Align(_stream.Width), Align(_stream.Height));
+
+    public override int QueryBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes) =>
+        QueueFor(buffer.Type)?.QueryBuffer(ref buffer, planes) ?? Errno.EINVAL;
+
+    public override int PrepareBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages) =>
+        QueueFor(buffer.Type)?.PrepareBuffer(ref buffer, planes, pages) ?? Errno.EINVAL;
+
+    public override int QueueBuffer(ref V4l2Buffer buffer, Span<V4l2Plane> planes, in SharedPagesLists pages)
+    {
+        V4l2BufferQueue? queue = QueueFor(buffer.Type);
+        if (queue is null)
+        {
+            return Errno.EINVAL;
+        }
+        if (queue == _output)
+        {
+            // Counted before the queue can hand the buffer to the work item, which counts it down.
+            lock (_lock)
+            {
+                _outputWaiting++;
+            }
+        }
+        int status = queue.QueueBuffer(ref buffer, planes, pages);
+        if (status != 0 && queue == _output)
+        {
+            lock (_lock)
+            {
+                _outputWaiting--;
+            }
+        }
+        return status;
+    }
+
+    public override int StreamOn(uint bufferType)
+    {
+        V4l2BufferQueue? queue = QueueFor(bufferType);
+        if (queue is null)
+        {
+            return Errno.EINVAL;
+        }
+        int status = queue.StreamOn(bufferType);
+        if (status == 0 && queue == _capture)
+        {
+            lock (_lock)
+            {
+                // The application has set CAPTURE up (again) for the stream as it now is.
+                _awaitingCapture = false;
+                _stopped = false;
+            }
+            Schedule();
+        }
+        return status;
+    }
+
+    public override int StreamOff(uint bufferType)
+    {
+        V4l2BufferQueue? queue = QueueFor(bufferType);
+        if (queue is null)
+        {
+            return Errno.EINVAL;
+        }
+        int status = queue.StreamOff(bufferType);
+        lock (_lock)
+        {
+            // Either STREAMOFF ends a drain; OUTPUT's returns every coded frame (a seek), CAPTURE's drops a LAST
+            // still owed (the application is already setting CAPTURE up again).
+            _draining = false;
+            _stopped = false;
+            _lastPending = false;
+            if (queue == _output)
+            {
+                _outputWaiting = 0;
+            }
+        }
+        Schedule();
+        return status;
+    }
+
+    public override int FindMmapBuffer(uint memOffset, out MmapBuffer? buffer) =>
+        _output.FindMmapBuffer(memOffset, out buffer) == 0 ? 0 : _capture.FindMmapBuffer(memOffset, out buffer);
+
+    // ---- DECODER_CMD ----
+
+    public override int PlainIoctl(V4l2IoctlCode code, IoctlDirection direction, Span<byte> payload)
+    {
+        if (code is not (V4l2IoctlCode.DecoderCmd or V4l2IoctlCode.TryDecoderCmd))
+        {
+            return Errno.ENOTTY;
+        }
+        uint cmd = BinaryPrimitives.ReadUInt32LittleEndian(payload);
+        if (cmd is not (V4l2Const.DecCmdStart or V4l2Const.DecCmdStop))
+        {
+            return Errno.EINVAL;
+        }
+        // As v4l2-mem2mem's try_decoder_cmd: no flags, no stop pts, normal speed and no start format are honoured,
+        // and the answer says so.
+        payload[DecoderCmdFlagsOffset..].Clear();
+        if (code == V4l2IoctlCode.TryDecoderCmd)
+        {
+            return 0;
+        }
+        return cmd == V4l2Const.DecCmdStop ? Stop() : Start();
+    }
+
+    private int Stop()
+    {
+        lock (_lock)
+        {
+            // With either queue not streaming there is nothing to drain: the command has no effect (as vicodec).
+            if (!_output.IsStreaming || !_capture.IsStreaming || _stopped)
+            {
+                return 0;
+            }
+            if (_draining || (_lastPending && _lastEndsDrain))
+            {
+                return Errno.EBUSY;
+            }
+            _drainRemaining = _outputWaiting + (_decodingOutput ? 1 : 0);
+            if (_drainRemaining == 0)
+            {
+                // Nothing queued: the next CAPTURE buffer goes back empty, flagged LAST.
+                _lastPending = true;
+                _lastEndsDrain = true;
+            }
+            else
+            {
+                _draining = true;
+            }
+        }
+        Schedule();
+        return 0;
+    }
+
+    private int Start()
+    {
+        lock (_lock)
+        {
+            if (_draining)
+            {
+                return Errno.EBUSY;
+            }
+            _stopped = false;
+        }
+        Schedule();
+        return 0;
+    }
+
+    // ---- controls and events ----
+
+    public override int QueryControl(ref V4l2QueryCtrl query) => _device.Controls.Query(ref query);
+
+    public override int QueryExtControl(ref V4l2QueryExtCtrl query) => _device.Controls.QueryExt(ref query);
+
+    public override int QueryMenu(ref V4l2QueryMenu menu) => _device.Controls.QueryMenu(ref menu);
+
+    public override int GetControl(ref V4l2Control control) => _device.Controls.Get(ref control);
+
+    public override int SetControl(ref V4l2Control control) => _device.Controls.Set(ref control, _events);
+
+    public override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls) =>
+        _device.Controls.Extended(code, ref header, controls, _events);
+
+    public override int SubscribeEvent(in V4l2EventSubscription subscription) => _events.Subscribe(subscription, _device.Controls);
+
+    public override int UnsubscribeEvent(in V4l2EventSubscription subscription) => _events.Unsubscribe(subscription);
+
+    // ---- decoding, on this session's work item ----
+
+    /// <summary>Asks for the work item to run (more buffers, a command); never blocks.</summary>
+    private void Schedule()
+    {
+        Volatile.Write(ref _requested, 1);
+        if (Interlocked.CompareExchange(ref _running, 1, 0) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute()
+    {
+        while (true)
+        {
+            Volatile.Write(ref _requested, 0);
+            try
+            {
+                while (Step())
+                {
+                }
+            }
+            catch (Exception)
+            {
+                // A decoder bug costs this session only (an ERROR event), never the VMM: this runs on a pool thread.
+                _host.SendError(Errno.EIO);
+                lock (_lock)
+                {
+                    _closed = true;
+                }
+            }
+            Volatile.Write(ref _running, 0);
+            // A request that came after Step found nothing to do, while _running was still set, runs the loop again.
+            if (Volatile.Read(ref _requested) == 0 || Interlocked.CompareExchange(ref _running, 1, 0) != 0)
+            {
+                return;
+            }
+        }
+    }
+
+    // The work item holds an OUTPUT buffer (between taking and completing it): a drain must wait for it too.
+    private bool _decodingOutput;
+
+    // One unit of work: a LAST buffer owed, or one coded frame. False when there is nothing to do now.
+    private bool Step()
+    {
+        V4l2FillTicket input;
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return false;
+            }
+            if (_lastPending)
+            {
+                return CompleteLastLocked();
+            }
+            if (_stopped || _awaitingCapture || !_output.TryTakeNext(out input))
+            {
+                return false;
+            }
+            _outputWaiting--;
+            _decodingOutput = true;
+        }
+        try
+        {
+            return Decode(input);
+        }
+        finally
+        {
+            _output.EndFill(input);
+            lock (_lock)
+            {
+                _decodingOutput = false;
+            }
+        }
+    }
+
+    // Hands the next CAPTURE buffer back empty and flagged LAST, then says why: EOS after a drain, SOURCE_CHANGE
+    // after the last frame of the old resolution.
+    private bool CompleteLastLocked()
+    {
+        if (!_capture.TryTakeNext(out V4l2FillTicket last))
+        {
+            return false;
+        }
+        try
+        {
+            Span<uint> empty = stackalloc uint[1];
+            _capture.Complete(last, empty, V4l2Const.BufFlagLast, 0, 0);
+        }
+        finally
+        {
+            _capture.EndFill(last);
+        }
+        _lastPending = false;
+        if (_lastEndsDrain)
+        {
+            _stopped = true;
+            _events.SendEndOfStream();
+        }
+        else
+        {
+            _events.SendSourceChange();
+        }
+        return true;
+    }
+
+    private bool Decode(in V4l2FillTicket input)
+    {
+        PlaneSource source = _output.Source(input, 0);
+        ReadOnlySpan<byte> coded;
+        if (source.IsContiguous)
+        {
+            coded = source.Contiguous;
+        }
+        else
+        {
+            if (_codedScratch.Length < source.Length)
+            {
+                _codedScratch = GC.AllocateUninitializedArray<byte>((int)Math.Min(source.Length, MaxCodedBufferBytes));
+            }
+            coded = _codedScratch.AsSpan(0, source.CopyTo(_codedScratch));
+            _host.CountCopiedBytes(coded.Length);
+        }
+        (long sec, long usec) = V4l2BufferQueue.Timestamp(input);
+        (uint minW, uint minH, uint maxW, uint maxH) = _device.Codec.SizeLimits;
+        if (!_decoder.TryReadHeader(coded, out CodedFrameInfo info)
+            || info.Width < minW || info.Height < minH || info.Width > maxW || info.Height > maxH)
+        {
+            // Not a frame this codec can decode: the OUTPUT buffer goes back flagged with an error, and no CAPTURE
+            // buffer is used.
+            lock (_lock)
+            {
+                if (_output.Complete(input, default, V4l2Const.BufFlagError, sec, usec))
+                {
+                    CountDrainLocked(madeCapture: false);
+                }
+            }
+            return true;
+        }
+
+        V4l2FillTicket output;
+        CaptureFormat format;
+        uint width, height;
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return false;
+            }
+            if (!SameStreamLocked(info))
+            {
+                // Decoding resumes with this frame once CAPTURE is set up for it (after the LAST buffer owed, if any).
+                if (_output.ReturnToQueue(input))
+                {
+                    _outputWaiting++;
+                }
+                return _lastPending;
+            }
+            if (!_capture.TryTakeNext(out output))
+            {
+                if (_output.ReturnToQueue(input))
+                {
+                    _outputWaiting++;
+                }
+                return false;
+            }
+            (format, width, height) = (_decodedFormat, Align(_stream.Width), Align(_stream.Height));
+        }
+
+        bool decoded = false;
+        uint size = format.SizeImage(0, width, height);
+        Span<uint> used = stackalloc uint[1];
+        try
+        {
+            DecodeStarting?.Invoke();
+            if (V4l2BufferQueue.HasMemory(output))
+            {
+                var frame = new CaptureFrame
+                {
+                    Format = format,
+                    Width = width,
+                    Height = height,
+                    Sequence = output.Sequence,
+                    Plane0 = _capture.Destination(output, 0),
+                };
+                decoded = frame.Plane0.Length >= size && _decoder.Decode(coded, info, ref frame);
+                if (decoded && !output.IsMmap)
+                {
+                    // A SHARED_PAGES buffer is scattered guest pages: the frame went through the decoder's scratch.
+                    _host.CountCopiedBytes(size);
+                }
+            }
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                used[0] = decoded ? size : 0;
+                bool last = _output.Complete(input, default, 0, sec, usec) && CountDrainLocked(madeCapture: true);
+                uint flags = (decoded ? 0 : V4l2Const.BufFlagError) | (last ? V4l2Const.BufFlagLast : 0);
+                _capture.Complete(output, used, flags, sec, usec);
+                if (last)
+                {
+                    _stopped = true;
+                    _events.SendEndOfStream();
+                }
+            }
+            _capture.EndFill(output);
+        }
+        return true;
+    }
+
+    // Whether a frame with header <paramref name="info"/> can be decoded into the CAPTURE buffers as they are. A new
+    // size is a source change: the stream takes it, and decoding waits for the application
+    // to set CAPTURE up again, after a LAST buffer when CAPTURE was streaming.
+    private bool SameStreamLocked(in CodedFrameInfo info)
+    {
+        bool first = !_headerSeen;
+        _headerSeen = true;
+        bool fits = _capture.IsStreaming && _capture.PlaneLength(0) >= _decodedFormat.SizeImage(0, Align(info.Width), Align(info.Height));
+        if (info == _stream && fits)
+        {
+            if (first)
+            {
+                // Initialization: the application that set CAPTURE up from its own knowledge of the stream still
+                // hears about it, and decoding goes on.
+                _events.SendSourceChange();
+            }
+            return true;
+        }
+        _stream = info;
+        _awaitingCapture = true;
+        if (_capture.IsStreaming)
+        {
+            _lastPending = true;
+            _lastEndsDrain = false;
+        }
+        else
+        {
+            _events.SendSourceChange();
+        }
+        return false;
+    }
+
+    // An OUTPUT buffer was consumed: during a drain, true when it was the last one queued before STOP. A last one
+    // that made no CAPTURE buffer (<paramref name="madeCapture"/> false) leaves an empty LAST buffer owed.
+    private bool CountDrainLocked(bool madeCapture)
+    {
+        if (!_draining || --_drainRemaining > 0)
+        {
+            return false;
+        }
+        _draining = false;
+        if (!madeCapture)
+        {
+            _lastPending = true;
+            _lastEndsDrain = true;
+            return false;
+        }
+        return true;
+    }
+
+    public override void Dispose()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+        }
+        _output.Close();
+        _capture.Close();
+        _events.Clear();
+        _decoder.Dispose();
+    }
+}

@@ -1,0 +1,578 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Vmm.Devices.VirtioMedia.Backends;
+using Vmm.Devices.VirtioMedia.Backends.JpegDecoder;
+using Vmm.Devices.VirtioMedia.Device;
+using Vmm.Devices.VirtioMedia.Kit;
+using Vmm.Devices.VirtioMedia.Protocol;
+using Vmm.Devices.VirtioMedia.V4l2;
+using Vmm.Testing.VirtioMedia;
+
+namespace Vmm.Devices.VirtioMedia.Tests;
+
+/// <summary>
+/// The kit's stateful memory-to-memory decoder with the built-in JPEG codec, driven through the testbed as the guest
+/// driver would: source-change initialization, decoding into every CAPTURE format, timestamp copy, drain with
+/// DECODER_CMD, dynamic resolution change, corrupt input, hostile buffers, and per-session scheduling.
+/// </summary>
+public sealed class JpegDecoderTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+    private const uint OutputType = (uint)V4l2BufferType.VideoOutputMplane, CaptureType = (uint)V4l2BufferType.VideoCaptureMplane;
+
+    private static VirtioMediaTestbed CreateBed()
+    {
+        Assert.True(MediaBackendSpecs.TryParse("jpeg-decoder", out IMediaBackendOptions? options, out string? error), error);
+        return VirtioMediaTestbed.Create(options);
+    }
+
+    [Fact]
+    public void The_config_space_announces_a_multi_planar_m2m_device()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        VirtioMediaConfig config = bed.ReadConfig();
+        Assert.Equal(V4l2Const.CapVideoM2mMplane | V4l2Const.CapStreaming, config.DeviceCaps);
+    }
+
+    [Fact]
+    public void The_first_frame_announces_its_size_and_decodes_into_nv12_with_its_timestamp_copied()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new M2mClient(bed);
+        byte[] rgb = TestJpeg.Gradient(320, 240);
+        byte[] jpeg = TestJpeg.Encode(rgb, 320, 240);
+        c.Subscribe(V4l2Const.EventSourceChange);
+        c.SetFormat(OutputType, FourCc.Jpeg, 0, 0);
+        c.RequestBuffers(OutputType, 2);
+        c.QueueOutput(0, jpeg, 1234, 5678);
+        c.StreamOn(OutputType);
+
+        V4l2Event change = c.WaitV4l2Event();
+        Assert.Equal((V4l2Const.EventSourceChange, V4l2Const.EventSrcChResolution), (change.Type, change.CtrlChanges));
+        V4l2Format f = c.GetFormat(CaptureType);
+        Assert.Equal((FourCc.Nv12, 320u, 240u, 320u * 240 * 3 / 2), (f.PixMp.PixelFormat, f.PixMp.Width, f.PixMp.Height, f.PixMp.PlaneFmt(0).SizeImage));
+        Assert.Equal((320u, 240u), c.Compose());
+
+        c.RequestBuffers(CaptureType, 2);
+        c.QueueCapture(0);
+        c.QueueCapture(1);
+        c.StreamOn(CaptureType);
+        EventDqbuf decoded = c.Dequeue(CaptureType);
+        Assert.Equal(320u * 240 * 3 / 2, decoded.Planes[0].BytesUsed);
+        Assert.Equal((1234L, 5678L), (decoded.Buffer.TimestampSec, decoded.Buffer.TimestampUsec));
+        Assert.Equal(V4l2Const.BufFlagTimestampCopy, decoded.Buffer.Flags & (V4l2Const.BufFlagTimestampCopy | V4l2Const.BufFlagError | V4l2Const.BufFlagLast));
+        EventDqbuf consumed = c.Dequeue(OutputType);
+        Assert.Equal(((uint)jpeg.Length, 0u), (consumed.Planes[0].BytesUsed, consumed.Buffer.Flags & V4l2Const.BufFlagError));
+
+        Span<byte> nv12 = c.CapturePlane((int)decoded.Buffer.Index);
+        Assert.True(MeanLumaError(nv12, 320, 320, 240, rgb) < 3, $"luma error {MeanLumaError(nv12, 320, 320, 240, rgb)}");
+        // Chroma of the left edge (red 0) is bluer than that of the right edge (red 255): Cr rises with red.
+        int row = 60 * 320 + 240 * 320;
+        Assert.True(nv12[row + 1] + 40 < nv12[row + 318 + 1], $"Cr left {nv12[row + 1]} right {nv12[row + 319]}");
+    }
+
+    [Theory]
+    [InlineData(TestJpeg.Subsampling422, "RGB3")]
+    [InlineData(TestJpeg.Subsampling444, "XR24")]
+    [InlineData(TestJpeg.Subsampling420, "YU12")]
+    [InlineData(TestJpeg.SubsamplingGray, "NV12")]
+    public void Odd_sizes_and_every_subsampling_decode_into_aligned_buffers_of_each_format(int subsampling, string fourcc)
+    {
+        const int Width = 101, Height = 75, Aligned = 112, AlignedHeight = 80;
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new M2mClient(bed);
+        byte[] rgb = TestJpeg.Gradient(Width, Height, blue: 40);
+        byte[] jpeg = TestJpeg.Encode(rgb, Width, Height, subsampling);
+        uint format = FourCc.Make(fourcc[0], fourcc[1], fourcc[2], fourcc[3]);
+        // The application that knows its stream sets both formats up front.
+        c.SetFormat(OutputType, FourCc.Mjpeg, Width, Height);
+        V4l2Format f = c.SetFormat(CaptureType, format, 0, 0);
+        Assert.Equal((format, (uint)Aligned, (uint)AlignedHeight), (f.PixMp.PixelFormat, f.PixMp.Width, f.PixMp.Height));
+        c.RequestBuffers(OutputType, 1);
+        c.RequestBuffers(CaptureType, 1);
+        c.QueueCapture(0);
+        c.StreamOn(CaptureType);
+        c.QueueOutput(0, jpeg, 1, 0);
+        c.StreamOn(OutputType);
+        EventDqbuf decoded = c.Dequeue(CaptureType);
+        Assert.Equal(0u, decoded.Buffer.Flags & V4l2Const.BufFlagError);
+        Assert.Equal(f.PixMp.PlaneFmt(0).SizeImage, decoded.Planes[0].BytesUsed);
+        Span<byte> frame = c.CapturePlane(0);
+
+        double error = 0;
+        for (int y = 0; y < Height; y++)
+        {
+            for (int x = 0; x < Width; x++)
+            {
+                int i = (y * Width + x) * 3;
+                int expected = subsampling == TestJpeg.SubsamplingGray || fourcc is "NV12" or "YU12"
+                    ? TestJpeg.Luma(rgb[i], rgb[i + 1], rgb[i + 2])
+                    : rgb[i];
+                int actual = fourcc switch
+                {
+                    "RGB3" => frame[y * Aligned * 3 + x * 3],
+                    "XR24" => frame[y * Aligned * 4 + x * 4 + 2], // B, G, R, X
+                    _ => frame[y * Aligned + x],
+                };
+                error += Math.Abs(expected - actual);
+            }
+        }
+        error /= Width * Height;
+        Assert.True(error < 4, $"mean error {error:F2}");
+        if (subsampling == TestJpeg.SubsamplingGray)
+        {
+            Assert.Equal(-1, frame.Slice(Aligned * AlignedHeight, (Width + 1) / 2 * 2).IndexOfAnyExcept((byte)128));
+        }
+    }
+
+    [Fact]
+    public void Decoder_cmd_stop_flags_the_last_frame_queued_before_it_and_start_resumes()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new M2mClient(bed);
+        byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
+        c.Subscribe(V4l2Const.EventEos);
+        c.StartStreaming(64, 48, outputs: 4, captures: 4);
+        // Hold CAPTURE back, queue three frames, then STOP: the third one's CAPTURE buffer is the last.
+        for (int i = 0; i < 3; i++)
+        {
+            c.QueueOutput(i, jpeg, 10 + i, 0);
+        }
+        Assert.Equal(0, c.DecoderCmd(V4l2Const.DecCmdStop));
+        Assert.Equal(Errno.EBUSY, c.DecoderCmd(V4l2Const.DecCmdStop));
+        for (int i = 0; i < 4; i++)
+        {
+            c.QueueCapture(i);
+        }
+        for (int i = 0; i < 3; i++)
+        {
+            EventDqbuf frame = c.Dequeue(CaptureType);
+            Assert.Equal(10L + i, frame.Buffer.TimestampSec);
+            Assert.Equal(i == 2 ? V4l2Const.BufFlagLast : 0, frame.Buffer.Flags & V4l2Const.BufFlagLast);
+            Assert.Equal(64u * 48 * 3 / 2, frame.Planes[0].BytesUsed);
+        }
+        Assert.Equal(V4l2Const.EventEos, c.WaitV4l2Event().Type);
+
+        // Stopped: a new frame waits for START.
+        c.Dequeue(OutputType);
+        c.QueueOutput(0, jpeg, 20, 0);
+        Assert.Null(c.TryDequeue(CaptureType, TimeSpan.FromMilliseconds(300)));
+        Assert.Equal(0, c.DecoderCmd(V4l2Const.DecCmdStart));
+        Assert.Equal(20L, c.Dequeue(CaptureType).Buffer.TimestampSec);
+    }
+
+    [Fact]
+    public void Stop_with_nothing_queued_returns_an_empty_last_buffer()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new M2mClient(bed);
+        c.Subscribe(V4l2Const.EventEos);
+        c.StartStreaming(64, 48, outputs: 1, captures: 1);
+        Assert.Equal(0, c.TryDecoderCmd(V4l2Const.DecCmdStop));
+        Assert.Equal(Errno.EINVAL, c.TryDecoderCmd(V4l2Const.DecCmdPause));
+        Assert.Equal(0, c.DecoderCmd(V4l2Const.DecCmdStop));
+        c.QueueCapture(0);
+        EventDqbuf last = c.Dequeue(CaptureType);
+        Assert.Equal((V4l2Const.BufFlagLast, 0u), (last.Buffer.Flags & V4l2Const.BufFlagLast, last.Planes[0].BytesUsed));
+        Assert.Equal(V4l2Const.EventEos, c.WaitV4l2Event().Type);
+    }
+
+    [Fact]
+    public void A_new_size_mid_stream_ends_the_old_one_with_last_and_a_source_change()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new M2mClient(bed);
+        byte[] small = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
+        byte[] large = TestJpeg.Encode(TestJpeg.Gradient(160, 120), 160, 120);
+        c.Subscribe(V4l2Const.EventSourceChange);
+        c.StartStreaming(64, 48, outputs: 2, captures: 2);
+        c.QueueCapture(0);
+        c.QueueCapture(1);
+        c.QueueOutput(0, small, 1, 0);
+        Assert.Equal(0u, c.Dequeue(CaptureType).Buffer.Flags & V4l2Const.BufFlagLast);
+        c.QueueOutput(1, large, 2, 0);
+        EventDqbuf last = c.Dequeue(CaptureType);
+        Assert.Equal((V4l2Const.BufFlagLast, 0u), (last.Buffer.Flags & V4l2Const.BufFlagLast, last.Planes[0].BytesUsed));
+        Assert.Equal(V4l2Const.EventSourceChange, c.WaitV4l2Event().Type);
+
+        // The application sets CAPTURE up for the new size; the frame that changed it is decoded then.
+        c.StreamOff(CaptureType);
+        V4l2Format f = c.GetFormat(CaptureType);
+        Assert.Equal((160u, 128u), (f.PixMp.Width, f.PixMp.Height));
+        Assert.Equal((160u, 120u), c.Compose());
+        c.RequestBuffers(CaptureType, 0);
+        c.RequestBuffers(CaptureType, 2);
+        c.QueueCapture(0);
+        c.StreamOn(CaptureType);
+        EventDqbuf decoded = c.Dequeue(CaptureType);
+        Assert.Equal((2L, 160u * 128 * 3 / 2), (decoded.Buffer.TimestampSec, decoded.Planes[0].BytesUsed));
+    }
+
+    [Fact]
+    public void Corrupt_input_comes_back_flagged_and_the_session_decodes_on()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new M2mClient(bed);
+        byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(320, 240), 320, 240);
+        c.StartStreaming(320, 240, outputs: 2, captures: 2);
+        c.QueueCapture(0);
+        byte[] garbage = new byte[4096];
+        new Random(7).NextBytes(garbage);
+        c.QueueOutput(0, garbage, 1, 0);
+        EventDqbuf rejected = c.Dequeue(OutputType);
+        Assert.Equal(V4l2Const.BufFlagError, rejected.Buffer.Flags & V4l2Const.BufFlagError);
+        // A JPEG cut short after its header decodes what it can or reports an error, never more.
+        c.QueueOutput(1, jpeg.AsSpan(0, jpeg.Length * 3 / 4), 2, 0);
+        EventDqbuf truncated = c.Dequeue(CaptureType);
+        Assert.Equal(2L, truncated.Buffer.TimestampSec);
+        c.QueueCapture(1);
+        c.Dequeue(OutputType);
+        c.QueueOutput(0, jpeg, 3, 0);
+        EventDqbuf good = c.Dequeue(CaptureType);
+        Assert.Equal((3L, 0u), (good.Buffer.TimestampSec, good.Buffer.Flags & V4l2Const.BufFlagError));
+    }
+
+    [Fact]
+    public void Output_payloads_beyond_the_buffer_are_refused()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new M2mClient(bed);
+        c.SetFormat(OutputType, FourCc.Jpeg, 64, 48);
+        c.RequestBuffers(OutputType, 1);
+        uint length = c.OutputLength;
+        Assert.Equal(Errno.EINVAL, c.TryQueueOutput(0, bytesUsed: length + 1, dataOffset: 0));
+        Assert.Equal(Errno.EINVAL, c.TryQueueOutput(0, bytesUsed: 100, dataOffset: 100));
+        Assert.Equal(Errno.EINVAL, c.TryQueueOutput(0, bytesUsed: 100, dataOffset: 0, timestampUsec: 1_000_000));
+        Assert.Equal(0, c.TryQueueOutput(0, bytesUsed: 0, dataOffset: 0)); // 0 means the whole buffer, as vb2
+        Assert.Equal(Errno.EINVAL, c.TryQueueOutput(0, bytesUsed: 100, dataOffset: 0)); // already queued
+    }
+
+    [Fact]
+    public void Formats_are_per_session_and_only_the_capture_pixel_format_is_the_applications()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var a = new M2mClient(bed);
+        using var b = new M2mClient(bed);
+        a.SetFormat(OutputType, FourCc.Jpeg, 1920, 1080);
+        V4l2Format fa = a.SetFormat(CaptureType, FourCc.Rgb24, 5, 5);
+        V4l2Format fb = b.GetFormat(CaptureType);
+        Assert.Equal((FourCc.Rgb24, 1920u, 1088u), (fa.PixMp.PixelFormat, fa.PixMp.Width, fa.PixMp.Height));
+        Assert.Equal((FourCc.Nv12, 640u, 480u), (fb.PixMp.PixelFormat, fb.PixMp.Width, fb.PixMp.Height));
+        // Buffers of one session do not make another's S_FMT busy (each session has its own queues).
+        a.RequestBuffers(OutputType, 1);
+        b.SetFormat(OutputType, FourCc.Mjpeg, 320, 240);
+        Assert.Equal(Errno.EBUSY, a.TrySetFormat(OutputType, FourCc.Mjpeg, 320, 240));
+    }
+
+    // ---- per-session scheduling ----
+
+    // A codec whose first session blocks in Decode until released: the kit must go on decoding for the others.
+    private sealed class GatedCodec(IDecoderCodec inner) : IDecoderCodec
+    {
+        public readonly ManualResetEventSlim FirstDecoding = new(false), Release = new(false);
+        private int _opened;
+
+        public IReadOnlyList<CodedFormat> CodedFormats => inner.CodedFormats;
+
+        public IReadOnlyList<CaptureFormat> DecodedFormats => inner.DecodedFormats;
+
+        public (uint MinWidth, uint MinHeight, uint MaxWidth, uint MaxHeight) SizeLimits => inner.SizeLimits;
+
+        public uint Alignment => inner.Alignment;
+
+        public IFrameDecoder OpenDecoder() => new Gated(inner.OpenDecoder(), Interlocked.Increment(ref _opened) == 1 ? this : null);
+
+        private sealed class Gated(IFrameDecoder decoder, GatedCodec? gate) : IFrameDecoder
+        {
+            public bool TryReadHeader(ReadOnlySpan<byte> coded, out CodedFrameInfo info) => decoder.TryReadHeader(coded, out info);
+
+            public bool Decode(ReadOnlySpan<byte> coded, in CodedFrameInfo info, ref CaptureFrame frame)
+            {
+                if (gate is not null)
+                {
+                    gate.FirstDecoding.Set();
+                    gate.Release.Wait(TimeSpan.FromSeconds(20));
+                }
+                return decoder.Decode(coded, info, ref frame);
+            }
+
+            public void Dispose() => decoder.Dispose();
+        }
+    }
+
+    private sealed class GatedOptions(GatedCodec codec) : IMediaBackendOptions
+    {
+        public ulong SharedMemorySize => 64UL << 20;
+
+        public MediaDeviceLimits Limits => MediaDeviceLimits.Default;
+
+        public IMediaBackend CreateBackend(ILogger logger) => new GatedBackend(new V4l2DecoderDevice(codec));
+    }
+
+    private sealed class GatedBackend(V4l2DecoderDevice device) : IMediaBackend
+    {
+        public uint DeviceCaps => V4l2DecoderDevice.DeviceCaps;
+
+        public string Card => "gated";
+
+        public int Open(IMediaSessionHost host, out MediaBackendSession? session)
+        {
+            session = device.Open(host);
+            return 0;
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
+    [Fact]
+    public void A_session_stuck_in_its_decoder_holds_up_neither_other_sessions_nor_commands()
+    {
+        var codec = new GatedCodec(new JpegCodec());
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(new GatedOptions(codec));
+        byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
+        using var slow = new M2mClient(bed);
+        using var fast = new M2mClient(bed);
+        slow.StartStreaming(64, 48, outputs: 1, captures: 1);
+        slow.QueueCapture(0);
+        slow.QueueOutput(0, jpeg, 1, 0);
+        Assert.True(codec.FirstDecoding.Wait(Timeout), "the slow session never started decoding");
+
+        fast.StartStreaming(64, 48, outputs: 1, captures: 1);
+        for (int i = 0; i < 5; i++)
+        {
+            fast.QueueCapture(0);
+            fast.QueueOutput(0, jpeg, 100 + i, 0);
+            Assert.Equal(100L + i, fast.Dequeue(CaptureType).Buffer.TimestampSec);
+            fast.Dequeue(OutputType);
+        }
+        Assert.Null(slow.TryDequeue(CaptureType, TimeSpan.Zero));
+        codec.Release.Set();
+        Assert.Equal(1L, slow.Dequeue(CaptureType).Buffer.TimestampSec);
+    }
+
+    [Fact]
+    public void Shared_pages_buffers_on_both_queues_decode_through_guest_ram()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new M2mClient(bed);
+        byte[] rgb = TestJpeg.Gradient(320, 240);
+        byte[] jpeg = TestJpeg.Encode(rgb, 320, 240);
+        Assert.True(jpeg.Length > 4096, $"the JPEG ({jpeg.Length} bytes) must span both page ranges");
+        c.SetFormat(OutputType, FourCc.Jpeg, 320, 240);
+        c.RequestBuffers(OutputType, 1, V4l2Memory.UserPtr);
+        c.RequestBuffers(CaptureType, 1, V4l2Memory.UserPtr);
+        // Two scattered guest page ranges per buffer, the second before the first.
+        const ulong In = 0x100000, Out = 0x400000;
+        uint outputLength = c.OutputLength, frameSize = 320 * 240 * 3 / 2;
+        jpeg.AsSpan(0, 4096).CopyTo(bed.GuestMemory.GetSpan(new Vmm.Core.Memory.GuestAddress(In + 0x80000), 4096));
+        jpeg.AsSpan(4096).CopyTo(bed.GuestMemory.GetSpan(new Vmm.Core.Memory.GuestAddress(In), (ulong)(jpeg.Length - 4096)));
+        SgEntry[] input = [new SgEntry { Start = In + 0x80000, Length = 4096 }, new SgEntry { Start = In, Length = outputLength - 4096 }];
+        SgEntry[] output = [new SgEntry { Start = Out + 0x80000, Length = 4096 }, new SgEntry { Start = Out, Length = frameSize - 4096 }];
+        Assert.Equal(0, c.QueueShared(OutputType, input, (uint)jpeg.Length, 7));
+        Assert.Equal(0, c.QueueShared(CaptureType, output, 0, 0));
+        c.StreamOn(CaptureType);
+        c.StreamOn(OutputType);
+        EventDqbuf decoded = c.Dequeue(CaptureType);
+        Assert.Equal((7L, frameSize, 0u), (decoded.Buffer.TimestampSec, decoded.Planes[0].BytesUsed, decoded.Buffer.Flags & V4l2Const.BufFlagError));
+        byte[] frame = new byte[frameSize];
+        bed.GuestMemory.GetSpan(new Vmm.Core.Memory.GuestAddress(Out + 0x80000), 4096).CopyTo(frame);
+        bed.GuestMemory.GetSpan(new Vmm.Core.Memory.GuestAddress(Out), frameSize - 4096).CopyTo(frame.AsSpan(4096));
+        Assert.True(MeanLumaError(frame, 320, 320, 240, rgb) < 3);
+        Assert.True(bed.Device.Metrics.BytesCopiedTotal >= jpeg.Length + frameSize, "gathering and scattering are counted as copies");
+    }
+
+    [Theory]
+    [InlineData("jpeg-decoder,card=Cam", null)]
+    [InlineData("jpeg-decoder,width=3", "unknown key 'width'")]
+    [InlineData("jpeg-decoder,card=", "card name")]
+    public void The_spec_parses_or_names_its_problem(string spec, string? error)
+    {
+        bool ok = MediaBackendSpecs.TryParse(spec, out IMediaBackendOptions? options, out string? message);
+        Assert.Equal(error is null, ok);
+        if (error is null)
+        {
+            Assert.Equal("Cam", Assert.IsType<JpegDecoderOptions>(options).Card);
+        }
+        else
+        {
+            Assert.Contains(error, message);
+        }
+    }
+
+    private static double MeanLumaError(ReadOnlySpan<byte> frame, int stride, int width, int height, byte[] rgb)
+    {
+        double sum = 0;
+        for (int y = 0; y < height; y++)
+        {
+            for (int x = 0; x < width; x++)
+            {
+                int i = (y * width + x) * 3;
+                sum += Math.Abs(frame[y * stride + x] - TestJpeg.Luma(rgb[i], rgb[i + 1], rgb[i + 2]));
+            }
+        }
+        return sum / (width * height);
+    }
+
+    /// <summary>A memory-to-memory application on a testbed session: both queues, MMAP or SHARED_PAGES buffers.</summary>
+    private sealed class M2mClient : IDisposable
+    {
+        private readonly VirtioMediaTestbed _bed;
+        private readonly TestbedSession _s;
+        private readonly List<ulong> _outputAddresses = [], _captureAddresses = [];
+        private uint _captureLength;
+
+        public M2mClient(VirtioMediaTestbed bed)
+        {
+            _bed = bed;
+            _s = bed.OpenSession();
+        }
+
+        public uint OutputLength { get; private set; }
+
+        public void Subscribe(uint type) =>
+            Assert.Equal(0, _s.IoctlWrite(V4l2IoctlCode.SubscribeEvent, new V4l2EventSubscription { Type = type }));
+
+        public V4l2Format GetFormat(uint type)
+        {
+            var f = new V4l2Format { Type = type };
+            Assert.Equal(0, _s.Ioctl(V4l2IoctlCode.GFmt, ref f));
+            return f;
+        }
+
+        public int TrySetFormat(uint type, uint fourcc, uint width, uint height)
+        {
+            var f = new V4l2Format { Type = type };
+            f.PixMp.PixelFormat = fourcc;
+            f.PixMp.Width = width;
+            f.PixMp.Height = height;
+            return _s.Ioctl(V4l2IoctlCode.SFmt, ref f);
+        }
+
+        public V4l2Format SetFormat(uint type, uint fourcc, uint width, uint height)
+        {
+            Assert.Equal(0, TrySetFormat(type, fourcc, width, height));
+            return GetFormat(type);
+        }
+
+        public (uint Width, uint Height) Compose()
+        {
+            var sel = new V4l2Selection { Type = (uint)V4l2BufferType.VideoCapture, Target = V4l2Const.SelTgtCompose };
+            Assert.Equal(0, _s.Ioctl(V4l2IoctlCode.GSelection, ref sel));
+            return (sel.Rect.Width, sel.Rect.Height);
+        }
+
+        public void RequestBuffers(uint type, uint count, V4l2Memory memory = V4l2Memory.Mmap)
+        {
+            var r = new V4l2RequestBuffers { Count = count, Type = type, Memory = (uint)memory };
+            Assert.Equal(0, _s.Ioctl(V4l2IoctlCode.ReqBufs, ref r));
+            List<ulong> addresses = type == OutputType ? _outputAddresses : _captureAddresses;
+            addresses.Clear();
+            Span<V4l2Plane> planes = stackalloc V4l2Plane[1];
+            for (uint i = 0; i < r.Count; i++)
+            {
+                var b = new V4l2Buffer { Index = i, Type = type, Memory = (uint)memory, Length = 1 };
+                Assert.Equal(0, _s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref b, planes, default));
+                if (type == OutputType)
+                {
+                    OutputLength = planes[0].Length;
+                }
+                else
+                {
+                    _captureLength = planes[0].Length;
+                }
+                if (memory == V4l2Memory.Mmap)
+                {
+                    addresses.Add(_s.Mmap((uint)planes[0].M, writable: type == OutputType).DriverAddr);
+                }
+            }
+        }
+
+        // Formats set from the stream's size, buffers on both queues, both streaming: a decoder ready for frames.
+        public void StartStreaming(uint width, uint height, uint outputs, uint captures)
+        {
+            SetFormat(OutputType, FourCc.Jpeg, width, height);
+            RequestBuffers(OutputType, outputs);
+            RequestBuffers(CaptureType, captures);
+            StreamOn(OutputType);
+            StreamOn(CaptureType);
+        }
+
+        public void StreamOn(uint type) => Assert.Equal(0, _s.IoctlWrite(V4l2IoctlCode.StreamOn, type));
+
+        public void StreamOff(uint type) => Assert.Equal(0, _s.IoctlWrite(V4l2IoctlCode.StreamOff, type));
+
+        public void QueueOutput(int index, ReadOnlySpan<byte> coded, long sec, long usec)
+        {
+            coded.CopyTo(_bed.Device.SharedMemory!.GetSpan(_outputAddresses[index], (int)OutputLength));
+            Assert.Equal(0, TryQueueOutput(index, (uint)coded.Length, 0, sec, usec));
+        }
+
+        public int TryQueueOutput(int index, uint bytesUsed, uint dataOffset, long sec = 0, long timestampUsec = 0)
+        {
+            var b = new V4l2Buffer { Index = (uint)index, Type = OutputType, Memory = (uint)V4l2Memory.Mmap, Length = 1, TimestampSec = sec, TimestampUsec = timestampUsec };
+            Span<V4l2Plane> planes = [new V4l2Plane { BytesUsed = bytesUsed, Length = OutputLength, DataOffset = dataOffset }];
+            return _s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, default);
+        }
+
+        public void QueueCapture(int index)
+        {
+            var b = new V4l2Buffer { Index = (uint)index, Type = CaptureType, Memory = (uint)V4l2Memory.Mmap, Length = 1 };
+            Span<V4l2Plane> planes = [new V4l2Plane { Length = _captureLength }];
+            Assert.Equal(0, _s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, default));
+        }
+
+        public int QueueShared(uint type, SgEntry[] pages, uint bytesUsed, long sec)
+        {
+            uint length = 0;
+            foreach (SgEntry e in pages)
+            {
+                length += e.Length;
+            }
+            var b = new V4l2Buffer { Index = 0, Type = type, Memory = (uint)V4l2Memory.UserPtr, Length = 1, TimestampSec = sec };
+            Span<V4l2Plane> planes = [new V4l2Plane { BytesUsed = bytesUsed, Length = length, M = 0x7f0000000000 }];
+            return _s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, pages);
+        }
+
+        public int DecoderCmd(uint cmd) => Command(V4l2IoctlCode.DecoderCmd, cmd);
+
+        public int TryDecoderCmd(uint cmd) => Command(V4l2IoctlCode.TryDecoderCmd, cmd);
+
+        private int Command(V4l2IoctlCode code, uint cmd)
+        {
+            byte[] payload = new byte[72];
+            BitConverter.TryWriteBytes(payload, cmd);
+            BitConverter.TryWriteBytes(payload.AsSpan(4), 0xFFu); // flags: the answer clears what is not honoured
+            byte[] answer = new byte[72];
+            int status = _s.Ioctl(code, payload, answer, out int written);
+            if (status == 0)
+            {
+                Assert.Equal(72, written);
+                Assert.Equal(0u, BitConverter.ToUInt32(answer, 4));
+            }
+            return status;
+        }
+
+        public EventDqbuf Dequeue(uint type) =>
+            TryDequeue(type, Timeout) ?? throw new TimeoutException($"no DQBUF of type {type} within {Timeout}");
+
+        public EventDqbuf? TryDequeue(uint type, TimeSpan timeout)
+        {
+            byte[]? e = _s.WaitEvent(e => MemoryMarshal.Read<EventHeader>(e).Event == (uint)VirtioMediaEventType.Dqbuf
+                && MemoryMarshal.Read<EventDqbuf>(e).Buffer.Type == type, timeout);
+            return e is null ? null : MemoryMarshal.Read<EventDqbuf>(e);
+        }
+
+        public V4l2Event WaitV4l2Event()
+        {
+            byte[]? e = _s.WaitEvent(VirtioMediaEventType.Event, Timeout);
+            Assert.NotNull(e);
+            return MemoryMarshal.Read<EventEvent>(e).Event;
+        }
+
+        public Span<byte> CapturePlane(int index) => _bed.Device.SharedMemory!.GetSpan(_captureAddresses[index], (int)_captureLength);
+
+        public void Dispose() => _s.Dispose();
+    }
+}
