@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the virtio-media test initramfs (uncompressed newc cpio).
 #
-#   build-initramfs.sh [--extra-module FILE.ko]... KIT_DIR MODULE.ko OUT.cpio
+#   build-initramfs.sh [--extra-module FILE.ko]... [--data FILE]... KIT_DIR MODULE.ko OUT.cpio
 #
 # KIT_DIR    output of firmware/linux-guest/build.sh (initramfs.cpio is used)
 # MODULE.ko  a prebuilt virtio-media guest driver for that kit's kernel; it is
@@ -9,12 +9,15 @@
 #            or downloads it.
 # OUT.cpio   the image: the kit's busybox image followed by a second archive
 #            with v4l2-compliance, v4l2-ctl (Debian's v4l-utils, with their
-#            shared libraries and the dynamic loader), the module and the
+#            shared libraries and the dynamic loader), m2m-decode (src/, built
+#            here with gcc -static), the module and the
 #            tests/*.sh scripts as /tests/NAME.sh (lib/media.sh, which
 #            they source, as /lib/media.sh).
 # --extra-module FILE.ko  also pack FILE.ko under /lib/modules/extra/ and
 #            insmod it (in the order given) before virtio_media.ko; for trying
 #            the scripts against an in-tree driver such as vim2m.
+# --data FILE  also pack FILE as /data/NAME (test input, e.g. the coded
+#            frames media-decode.sh feeds to a decoder).
 # --v4l-utils-root DIR  take the tools and their libraries from an unpacked
 #            root (fetch-v4l-utils.sh prints one: a newer Debian suite's
 #            v4l-utils, whose v4l2-compliance knows kernel 6.12's format names)
@@ -24,12 +27,14 @@
 # kit's image is reused byte for byte.  Progress goes to stderr.
 set -euo pipefail
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 extras=()
+data=()
 V4L_ROOT=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--extra-module) [ $# -ge 2 ] || { usage >&2; exit 2; }; extras+=("$2"); shift 2 ;;
+	--data) [ $# -ge 2 ] && [ -f "$2" ] || { echo "build-initramfs.sh: --data needs an existing file" >&2; exit 2; }; data+=("$2"); shift 2 ;;
 	--v4l-utils-root) [ $# -ge 2 ] || { usage >&2; exit 2; }; V4L_ROOT=$(cd "$2" && pwd); shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	--) shift; break ;;
@@ -122,6 +127,8 @@ else
 	log "v4l-utils from $V4L_ROOT ($("$loader" --library-path "$libpath" "$V4L_ROOT/usr/bin/v4l2-compliance" --version 2>/dev/null | head -n 1))"
 fi
 [ -f "$R$interp" ] || die "dynamic loader $interp was not copied"
+# Our own small decoder client (src/m2m-decode.c), built static with the machine's gcc.
+gcc -static -O2 -Wall -Werror -o "$R/usr/bin/m2m-decode" "$HERE/src/m2m-decode.c" || die "building m2m-decode failed (gcc and libc6-dev are needed)"
 
 cp "$MODULE" "$R/lib/modules/virtio_media.ko"
 if [ ${#extras[@]} -gt 0 ]; then
@@ -133,6 +140,10 @@ if [ ${#extras[@]} -gt 0 ]; then
 fi
 cp "$HERE"/tests/*.sh "$R/tests/"
 cp "$HERE/lib/media.sh" "$R/lib/media.sh"
+if [ ${#data[@]} -gt 0 ]; then
+	mkdir -p "$R/data"
+	cp "${data[@]}" "$R/data/"
+fi
 chmod 0644 "$R"/tests/*.sh "$R/lib/media.sh" "$R"/lib/modules/*.ko
 chmod -R u+rwX,go+rX,go-w "$R"
 

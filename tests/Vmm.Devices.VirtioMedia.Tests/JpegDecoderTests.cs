@@ -38,7 +38,7 @@ public sealed class JpegDecoderTests
     public void The_first_frame_announces_its_size_and_decodes_into_nv12_with_its_timestamp_copied()
     {
         using VirtioMediaTestbed bed = CreateBed();
-        using var c = new M2mClient(bed);
+        using var c = new TestbedM2mSession(bed);
         byte[] rgb = TestJpeg.Gradient(320, 240);
         byte[] jpeg = TestJpeg.Encode(rgb, 320, 240);
         c.Subscribe(V4l2Const.EventSourceChange);
@@ -80,7 +80,7 @@ public sealed class JpegDecoderTests
     {
         const int Width = 101, Height = 75, Aligned = 112, AlignedHeight = 80;
         using VirtioMediaTestbed bed = CreateBed();
-        using var c = new M2mClient(bed);
+        using var c = new TestbedM2mSession(bed);
         byte[] rgb = TestJpeg.Gradient(Width, Height, blue: 40);
         byte[] jpeg = TestJpeg.Encode(rgb, Width, Height, subsampling);
         uint format = FourCc.Make(fourcc[0], fourcc[1], fourcc[2], fourcc[3]);
@@ -129,7 +129,7 @@ public sealed class JpegDecoderTests
     public void Decoder_cmd_stop_flags_the_last_frame_queued_before_it_and_start_resumes()
     {
         using VirtioMediaTestbed bed = CreateBed();
-        using var c = new M2mClient(bed);
+        using var c = new TestbedM2mSession(bed);
         byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
         c.Subscribe(V4l2Const.EventEos);
         c.StartStreaming(64, 48, outputs: 4, captures: 4);
@@ -165,7 +165,7 @@ public sealed class JpegDecoderTests
     public void Stop_with_nothing_queued_returns_an_empty_last_buffer()
     {
         using VirtioMediaTestbed bed = CreateBed();
-        using var c = new M2mClient(bed);
+        using var c = new TestbedM2mSession(bed);
         c.Subscribe(V4l2Const.EventEos);
         c.StartStreaming(64, 48, outputs: 1, captures: 1);
         Assert.Equal(0, c.TryDecoderCmd(V4l2Const.DecCmdStop));
@@ -181,7 +181,7 @@ public sealed class JpegDecoderTests
     public void A_new_size_mid_stream_ends_the_old_one_with_last_and_a_source_change()
     {
         using VirtioMediaTestbed bed = CreateBed();
-        using var c = new M2mClient(bed);
+        using var c = new TestbedM2mSession(bed);
         byte[] small = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
         byte[] large = TestJpeg.Encode(TestJpeg.Gradient(160, 120), 160, 120);
         c.Subscribe(V4l2Const.EventSourceChange);
@@ -209,24 +209,32 @@ public sealed class JpegDecoderTests
     }
 
     [Fact]
-    public void Corrupt_input_comes_back_flagged_and_the_session_decodes_on()
+    public void Corrupt_input_costs_one_empty_error_buffer_and_the_session_decodes_on()
     {
         using VirtioMediaTestbed bed = CreateBed();
-        using var c = new M2mClient(bed);
+        using var c = new TestbedM2mSession(bed);
         byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(320, 240), 320, 240);
+        c.Subscribe(V4l2Const.EventSourceChange);
         c.StartStreaming(320, 240, outputs: 2, captures: 2);
-        c.QueueCapture(0);
         byte[] garbage = new byte[4096];
         new Random(7).NextBytes(garbage);
+        // Without a CAPTURE buffer the bad frame waits: every OUTPUT buffer is answered by one CAPTURE buffer.
         c.QueueOutput(0, garbage, 1, 0);
+        Assert.Null(c.TryDequeue(OutputType, TimeSpan.FromMilliseconds(200)));
+        c.QueueCapture(0);
         EventDqbuf rejected = c.Dequeue(OutputType);
         Assert.Equal(V4l2Const.BufFlagError, rejected.Buffer.Flags & V4l2Const.BufFlagError);
-        // A JPEG cut short after its header decodes what it can or reports an error, never more.
-        c.QueueOutput(1, jpeg.AsSpan(0, jpeg.Length * 3 / 4), 2, 0);
-        EventDqbuf truncated = c.Dequeue(CaptureType);
-        Assert.Equal(2L, truncated.Buffer.TimestampSec);
+        EventDqbuf empty = c.Dequeue(CaptureType);
+        Assert.Equal((V4l2Const.BufFlagError, 0u, 1L), (empty.Buffer.Flags & V4l2Const.BufFlagError, empty.Planes[0].BytesUsed, empty.Buffer.TimestampSec));
+        // Garbage says nothing about the size: no SOURCE_CHANGE, and the format stays.
+        Assert.Null(c.TryWaitV4l2Event(TimeSpan.Zero));
+        Assert.Equal(320u, c.GetFormat(CaptureType).PixMp.Width);
+
+        // A JPEG cut short decodes what it can or reports an error, and never writes past its buffer.
         c.QueueCapture(1);
-        c.Dequeue(OutputType);
+        c.QueueOutput(1, jpeg.AsSpan(0, jpeg.Length * 3 / 4), 2, 0);
+        Assert.Equal(2L, c.Dequeue(CaptureType).Buffer.TimestampSec);
+        c.QueueCapture(0);
         c.QueueOutput(0, jpeg, 3, 0);
         EventDqbuf good = c.Dequeue(CaptureType);
         Assert.Equal((3L, 0u), (good.Buffer.TimestampSec, good.Buffer.Flags & V4l2Const.BufFlagError));
@@ -236,7 +244,7 @@ public sealed class JpegDecoderTests
     public void Output_payloads_beyond_the_buffer_are_refused()
     {
         using VirtioMediaTestbed bed = CreateBed();
-        using var c = new M2mClient(bed);
+        using var c = new TestbedM2mSession(bed);
         c.SetFormat(OutputType, FourCc.Jpeg, 64, 48);
         c.RequestBuffers(OutputType, 1);
         uint length = c.OutputLength;
@@ -248,11 +256,46 @@ public sealed class JpegDecoderTests
     }
 
     [Fact]
+    public void Timecode_and_timestamp_source_go_back_with_the_output_buffer_and_on_to_the_decoded_one()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new TestbedM2mSession(bed);
+        byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
+        c.StartStreaming(64, 48, outputs: 1, captures: 1);
+        c.QueueCapture(0);
+        var timecode = new V4l2Timecode { Type = 1, Frames = 5, Seconds = 6, Minutes = 7, Hours = 1, UserBits = 0xabcd };
+        const uint Copied = V4l2Const.BufFlagTimecode | V4l2Const.BufFlagTstampSrcSoe;
+        V4l2Buffer reply = c.QueueOutputWith(0, jpeg, 9, 10, Copied, timecode);
+        Assert.Equal((Copied, 9L, 10L, timecode), (reply.Flags & Copied, reply.TimestampSec, reply.TimestampUsec, reply.Timecode));
+        EventDqbuf decoded = c.Dequeue(CaptureType);
+        Assert.Equal((Copied, 9L, 10L, timecode), (decoded.Buffer.Flags & (V4l2Const.BufFlagTimecode | V4l2Const.BufFlagTstampSrcMask),
+            decoded.Buffer.TimestampSec, decoded.Buffer.TimestampUsec, decoded.Buffer.Timecode));
+        EventDqbuf consumed = c.Dequeue(OutputType);
+        Assert.Equal((Copied, timecode), (consumed.Buffer.Flags & Copied, consumed.Buffer.Timecode));
+    }
+
+    [Fact]
+    public void A_prepared_output_buffer_keeps_the_payload_it_was_prepared_with()
+    {
+        using VirtioMediaTestbed bed = CreateBed();
+        using var c = new TestbedM2mSession(bed);
+        c.SetFormat(OutputType, FourCc.Jpeg, 64, 48);
+        c.RequestBuffers(OutputType, 1);
+        Assert.Equal(Errno.EINVAL, c.TryOutputIoctl(V4l2IoctlCode.PrepareBuf, c.OutputLength + 1, 0, out _));
+        Assert.Equal(0, c.TryOutputIoctl(V4l2IoctlCode.PrepareBuf, 1000, 0, out V4l2Buffer prepared));
+        Assert.Equal((V4l2Const.BufFlagPrepared, 0L, 0u), (prepared.Flags & (V4l2Const.BufFlagPrepared | V4l2Const.BufFlagQueued), prepared.TimestampSec, prepared.Sequence));
+        // vb2 takes the prepared payload and ignores what QBUF sends.
+        Assert.Equal(0, c.TryOutputIoctl(V4l2IoctlCode.QBuf, 0xdeadbeef, 0xdeadbeef, out V4l2Buffer queued, timestampSec: 4));
+        Assert.Equal((1000u, V4l2Const.BufFlagQueued), (queued.BytesUsed, queued.Flags & (V4l2Const.BufFlagPrepared | V4l2Const.BufFlagQueued)));
+        Assert.Equal(4L, queued.TimestampSec);
+    }
+
+    [Fact]
     public void Formats_are_per_session_and_only_the_capture_pixel_format_is_the_applications()
     {
         using VirtioMediaTestbed bed = CreateBed();
-        using var a = new M2mClient(bed);
-        using var b = new M2mClient(bed);
+        using var a = new TestbedM2mSession(bed);
+        using var b = new TestbedM2mSession(bed);
         a.SetFormat(OutputType, FourCc.Jpeg, 1920, 1080);
         V4l2Format fa = a.SetFormat(CaptureType, FourCc.Rgb24, 5, 5);
         V4l2Format fb = b.GetFormat(CaptureType);
@@ -332,8 +375,8 @@ public sealed class JpegDecoderTests
         var codec = new GatedCodec(new JpegCodec());
         using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(new GatedOptions(codec));
         byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
-        using var slow = new M2mClient(bed);
-        using var fast = new M2mClient(bed);
+        using var slow = new TestbedM2mSession(bed);
+        using var fast = new TestbedM2mSession(bed);
         slow.StartStreaming(64, 48, outputs: 1, captures: 1);
         slow.QueueCapture(0);
         slow.QueueOutput(0, jpeg, 1, 0);
@@ -356,7 +399,7 @@ public sealed class JpegDecoderTests
     public void Shared_pages_buffers_on_both_queues_decode_through_guest_ram()
     {
         using VirtioMediaTestbed bed = CreateBed();
-        using var c = new M2mClient(bed);
+        using var c = new TestbedM2mSession(bed);
         byte[] rgb = TestJpeg.Gradient(320, 240);
         byte[] jpeg = TestJpeg.Encode(rgb, 320, 240);
         Assert.True(jpeg.Length > 4096, $"the JPEG ({jpeg.Length} bytes) must span both page ranges");
@@ -413,166 +456,5 @@ public sealed class JpegDecoderTests
             }
         }
         return sum / (width * height);
-    }
-
-    /// <summary>A memory-to-memory application on a testbed session: both queues, MMAP or SHARED_PAGES buffers.</summary>
-    private sealed class M2mClient : IDisposable
-    {
-        private readonly VirtioMediaTestbed _bed;
-        private readonly TestbedSession _s;
-        private readonly List<ulong> _outputAddresses = [], _captureAddresses = [];
-        private uint _captureLength;
-
-        public M2mClient(VirtioMediaTestbed bed)
-        {
-            _bed = bed;
-            _s = bed.OpenSession();
-        }
-
-        public uint OutputLength { get; private set; }
-
-        public void Subscribe(uint type) =>
-            Assert.Equal(0, _s.IoctlWrite(V4l2IoctlCode.SubscribeEvent, new V4l2EventSubscription { Type = type }));
-
-        public V4l2Format GetFormat(uint type)
-        {
-            var f = new V4l2Format { Type = type };
-            Assert.Equal(0, _s.Ioctl(V4l2IoctlCode.GFmt, ref f));
-            return f;
-        }
-
-        public int TrySetFormat(uint type, uint fourcc, uint width, uint height)
-        {
-            var f = new V4l2Format { Type = type };
-            f.PixMp.PixelFormat = fourcc;
-            f.PixMp.Width = width;
-            f.PixMp.Height = height;
-            return _s.Ioctl(V4l2IoctlCode.SFmt, ref f);
-        }
-
-        public V4l2Format SetFormat(uint type, uint fourcc, uint width, uint height)
-        {
-            Assert.Equal(0, TrySetFormat(type, fourcc, width, height));
-            return GetFormat(type);
-        }
-
-        public (uint Width, uint Height) Compose()
-        {
-            var sel = new V4l2Selection { Type = (uint)V4l2BufferType.VideoCapture, Target = V4l2Const.SelTgtCompose };
-            Assert.Equal(0, _s.Ioctl(V4l2IoctlCode.GSelection, ref sel));
-            return (sel.Rect.Width, sel.Rect.Height);
-        }
-
-        public void RequestBuffers(uint type, uint count, V4l2Memory memory = V4l2Memory.Mmap)
-        {
-            var r = new V4l2RequestBuffers { Count = count, Type = type, Memory = (uint)memory };
-            Assert.Equal(0, _s.Ioctl(V4l2IoctlCode.ReqBufs, ref r));
-            List<ulong> addresses = type == OutputType ? _outputAddresses : _captureAddresses;
-            addresses.Clear();
-            Span<V4l2Plane> planes = stackalloc V4l2Plane[1];
-            for (uint i = 0; i < r.Count; i++)
-            {
-                var b = new V4l2Buffer { Index = i, Type = type, Memory = (uint)memory, Length = 1 };
-                Assert.Equal(0, _s.BufferIoctl(V4l2IoctlCode.QueryBuf, ref b, planes, default));
-                if (type == OutputType)
-                {
-                    OutputLength = planes[0].Length;
-                }
-                else
-                {
-                    _captureLength = planes[0].Length;
-                }
-                if (memory == V4l2Memory.Mmap)
-                {
-                    addresses.Add(_s.Mmap((uint)planes[0].M, writable: type == OutputType).DriverAddr);
-                }
-            }
-        }
-
-        // Formats set from the stream's size, buffers on both queues, both streaming: a decoder ready for frames.
-        public void StartStreaming(uint width, uint height, uint outputs, uint captures)
-        {
-            SetFormat(OutputType, FourCc.Jpeg, width, height);
-            RequestBuffers(OutputType, outputs);
-            RequestBuffers(CaptureType, captures);
-            StreamOn(OutputType);
-            StreamOn(CaptureType);
-        }
-
-        public void StreamOn(uint type) => Assert.Equal(0, _s.IoctlWrite(V4l2IoctlCode.StreamOn, type));
-
-        public void StreamOff(uint type) => Assert.Equal(0, _s.IoctlWrite(V4l2IoctlCode.StreamOff, type));
-
-        public void QueueOutput(int index, ReadOnlySpan<byte> coded, long sec, long usec)
-        {
-            coded.CopyTo(_bed.Device.SharedMemory!.GetSpan(_outputAddresses[index], (int)OutputLength));
-            Assert.Equal(0, TryQueueOutput(index, (uint)coded.Length, 0, sec, usec));
-        }
-
-        public int TryQueueOutput(int index, uint bytesUsed, uint dataOffset, long sec = 0, long timestampUsec = 0)
-        {
-            var b = new V4l2Buffer { Index = (uint)index, Type = OutputType, Memory = (uint)V4l2Memory.Mmap, Length = 1, TimestampSec = sec, TimestampUsec = timestampUsec };
-            Span<V4l2Plane> planes = [new V4l2Plane { BytesUsed = bytesUsed, Length = OutputLength, DataOffset = dataOffset }];
-            return _s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, default);
-        }
-
-        public void QueueCapture(int index)
-        {
-            var b = new V4l2Buffer { Index = (uint)index, Type = CaptureType, Memory = (uint)V4l2Memory.Mmap, Length = 1 };
-            Span<V4l2Plane> planes = [new V4l2Plane { Length = _captureLength }];
-            Assert.Equal(0, _s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, default));
-        }
-
-        public int QueueShared(uint type, SgEntry[] pages, uint bytesUsed, long sec)
-        {
-            uint length = 0;
-            foreach (SgEntry e in pages)
-            {
-                length += e.Length;
-            }
-            var b = new V4l2Buffer { Index = 0, Type = type, Memory = (uint)V4l2Memory.UserPtr, Length = 1, TimestampSec = sec };
-            Span<V4l2Plane> planes = [new V4l2Plane { BytesUsed = bytesUsed, Length = length, M = 0x7f0000000000 }];
-            return _s.BufferIoctl(V4l2IoctlCode.QBuf, ref b, planes, pages);
-        }
-
-        public int DecoderCmd(uint cmd) => Command(V4l2IoctlCode.DecoderCmd, cmd);
-
-        public int TryDecoderCmd(uint cmd) => Command(V4l2IoctlCode.TryDecoderCmd, cmd);
-
-        private int Command(V4l2IoctlCode code, uint cmd)
-        {
-            byte[] payload = new byte[72];
-            BitConverter.TryWriteBytes(payload, cmd);
-            BitConverter.TryWriteBytes(payload.AsSpan(4), 0xFFu); // flags: the answer clears what is not honoured
-            byte[] answer = new byte[72];
-            int status = _s.Ioctl(code, payload, answer, out int written);
-            if (status == 0)
-            {
-                Assert.Equal(72, written);
-                Assert.Equal(0u, BitConverter.ToUInt32(answer, 4));
-            }
-            return status;
-        }
-
-        public EventDqbuf Dequeue(uint type) =>
-            TryDequeue(type, Timeout) ?? throw new TimeoutException($"no DQBUF of type {type} within {Timeout}");
-
-        public EventDqbuf? TryDequeue(uint type, TimeSpan timeout)
-        {
-            byte[]? e = _s.WaitEvent(e => MemoryMarshal.Read<EventHeader>(e).Event == (uint)VirtioMediaEventType.Dqbuf
-                && MemoryMarshal.Read<EventDqbuf>(e).Buffer.Type == type, timeout);
-            return e is null ? null : MemoryMarshal.Read<EventDqbuf>(e);
-        }
-
-        public V4l2Event WaitV4l2Event()
-        {
-            byte[]? e = _s.WaitEvent(VirtioMediaEventType.Event, Timeout);
-            Assert.NotNull(e);
-            return MemoryMarshal.Read<EventEvent>(e).Event;
-        }
-
-        public Span<byte> CapturePlane(int index) => _bed.Device.SharedMemory!.GetSpan(_captureAddresses[index], (int)_captureLength);
-
-        public void Dispose() => _s.Dispose();
     }
 }

@@ -33,13 +33,13 @@ public class PendingEventsTests
         return bytes;
     }
 
-    private static byte[] Dqbuf(uint session, uint index)
+    private static byte[] Dqbuf(uint session, uint index, uint type = (uint)V4l2BufferType.VideoCapture)
     {
         byte[] bytes = new byte[VirtioMediaWire.EventDqbufSize];
         var ev = new EventDqbuf
         {
             Header = new EventHeader { Event = (uint)VirtioMediaEventType.Dqbuf, SessionId = session },
-            Buffer = new V4l2Buffer { Index = index },
+            Buffer = new V4l2Buffer { Index = index, Type = type },
         };
         MemoryMarshal.Write(bytes, in ev);
         return bytes;
@@ -51,6 +51,22 @@ public class PendingEventsTests
         int n = events.TryDequeue(buffer);
         Assert.True(n > 0);
         return buffer.AsSpan(0, n).ToArray();
+    }
+
+    [Fact]
+    public void DroppingOneQueuesDqbufsKeepsTheOtherQueuesAndOtherSessions()
+    {
+        var events = new PendingEvents();
+        const uint Output = (uint)V4l2BufferType.VideoOutputMplane, Capture = (uint)V4l2BufferType.VideoCaptureMplane;
+        events.Enqueue(1, VirtioMediaEventType.Dqbuf, Dqbuf(1, 0, Output));
+        events.Enqueue(1, VirtioMediaEventType.Dqbuf, Dqbuf(1, 1, Capture));
+        events.Enqueue(2, VirtioMediaEventType.Dqbuf, Dqbuf(2, 2, Output));
+        events.Enqueue(1, VirtioMediaEventType.Event, SourceChangeEvent(1, 0));
+        events.Drop(1, VirtioMediaEventType.Dqbuf, Output); // session 1's STREAMOFF(OUTPUT)
+        Assert.Equal(3, events.Count);
+        Assert.Equal((1u, Capture), (MemoryMarshal.Read<EventDqbuf>(Take(events)).Buffer.Index, Capture));
+        Assert.Equal(2u, MemoryMarshal.Read<EventDqbuf>(Take(events)).Buffer.Index);
+        Assert.Equal((uint)VirtioMediaEventType.Event, MemoryMarshal.Read<EventHeader>(Take(events)).Event);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Vmm.IntegrationTests.Support;
+using Vmm.Testing.VirtioMedia;
 using Xunit.Abstractions;
 
 namespace Vmm.IntegrationTests;
@@ -53,11 +54,20 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
         return root;
     }
 
-    private static string BuildImage()
+    private static string BuildImage() => BuildImage("vmm-media");
+
+    // The test image, with the given files as /data/NAME.
+    private static string BuildImage(string name, params string[] dataFiles)
     {
-        string image = Path.Combine(Path.GetTempPath(), $"vmm-media-{Environment.ProcessId}.cpio");
-        RunScript(Path.Combine(RepositoryRoot(), "firmware/media-guest/build-initramfs.sh"), "--v4l-utils-root", V4lUtilsRoot.Value,
-            TestEnvironment.GuestDir!, Module!, image);
+        string image = Path.Combine(Path.GetTempPath(), $"{name}-{Environment.ProcessId}.cpio");
+        var args = new List<string> { Path.Combine(RepositoryRoot(), "firmware/media-guest/build-initramfs.sh"), "--v4l-utils-root", V4lUtilsRoot.Value };
+        foreach (string file in dataFiles)
+        {
+            args.Add("--data");
+            args.Add(file);
+        }
+        args.AddRange([TestEnvironment.GuestDir!, Module!, image]);
+        RunScript([.. args]);
         return image;
     }
 
@@ -75,9 +85,9 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
         return p.ExitCode == 0 ? stdout : throw new InvalidOperationException($"{args[0]} failed:\n{stderr.Result}");
     }
 
-    private VmmRun Boot(string media, string test, TimeSpan budget)
+    private VmmRun Boot(string media, string test, TimeSpan budget, string? image = null)
     {
-        string[] args = ["run", "--kernel", TestEnvironment.RequireGuestFile("vmlinux"), "--initrd", Image.Value, "--mem", "256",
+        string[] args = ["run", "--kernel", TestEnvironment.RequireGuestFile("vmlinux"), "--initrd", image ?? Image.Value, "--mem", "256",
             "--media", media, "--cmdline", $"quiet {test}"];
         VmmRun run = VmmProcess.Run(args, budget);
         output.WriteLine(run.ToString());
@@ -97,13 +107,80 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
 
     [MediaDriverFact]
     [Trait("Category", "Media")]
-    public void V4l2_compliance_streaming_reports_no_failures()
+    public void V4l2_compliance_streaming_reports_no_failures() => AssertCompliant("test-pattern");
+
+    [MediaDriverFact]
+    [Trait("Category", "Media")]
+    public void V4l2_compliance_fails_the_jpeg_decoder_on_nothing_but_the_guest_drivers_own_g_s_parm()
     {
-        VmmRun run = Boot("test-pattern", "vmmtest=media-compliance", TimeSpan.FromMinutes(20));
+        VmmRun run = Boot("jpeg-decoder", "vmmtest=media-compliance", TimeSpan.FromMinutes(20));
+        Match m = CompliancePattern().Match(run.Stdout);
+        Assert.True(m.Success, "no v4l2-compliance summary line");
+        output.WriteLine($"summary: {m.Value}");
+        Assert.Contains("Detected JPEG Decoder", run.Stdout);
+        SortedSet<string> failed = FailedChecks(run.Stdout);
+        output.WriteLine($"failed: [{string.Join("; ", failed)}]");
+        // The upstream driver (v0.0.8) registers G/S_PARM for every device, so the guest's V4L2 core answers G_PARM
+        // of a buffer type the node lacks with EINVAL itself (check_fmt), before the device is asked; v4l2-compliance
+        // wants ENOTTY from a memory-to-memory device that is not an encoder. The device answers ENOTTY to every
+        // G/S_PARM it receives. A driver that disables the two ioctls on M2M nodes gets 59/59 (measured; see
+        // firmware/media-guest/README.md).
+        if (failed.Remove("VIDIOC_G/S_PARM"))
+        {
+            Assert.Contains("fail: v4l2-test-formats.cpp(1445): node->is_m2m && !is_stateful_enc", run.Stdout);
+        }
+        Assert.True(failed.Count == 0, $"failed: {string.Join("; ", failed)}");
+    }
+
+    private void AssertCompliant(string media)
+    {
+        VmmRun run = Boot(media, "vmmtest=media-compliance", TimeSpan.FromMinutes(20));
         Match m = CompliancePattern().Match(run.Stdout);
         Assert.True(m.Success, "no v4l2-compliance summary line");
         output.WriteLine($"summary: {m.Value}");
         Assert.Equal("0", m.Groups["failed"].Value);
+        Assert.Equal(0, run.ExitCode);
+    }
+
+    [MediaDriverFact]
+    [Trait("Category", "Media")]
+    public void A_guest_client_decodes_jpeg_frames_through_the_driver_to_the_bytes_the_testbed_decodes()
+    {
+        const int Frames = 10, Width = 320, Height = 240;
+        byte[][] jpegs = Enumerable.Range(0, Frames)
+            .Select(i => TestJpeg.Encode(TestJpeg.Gradient(Width, Height, blue: (byte)(i * 25)), Width, Height)).ToArray();
+        string dir = Directory.CreateTempSubdirectory("vmm-decode-").FullName;
+        string data = Path.Combine(dir, "frames.vhdr");
+        File.WriteAllBytes(data, TestJpeg.V4l2CtlStream(jpegs));
+        string image = BuildImage("vmm-media-decode", data);
+
+        // What the device makes of the same frames in process, through the testbed.
+        var expected = new MemoryStream();
+        Assert.True(Vmm.Devices.VirtioMedia.Backends.MediaBackendSpecs.TryParse("jpeg-decoder", out var options, out string? error), error);
+        using (var bed = VirtioMediaTestbed.Create(options))
+        using (var m2m = new TestbedM2mSession(bed))
+        {
+            const uint Capture = (uint)Vmm.Devices.VirtioMedia.V4l2.V4l2BufferType.VideoCaptureMplane;
+            const uint Output = (uint)Vmm.Devices.VirtioMedia.V4l2.V4l2BufferType.VideoOutputMplane;
+            m2m.StartStreaming(Width, Height, outputs: 1, captures: 1);
+            for (int i = 0; i < Frames; i++)
+            {
+                m2m.QueueCapture(0);
+                m2m.QueueOutput(0, jpegs[i], i + 1, 0);
+                var decoded = m2m.Dequeue(Capture);
+                expected.Write(m2m.CapturePlane(0)[..(int)decoded.Planes[0].BytesUsed]);
+                m2m.Dequeue(Output);
+            }
+        }
+        string expectedMd5 = Convert.ToHexStringLower(System.Security.Cryptography.MD5.HashData(expected.ToArray()));
+
+        VmmRun run = Boot("jpeg-decoder", $"vmmtest=media-decode vmmframes={Frames} vmmwidth={Width} vmmheight={Height}",
+            TimeSpan.FromMinutes(8), image);
+        Match m = DecodePattern().Match(run.Stdout);
+        Assert.True(m.Success, "no decode result line");
+        output.WriteLine(m.Value);
+        Assert.Equal((Frames.ToString(CultureInfo.InvariantCulture), expected.Length.ToString(CultureInfo.InvariantCulture), expectedMd5),
+            (m.Groups["frames"].Value, m.Groups["bytes"].Value, m.Groups["md5"].Value));
         Assert.Equal(0, run.ExitCode);
     }
 
@@ -245,6 +322,9 @@ public sealed partial class LinuxMediaTests(ITestOutputHelper output)
         proxiedFailures.Remove("VIDIOC_S_HW_FREQ_SEEK");
         Assert.True(proxiedFailures.Count == 0, $"only through the proxy: {string.Join("; ", proxiedFailures)}");
     }
+
+    [GeneratedRegex(@"VMM-GUEST: decode frames=(?<frames>\d+) bytes=(?<bytes>\d+) md5=(?<md5>[0-9a-f]{32})")]
+    private static partial Regex DecodePattern();
 
     [GeneratedRegex(@"^\s*fail: [^(]*\(\d+\): (?<what>.*)$", RegexOptions.Multiline)]
     private static partial Regex FailLine();

@@ -65,8 +65,9 @@ public interface IMediaSessionHost
     /// <summary>Reports an unrecoverable session failure (EVT_ERROR); the device then fails the session's commands.</summary>
     void SendError(int errno);
 
-    /// <summary>Drops this session's DQBUF events not yet handed to the driver (after STREAMOFF/REQBUFS(0)).</summary>
-    void DropPendingDqbufs();
+    /// <summary>Drops this session's DQBUF events of buffers of <paramref name="bufferType"/> not yet handed to the
+    /// driver (after STREAMOFF/REQBUFS(0) of that queue; a memory-to-memory session's other queue keeps its own).</summary>
+    void DropPendingDqbufs(uint bufferType);
 
     /// <summary>Counts frame bytes the backend copied on their way to or from the guest (a fallback; a zero-copy path
     /// never calls this), in the device's <c>vmm.media.bytes_copied</c>.</summary>

@@ -215,9 +215,10 @@ public sealed class PendingEvents
         }
     }
 
-    /// <summary>Removes the session's undelivered events of <paramref name="type"/> (all types when null). Walks only
-    /// that session's events.</summary>
-    public void Drop(uint sessionId, VirtioMediaEventType? type)
+    /// <summary>Removes the session's undelivered events of <paramref name="type"/> (all types when null); DQBUF events
+    /// only of buffers of <paramref name="bufferType"/> when given (one queue of a memory-to-memory session). Walks
+    /// only that session's events.</summary>
+    public void Drop(uint sessionId, VirtioMediaEventType? type, uint? bufferType = null)
     {
         lock (_lock)
         {
@@ -229,7 +230,7 @@ public sealed class PendingEvents
             while (node is not null)
             {
                 LinkedListNode<Entry>? next = node.Next;
-                if (type is null || node.Value.Type == type)
+                if ((type is null || node.Value.Type == type) && (bufferType is null || DqbufBufferType(node.Value) == bufferType))
                 {
                     RemoveLocked(node.Value);
                 }
@@ -237,6 +238,10 @@ public sealed class PendingEvents
             }
         }
     }
+
+    // The v4l2_buffer type of a DQBUF event (after the 8-byte header, at offset 4 of the buffer), or null.
+    private static uint? DqbufBufferType(Entry e) =>
+        e.Type == VirtioMediaEventType.Dqbuf && e.Length >= 16 ? BinaryPrimitives.ReadUInt32LittleEndian(e.Bytes.AsSpan(12)) : null;
 
     public void Clear()
     {

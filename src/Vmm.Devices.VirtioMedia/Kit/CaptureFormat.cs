@@ -1,3 +1,5 @@
+using Vmm.Devices.VirtioMedia.V4l2;
+
 namespace Vmm.Devices.VirtioMedia.Kit;
 
 /// <summary>
@@ -18,4 +20,10 @@ public abstract record CaptureFormat(uint FourCc, string Description, int Memory
 
     /// <summary>The V4L2 colorspace reported for this format.</summary>
     public abstract uint Colorspace { get; }
+
+    /// <summary>The Y'CbCr encoding reported (0: the colorspace's default).</summary>
+    public virtual uint YcbcrEncoding => V4l2Const.YcbcrEncDefault;
+
+    /// <summary>The quantization range reported (0: the colorspace's default).</summary>
+    public virtual uint Quantization => V4l2Const.QuantizationDefault;
 }

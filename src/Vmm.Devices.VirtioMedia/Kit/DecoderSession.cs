@@ -144,9 +144,10 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             (uint fourcc, uint width, uint height) = V4l2Formats.Requested(format);
             CodedFormat coded = FindCoded(fourcc) ?? _device.Codec.CodedFormats[0];
             (uint minW, uint minH, uint maxW, uint maxH) = _device.Codec.SizeLimits;
-            // A size of 0 means "take it from the stream"; anything else is clamped to what the codec handles.
-            width = width == 0 ? 0 : Math.Clamp(width, minW, maxW);
-            height = height == 0 ? 0 : Math.Clamp(height, minH, maxH);
+            // Clamped to what the codec handles (0 too: a format always has a size; the stream's own replaces it at
+            // the first header).
+            width = Math.Clamp(width, minW, maxW);
+            height = Math.Clamp(height, minH, maxH);
             uint requested = format.PixMp.NumPlanes >= 1 ? format.PixMp.PlaneFmt(0).SizeImage : 0;
             uint size = Math.Clamp(Math.Max(requested, DefaultCodedBufferSize(width, height)), 1, MaxCodedBufferBytes);
             if (apply)
@@ -160,7 +161,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
                     (_codedFormat, _codedWidth, _codedHeight, _codedBufferSize) = (coded, width, height, size);
                     // Until a header says otherwise, the stream is as large as the application said (the spec's
                     // "CAPTURE format updated from the OUTPUT one").
-                    if (!_headerSeen && width != 0 && height != 0)
+                    if (!_headerSeen)
                     {
                         _stream = new CodedFrameInfo(width, height);
                     }
@@ -203,7 +204,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         return null;
     }
 
-    // A coded format has one plane of sizeimage bytes and no line stride.
+    // A coded format has one plane of sizeimage bytes and no line stride; JPEG colorimetry.
     private static void DescribeCoded(ref V4l2Format format, CodedFormat coded, uint width, uint height, uint size)
     {
         format = default;
@@ -259,10 +260,10 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         {
             case V4l2Const.SelTgtCompose:
             case V4l2Const.SelTgtComposeDefault:
+                break; // the visible picture
             case V4l2Const.SelTgtComposeBounds:
-                break;
             case V4l2Const.SelTgtComposePadded:
-                (width, height) = (Align(width), Align(height));
+                (width, height) = (Align(width), Align(height)); // the whole aligned buffer
                 break;
             default:
                 return Errno.EINVAL;
@@ -570,7 +571,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         try
         {
             Span<uint> empty = stackalloc uint[1];
-            _capture.Complete(last, empty, V4l2Const.BufFlagLast, 0, 0);
+            _capture.Complete(last, empty, V4l2Const.BufFlagLast, default);
         }
         finally
         {
@@ -606,22 +607,10 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             coded = _codedScratch.AsSpan(0, source.CopyTo(_codedScratch));
             _host.CountCopiedBytes(coded.Length);
         }
-        (long sec, long usec) = V4l2BufferQueue.Timestamp(input);
+        V4l2BufferMetadata metadata = V4l2BufferQueue.Metadata(input);
         (uint minW, uint minH, uint maxW, uint maxH) = _device.Codec.SizeLimits;
-        if (!_decoder.TryReadHeader(coded, out CodedFrameInfo info)
-            || info.Width < minW || info.Height < minH || info.Width > maxW || info.Height > maxH)
-        {
-            // Not a frame this codec can decode: the OUTPUT buffer goes back flagged with an error, and no CAPTURE
-            // buffer is used.
-            lock (_lock)
-            {
-                if (_output.Complete(input, default, V4l2Const.BufFlagError, sec, usec))
-                {
-                    CountDrainLocked(madeCapture: false);
-                }
-            }
-            return true;
-        }
+        bool parsed = _decoder.TryReadHeader(coded, out CodedFrameInfo info)
+            && info.Width >= minW && info.Height >= minH && info.Width <= maxW && info.Height <= maxH;
 
         V4l2FillTicket output;
         CaptureFormat format;
@@ -631,6 +620,13 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             if (_closed)
             {
                 return false;
+            }
+            if (!parsed)
+            {
+                // Not a frame this codec can decode. It still costs one CAPTURE buffer, returned empty and flagged with
+                // an error, as vb2 codecs do: an application that waits for one CAPTURE buffer per OUTPUT buffer
+                // (v4l2-compliance's streaming tests feed such data) never hangs, and the size stays as it was.
+                return RejectLocked(input, metadata);
             }
             if (!SameStreamLocked(info))
             {
@@ -681,9 +677,9 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             lock (_lock)
             {
                 used[0] = decoded ? size : 0;
-                bool last = _output.Complete(input, default, 0, sec, usec) && CountDrainLocked(madeCapture: true);
+                bool last = _output.Complete(input, default, 0, metadata) && CountDrainLocked();
                 uint flags = (decoded ? 0 : V4l2Const.BufFlagError) | (last ? V4l2Const.BufFlagLast : 0);
-                _capture.Complete(output, used, flags, sec, usec);
+                _capture.Complete(output, used, flags, metadata);
                 if (last)
                 {
                     _stopped = true;
@@ -727,21 +723,45 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         return false;
     }
 
-    // An OUTPUT buffer was consumed: during a drain, true when it was the last one queued before STOP. A last one
-    // that made no CAPTURE buffer (<paramref name="madeCapture"/> false) leaves an empty LAST buffer owed.
-    private bool CountDrainLocked(bool madeCapture)
+    // Completes an OUTPUT buffer that holds no frame, with an empty CAPTURE buffer flagged ERROR (and LAST when it
+    // ends a drain); without a CAPTURE buffer queued the OUTPUT one waits at the head of its queue.
+    private bool RejectLocked(in V4l2FillTicket input, in V4l2BufferMetadata metadata)
+    {
+        if (!_capture.TryTakeNext(out V4l2FillTicket output))
+        {
+            if (_output.ReturnToQueue(input))
+            {
+                _outputWaiting++;
+            }
+            return false;
+        }
+        try
+        {
+            Span<uint> empty = stackalloc uint[1];
+            bool last = _output.Complete(input, default, V4l2Const.BufFlagError, metadata) && CountDrainLocked();
+            _capture.Complete(output, empty, V4l2Const.BufFlagError | (last ? V4l2Const.BufFlagLast : 0), metadata);
+            if (last)
+            {
+                _stopped = true;
+                _events.SendEndOfStream();
+            }
+        }
+        finally
+        {
+            _capture.EndFill(output);
+        }
+        return true;
+    }
+
+    // An OUTPUT buffer was consumed: during a drain, true when it was the last one queued before STOP (its CAPTURE
+    // buffer is then flagged LAST).
+    private bool CountDrainLocked()
     {
         if (!_draining || --_drainRemaining > 0)
         {
             return false;
         }
         _draining = false;
-        if (!madeCapture)
-        {
-            _lastPending = true;
-            _lastEndsDrain = true;
-            return false;
-        }
         return true;
     }
 

@@ -73,9 +73,9 @@ public sealed class V4l2BufferQueue
         // (CAPTURE, once done); and where that data starts in the plane (OUTPUT's data_offset).
         public readonly uint[] PlaneBytesUsed = new uint[MaxMemoryPlanes];
         public readonly uint[] PlaneDataOffset = new uint[MaxMemoryPlanes];
-        // The buffer's timestamp: the application's for OUTPUT (copied to the CAPTURE buffer decoded from it),
-        // the capture time for CAPTURE.
-        public long TimestampSec, TimestampUsec;
+        // The buffer's timestamp and the rest of what a memory-to-memory device copies from an OUTPUT buffer to the
+        // CAPTURE buffer made from it (timecode, TIMECODE flag, timestamp source); a camera's capture time.
+        public V4l2BufferMetadata Metadata;
         // LAST/ERROR of the completed buffer, reported by QUERYBUF until it is queued again.
         public uint DoneFlags;
         // The producer has filled this MMAP buffer before, so its memory still holds that frame.
@@ -229,7 +229,7 @@ public sealed class V4l2BufferQueue
             if (count == 0)
             {
                 _ownership.Release(this);
-                _host.DropPendingDqbufs();
+                _host.DropPendingDqbufs(BufferType);
             }
             else
             {
@@ -434,12 +434,12 @@ public sealed class V4l2BufferQueue
         buffer.Type = _queueType;
         buffer.Memory = (uint)_memory;
         buffer.Field = V4l2Const.FieldNone;
-        buffer.Flags = _timestampFlag
+        buffer.Flags = _timestampFlag | b.Metadata.CopiedFlags
             | (b.State != BufferState.Dequeued ? V4l2Const.BufFlagQueued : b.Prepared ? V4l2Const.BufFlagPrepared : b.DoneFlags);
         buffer.Sequence = 0;
-        buffer.TimestampSec = b.TimestampSec;
-        buffer.TimestampUsec = b.TimestampUsec;
-        buffer.Timecode = default;
+        buffer.TimestampSec = b.Metadata.TimestampSec;
+        buffer.TimestampUsec = b.Metadata.TimestampUsec;
+        buffer.Timecode = b.Metadata.Timecode;
         buffer.RequestFd = 0;
         buffer.Reserved2 = 0;
         if (V4l2Formats.IsMultiPlanar(_queueType))
@@ -490,6 +490,10 @@ public sealed class V4l2BufferQueue
         {
             // Only a dequeued, not yet prepared buffer can be prepared (queued or twice: EINVAL, as vb2 answers).
             int status = TakeFromApplicationLocked(buffer, planes, pages, preparing: true, out Slot b);
+            if (status == 0 && IsOutput)
+            {
+                status = TakePayloadLocked(b, buffer, planes);
+            }
             if (status != 0)
             {
                 return status;
@@ -512,7 +516,12 @@ public sealed class V4l2BufferQueue
             }
             if (IsOutput)
             {
-                status = TakePayloadLocked(b, buffer, planes);
+                // A prepared buffer keeps the payload it was prepared with (vb2 ignores the values QBUF sends).
+                status = b.Prepared ? 0 : TakePayloadLocked(b, buffer, planes);
+                if (status == 0)
+                {
+                    status = TakeMetadata(b, buffer);
+                }
                 if (status != 0)
                 {
                     return status;
@@ -560,12 +569,19 @@ public sealed class V4l2BufferQueue
             b.PlaneBytesUsed[p] = used;
             b.PlaneDataOffset[p] = offset;
         }
+        return 0;
+    }
+
+    // What QBUF of an OUTPUT buffer carries besides the payload: its timestamp (a valid timeval), timecode, and the
+    // TIMECODE and timestamp-source flags, all given back with the buffer and copied to the CAPTURE buffer made from it.
+    private static int TakeMetadata(Slot b, in V4l2Buffer buffer)
+    {
         if (buffer.TimestampUsec is < 0 or >= 1_000_000 || buffer.TimestampSec < 0)
         {
             return Errno.EINVAL;
         }
-        b.TimestampSec = buffer.TimestampSec;
-        b.TimestampUsec = buffer.TimestampUsec;
+        b.Metadata = new V4l2BufferMetadata(buffer.TimestampSec, buffer.TimestampUsec,
+            buffer.Flags & (V4l2Const.BufFlagTimecode | V4l2Const.BufFlagTstampSrcMask), buffer.Timecode);
         return 0;
     }
 
@@ -689,7 +705,7 @@ public sealed class V4l2BufferQueue
             _buffers[i].State = BufferState.Dequeued;
             _buffers[i].Prepared = false;
         }
-        _host.DropPendingDqbufs();
+        _host.DropPendingDqbufs(BufferType);
         WaitForGuestPageFillLocked();
     }
 
@@ -866,8 +882,8 @@ public sealed class V4l2BufferQueue
         return new PlaneSource(_host.GuestMemory!, CollectionsMarshal.AsSpan(_fillSegments[plane]), offset, used - offset);
     }
 
-    /// <summary>The timestamp the application gave the ticket's OUTPUT buffer (seconds, microseconds).</summary>
-    public static (long Sec, long Usec) Timestamp(in V4l2FillTicket ticket) => (ticket.Buffer.TimestampSec, ticket.Buffer.TimestampUsec);
+    /// <summary>What the application gave the ticket's OUTPUT buffer besides its payload (timestamp, timecode).</summary>
+    public static V4l2BufferMetadata Metadata(in V4l2FillTicket ticket) => ticket.Buffer.Metadata;
 
     /// <summary>The filled bytes of MMAP plane <paramref name="plane"/>, for a frame observer (empty for USERPTR
     /// buffers, whose pages are scattered).</summary>
@@ -908,15 +924,15 @@ public sealed class V4l2BufferQueue
         {
             used[p] = b.PlaneLength[p];
         }
-        Complete(ticket, used[..b.PlaneCount], 0, usec / 1_000_000, usec % 1_000_000);
+        Complete(ticket, used[..b.PlaneCount], 0, new V4l2BufferMetadata(usec / 1_000_000, usec % 1_000_000, 0, default));
     }
 
     /// <summary>Sends the DQBUF event of a taken buffer, unless STREAMOFF, REQBUFS or CLOSE took it back meanwhile:
     /// a CAPTURE buffer with <paramref name="bytesUsed"/> per plane (clamped to the plane), an OUTPUT buffer with
     /// the payload it was queued with (<paramref name="bytesUsed"/> is ignored). <paramref name="flags"/> may add
-    /// V4L2_BUF_FLAG_LAST and V4L2_BUF_FLAG_ERROR; the buffer carries the given timestamp. False when the buffer
-    /// was taken back and nothing was sent.</summary>
-    public bool Complete(in V4l2FillTicket ticket, ReadOnlySpan<uint> bytesUsed, uint flags, long timestampSec, long timestampUsec)
+    /// V4L2_BUF_FLAG_LAST and V4L2_BUF_FLAG_ERROR; the buffer carries <paramref name="metadata"/> (for OUTPUT, what it
+    /// was queued with). False when the buffer was taken back and nothing was sent.</summary>
+    public bool Complete(in V4l2FillTicket ticket, ReadOnlySpan<uint> bytesUsed, uint flags, in V4l2BufferMetadata metadata)
     {
         Slot b = ticket.Buffer;
         int index = ticket.Index;
@@ -939,13 +955,12 @@ public sealed class V4l2BufferQueue
                     b.PlaneBytesUsed[p] = p < bytesUsed.Length ? Math.Min(bytesUsed[p], b.PlaneLength[p]) : 0;
                 }
             }
-            b.TimestampSec = timestampSec;
-            b.TimestampUsec = timestampUsec;
+            b.Metadata = metadata;
             b.DoneFlags = flags & (V4l2Const.BufFlagLast | V4l2Const.BufFlagError);
             var buffer = default(V4l2Buffer);
             DescribeBuffer(index, b, ref buffer, planes);
             // Raw frames: no KEYFRAME/PFRAME/BFRAME flags (those describe compressed streams; v4l2-ctl prints them).
-            buffer.Flags = _timestampFlag | b.DoneFlags;
+            buffer.Flags = _timestampFlag | b.Metadata.CopiedFlags | b.DoneFlags;
             buffer.Sequence = ticket.Sequence;
             // The driver keeps its own m union; send 0 rather than offsets (recommended by the spec).
             buffer.M = 0;
@@ -974,3 +989,7 @@ public sealed class V4l2BufferQueue
         _ownership.Release(this);
     }
 }
+
+/// <summary>What a buffer carries besides its pixels: its timestamp, and the timecode and flags (TIMECODE, timestamp
+/// source) that a memory-to-memory device copies from each OUTPUT buffer to the CAPTURE buffer made from it.</summary>
+public readonly record struct V4l2BufferMetadata(long TimestampSec, long TimestampUsec, uint CopiedFlags, V4l2Timecode Timecode);

@@ -11,17 +11,20 @@ namespace Vmm.Devices.VirtioMedia.Kit;
 /// </summary>
 public sealed class V4l2DecoderDevice
 {
-    /// <summary>A decoder over <paramref name="codec"/>, whose controls are MIN_BUFFERS_FOR_CAPTURE (read-only:
-    /// <paramref name="minCaptureBuffers"/>, the CAPTURE buffers the codec needs to make progress).</summary>
-    public V4l2DecoderDevice(IDecoderCodec codec, int minCaptureBuffers = 1)
+    /// <summary>A decoder over <paramref name="codec"/>. A codec with reference frames (H.264 and the like) passes
+    /// <paramref name="minCaptureBuffers"/>, which becomes the read-only MIN_BUFFERS_FOR_CAPTURE control the stateful
+    /// decoder interface requires; a still-image codec (JPEG) has no such control (v4l2-compliance refuses it there).</summary>
+    public V4l2DecoderDevice(IDecoderCodec codec, int? minCaptureBuffers = null)
     {
         Codec = codec;
-        Controls = new V4l2ControlSet(
-        [
-            V4l2ControlInfo.Class(V4l2Const.CtrlClassUser, "User Controls"),
-            new(V4l2Const.CidMinBuffersForCapture, V4l2Const.CtrlTypeInteger, "Min Number of Capture Buffers", 1, 32, 1,
-                minCaptureBuffers, V4l2Const.CtrlFlagReadOnly | V4l2Const.CtrlFlagVolatile),
-        ]);
+        Controls = new V4l2ControlSet(minCaptureBuffers is int min
+            ?
+            [
+                V4l2ControlInfo.Class(V4l2Const.CtrlClassUser, "User Controls"),
+                new(V4l2Const.CidMinBuffersForCapture, V4l2Const.CtrlTypeInteger, "Min Number of Capture Buffers", 1, 32, 1,
+                    min, V4l2Const.CtrlFlagReadOnly | V4l2Const.CtrlFlagVolatile),
+            ]
+            : []);
     }
 
     public IDecoderCodec Codec { get; }

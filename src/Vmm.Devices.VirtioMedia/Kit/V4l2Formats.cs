@@ -76,6 +76,8 @@ public static class V4l2Formats
             mp.PixelFormat = f.FourCc;
             mp.Field = V4l2Const.FieldNone;
             mp.Colorspace = f.Colorspace;
+            mp.YcbcrEnc = (byte)f.YcbcrEncoding;
+            mp.Quantization = (byte)f.Quantization;
             mp.NumPlanes = (byte)f.MemoryPlanes;
             for (int p = 0; p < f.MemoryPlanes; p++)
             {
@@ -93,6 +95,8 @@ public static class V4l2Formats
             pix.BytesPerLine = f.BytesPerLine(0, width);
             pix.SizeImage = f.SizeImage(0, width, height);
             pix.Colorspace = f.Colorspace;
+            pix.YcbcrEnc = f.YcbcrEncoding;
+            pix.Quantization = f.Quantization;
         }
     }
 

@@ -187,7 +187,7 @@ public sealed class MediaSession : IMediaSessionHost
         _events.Enqueue(SessionId, VirtioMediaEventType.Error, bytes);
     }
 
-    public void DropPendingDqbufs() => _events.Drop(SessionId, VirtioMediaEventType.Dqbuf);
+    public void DropPendingDqbufs(uint bufferType) => _events.Drop(SessionId, VirtioMediaEventType.Dqbuf, bufferType);
 
     /// <summary>Passes the backend's new deadline, so the clock is woken only when it sleeps past it.</summary>
     public void WakeFrameClock() => _wakeClock(Backend.NextFrameDeadline);

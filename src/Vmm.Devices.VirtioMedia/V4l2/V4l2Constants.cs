@@ -49,11 +49,13 @@ public static class V4l2Const
     public const uint BufFlagQueued = 0x2;
     public const uint BufFlagDone = 0x4;
     public const uint BufFlagKeyframe = 0x8;
+    public const uint BufFlagTimecode = 0x100;
     public const uint BufFlagError = 0x40;
     public const uint BufFlagPrepared = 0x400;
     public const uint BufFlagTimestampMonotonic = 0x2000;
     public const uint BufFlagTimestampCopy = 0x4000;
     public const uint BufFlagTstampSrcSoe = 0x10000;
+    public const uint BufFlagTstampSrcMask = 0x70000;
     public const uint BufFlagLast = 0x100000;
 
     // REQBUFS / CREATE_BUFS capabilities.
@@ -70,6 +72,8 @@ public static class V4l2Const
     public const uint ColorspaceRec709 = 3;
     public const uint ColorspaceJpeg = 7;
     public const uint ColorspaceSrgb = 8;
+    public const uint YcbcrEnc601 = 1;
+    public const uint QuantizationFullRange = 1;
     public const uint XferFuncDefault = 0;
     public const uint YcbcrEncDefault = 0;
     public const uint QuantizationDefault = 0;

@@ -400,7 +400,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
         if (request.Count == 0 && q.Streaming)
         {
             q.Streaming = false; // REQBUFS(0) stops streaming
-            _host.DropPendingDqbufs();
+            _host.DropPendingDqbufs(request.Type);
             UpdateWatch();
         }
         return Traced(V4l2IoctlCode.ReqBufs, AddBuffers(q, 0, request.Count));
@@ -740,7 +740,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
             if (!on)
             {
                 // vb2 returned every buffer to the dequeued state; finished buffers not yet delivered are void.
-                _host.DropPendingDqbufs();
+                _host.DropPendingDqbufs(bufferType);
                 Interlocked.Exchange(ref _queuedOnHost, 0);
             }
             UpdateWatch();

@@ -26,8 +26,13 @@ internal sealed record DecodedFormat(uint FourCc, string Description, DecodedLay
         _ => width * height * 3 / 2,
     };
 
-    // A JPEG's YCbCr is full-range BT.601 (JFIF), which V4L2 names the JPEG colorspace; RGB output is sRGB.
-    public override uint Colorspace => IsYuv ? V4l2Const.ColorspaceJpeg : V4l2Const.ColorspaceSrgb;
+    // A JPEG holds sRGB pictures as full-range BT.601 Y'CbCr (JFIF); decoded YUV keeps that encoding. (V4L2's JPEG
+    // colorspace names the same thing, but decoders report sRGB on CAPTURE, as v4l2-compliance checks.)
+    public override uint Colorspace => V4l2Const.ColorspaceSrgb;
+
+    public override uint YcbcrEncoding => IsYuv ? V4l2Const.YcbcrEnc601 : V4l2Const.YcbcrEncDefault;
+
+    public override uint Quantization => IsYuv ? V4l2Const.QuantizationFullRange : V4l2Const.QuantizationDefault;
 }
 
 /// <summary>

@@ -1,10 +1,10 @@
 using System.Runtime.InteropServices;
 
-namespace Vmm.Devices.VirtioMedia.Tests;
+namespace Vmm.Testing.VirtioMedia;
 
-/// <summary>Test input for the JPEG decoder: smooth RGB images, and JPEGs encoded from them with libjpeg-turbo (the
-/// same library the decoder uses, so the tests need nothing else).</summary>
-internal static partial class TestJpeg
+/// <summary>Test input for the JPEG decoder: smooth RGB images, JPEGs encoded from them with libjpeg-turbo (the same
+/// library the decoder uses, so the tests need nothing else), and v4l2-ctl's framed stream files.</summary>
+public static partial class TestJpeg
 {
     private const string Library = "libturbojpeg.so.0";
 
@@ -32,14 +32,20 @@ internal static partial class TestJpeg
     public static unsafe byte[] Encode(byte[] rgb, int width, int height, int subsampling = Subsampling420, int quality = 95)
     {
         nint handle = tjInitCompress();
-        Assert.NotEqual(0, handle);
+        if (handle == 0)
+        {
+            throw new InvalidOperationException("tjInitCompress failed");
+        }
         try
         {
             byte* jpeg = null;
             nuint size = 0;
             fixed (byte* source = rgb)
             {
-                Assert.Equal(0, tjCompress2(handle, source, width, width * 3, height, 0, &jpeg, &size, subsampling, quality, 0));
+                if (tjCompress2(handle, source, width, width * 3, height, 0, &jpeg, &size, subsampling, quality, 0) != 0)
+                {
+                    throw new InvalidOperationException("tjCompress2 failed");
+                }
             }
             try
             {
@@ -54,6 +60,23 @@ internal static partial class TestJpeg
         {
             tjDestroy(handle);
         }
+    }
+
+    /// <summary>Frames in the framing of v4l2-ctl's <c>--stream-from-hdr</c>: per frame the big-endian fourcc
+    /// 'Vhdr', then (one plane) a big-endian length and the bytes.</summary>
+    public static byte[] V4l2CtlStream(IEnumerable<byte[]> frames)
+    {
+        var stream = new MemoryStream();
+        Span<byte> word = stackalloc byte[4];
+        foreach (byte[] frame in frames)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(word, 'V' | 'h' << 8 | 'd' << 16 | (uint)'r' << 24);
+            stream.Write(word);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(word, (uint)frame.Length);
+            stream.Write(word);
+            stream.Write(frame);
+        }
+        return stream.ToArray();
     }
 
     /// <summary>Full-range BT.601 luma (JFIF) of an RGB pixel.</summary>
