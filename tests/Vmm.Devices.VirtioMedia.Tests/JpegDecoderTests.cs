@@ -458,3 +458,30 @@ public sealed class JpegDecoderTests
         return sum / (width * height);
     }
 }
+
+public sealed class ChromaInterleaveTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(16)]
+    [InlineData(17)]
+    [InlineData(960)]
+    [InlineData(1001)]
+    public void Vector_interleave_equals_the_pairwise_definition(int length)
+    {
+        var random = new Random(length);
+        byte[] u = new byte[length], v = new byte[length];
+        random.NextBytes(u);
+        random.NextBytes(v);
+        byte[] uv = new byte[2 * length + 3];
+        uv.AsSpan().Fill(0xEE);
+        Vmm.Devices.VirtioMedia.Backends.JpegDecoder.JpegFrameDecoder.Interleave(u, v, uv);
+        for (int x = 0; x < length; x++)
+        {
+            Assert.Equal((u[x], v[x]), (uv[2 * x], uv[2 * x + 1]));
+        }
+        Assert.Equal(-1, uv.AsSpan(2 * length).IndexOfAnyExcept((byte)0xEE)); // nothing past the row
+    }
+}

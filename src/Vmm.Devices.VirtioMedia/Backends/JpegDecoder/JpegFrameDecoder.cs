@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Vmm.Devices.VirtioMedia.Kit;
 using Vmm.Devices.VirtioMedia.V4l2;
 
@@ -174,6 +175,10 @@ internal sealed class JpegFrameDecoder : IFrameDecoder
                     dv[x] = sv[sx];
                 }
             }
+            else if (hf == 2)
+            {
+                Interleave(su[..cw], sv[..cw], chroma.Slice(row * width, 2 * cw));
+            }
             else
             {
                 Span<byte> uv = chroma.Slice(row * width, 2 * cw);
@@ -186,6 +191,32 @@ internal sealed class JpegFrameDecoder : IFrameDecoder
             }
         }
         return true;
+    }
+
+    /// <summary>Writes u0 v0 u1 v1 … (NV12's chroma row) from two planar rows of equal length: 16 pairs per step
+    /// with 128-bit vectors where the CPU has them (each byte widened to 16 bits, V shifted into the high byte: a
+    /// little-endian UV pair), the rest one pair at a time.</summary>
+    internal static void Interleave(ReadOnlySpan<byte> u, ReadOnlySpan<byte> v, Span<byte> uv)
+    {
+        int n = Math.Min(u.Length, v.Length);
+        uv = uv[..(2 * n)];
+        int x = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            for (; x + 16 <= n; x += 16)
+            {
+                Vector128<byte> cu = Vector128.Create(u.Slice(x, 16)), cv = Vector128.Create(v.Slice(x, 16));
+                (Vector128<ushort> uLow, Vector128<ushort> uHigh) = Vector128.Widen(cu);
+                (Vector128<ushort> vLow, Vector128<ushort> vHigh) = Vector128.Widen(cv);
+                (uLow | (vLow << 8)).AsByte().CopyTo(uv.Slice(2 * x, 16));
+                (uHigh | (vHigh << 8)).AsByte().CopyTo(uv.Slice(2 * x + 16, 16));
+            }
+        }
+        for (; x < n; x++)
+        {
+            uv[2 * x] = u[x];
+            uv[2 * x + 1] = v[x];
+        }
     }
 
     // Scratch grows to the largest frame seen and is then reused: no allocation per frame.
