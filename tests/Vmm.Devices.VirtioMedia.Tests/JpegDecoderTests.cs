@@ -485,3 +485,59 @@ public sealed class ChromaInterleaveTests
         Assert.Equal(-1, uv.AsSpan(2 * length).IndexOfAnyExcept((byte)0xEE)); // nothing past the row
     }
 }
+
+/// <summary>The JPEG decoder against frames that lie: whatever the bytes say, writes stay inside the CAPTURE buffer.</summary>
+public sealed class JpegFrameDecoderHostileTests
+{
+    private const int Width = 320, Height = 240, Guard = 4096;
+
+    // A CAPTURE buffer of exactly the aligned frame size, followed by guard bytes that must survive.
+    private static bool DecodeInto(JpegFrameDecoder decoder, byte[] headerFrom, byte[] decodeFrom, string fourcc, out byte[] memory, out int size)
+    {
+        CaptureFormat format = new JpegCodec().DecodedFormats.First(f => V4l2.FourCc.ToString(f.FourCc) == fourcc);
+        size = (int)format.SizeImage(0, Width, Height);
+        memory = new byte[size + Guard];
+        memory.AsSpan(size).Fill(0xA5);
+        Assert.True(decoder.TryReadHeader(headerFrom, out CodedFrameInfo info));
+        var frame = new CaptureFrame { Format = format, Width = Width, Height = Height, Plane0 = new Buffers.PlaneDestination(memory.AsSpan(0, size)) };
+        return decoder.Decode(decodeFrom, info, ref frame);
+    }
+
+    [Theory]
+    [InlineData("NV12")]
+    [InlineData("YU12")]
+    [InlineData("RGB3")]
+    [InlineData("XR24")]
+    public void A_frame_that_changes_size_and_subsampling_after_its_header_was_read_writes_only_its_buffer(string fourcc)
+    {
+        using var decoder = new JpegFrameDecoder();
+        byte[] small = TestJpeg.Encode(TestJpeg.Gradient(Width, Height), Width, Height, TestJpeg.Subsampling420);
+        // What a guest could put in the MMAP buffer between the two reads: a larger picture with full chroma.
+        byte[] large = TestJpeg.Encode(TestJpeg.Gradient(4 * Width, 4 * Height), 4 * Width, 4 * Height, TestJpeg.Subsampling444);
+        DecodeInto(decoder, small, large, fourcc, out byte[] memory, out int size);
+        Assert.Equal(-1, memory.AsSpan(size).IndexOfAnyExcept((byte)0xA5));
+    }
+
+    [Fact]
+    public void A_header_claiming_a_size_beyond_the_limits_is_refused_before_decoding()
+    {
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(new JpegDecoderOptions());
+        using var c = new TestbedM2mSession(bed);
+        byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
+        // The SOF0 segment: FF C0, length, precision, then height and width (big-endian).
+        int sof = jpeg.AsSpan().IndexOf(new byte[] { 0xFF, 0xC0 });
+        Assert.True(sof > 0);
+        jpeg[sof + 5] = 0xFF;
+        jpeg[sof + 6] = 0xFF;
+        jpeg[sof + 7] = 0xFF;
+        jpeg[sof + 8] = 0xFF;
+        const uint Output = (uint)V4l2BufferType.VideoOutputMplane, Capture = (uint)V4l2BufferType.VideoCaptureMplane;
+        c.StartStreaming(64, 48, outputs: 1, captures: 1);
+        c.QueueCapture(0);
+        c.QueueOutput(0, jpeg, 1, 0);
+        EventDqbuf refused = c.Dequeue(Capture);
+        Assert.Equal((V4l2Const.BufFlagError, 0u), (refused.Buffer.Flags & V4l2Const.BufFlagError, refused.Planes[0].BytesUsed));
+        Assert.Equal(V4l2Const.BufFlagError, c.Dequeue(Output).Buffer.Flags & V4l2Const.BufFlagError);
+        Assert.Equal(64u, c.GetFormat(Capture).PixMp.Width); // the size stays as it was
+    }
+}

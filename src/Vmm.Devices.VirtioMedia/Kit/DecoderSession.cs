@@ -52,7 +52,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
     private bool _draining;            // DECODER_CMD STOP: counting down the OUTPUT buffers queued before it
     private int _drainRemaining;
     private bool _stopped;             // the drain ended: nothing is decoded until START or a STREAMOFF
-    private int _outputWaiting;        // OUTPUT buffers queued and not yet decoded
+    private int _outputPending;        // OUTPUT buffers queued and not yet consumed (taken and given back still count)
     private bool _closed;
 
     // Work scheduling: _requested is set by whoever makes work possible, _running while the work item is queued or
@@ -291,7 +291,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             int status = queue.RequestBuffers(ref request, sizes);
             if (status == 0 && queue == _output)
             {
-                _outputWaiting = 0;
+                _outputPending = 0;
             }
             return status;
         }
@@ -334,7 +334,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             // Counted before the queue can hand the buffer to the work item, which counts it down.
             lock (_lock)
             {
-                _outputWaiting++;
+                _outputPending++;
             }
         }
         int status = queue.QueueBuffer(ref buffer, planes, pages);
@@ -342,7 +342,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         {
             lock (_lock)
             {
-                _outputWaiting--;
+                _outputPending--;
             }
         }
         return status;
@@ -386,7 +386,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             _lastPending = false;
             if (queue == _output)
             {
-                _outputWaiting = 0;
+                _outputPending = 0;
             }
         }
         Schedule();
@@ -432,7 +432,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             {
                 return Errno.EBUSY;
             }
-            _drainRemaining = _outputWaiting + (_decodingOutput ? 1 : 0);
+            _drainRemaining = _outputPending;
             if (_drainRemaining == 0)
             {
                 // Nothing queued: the next CAPTURE buffer goes back empty, flagged LAST.
@@ -522,9 +522,6 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         }
     }
 
-    // The work item holds an OUTPUT buffer (between taking and completing it): a drain must wait for it too.
-    private bool _decodingOutput;
-
     // One unit of work: a LAST buffer owed, or one coded frame. False when there is nothing to do now.
     private bool Step()
     {
@@ -543,8 +540,6 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             {
                 return false;
             }
-            _outputWaiting--;
-            _decodingOutput = true;
         }
         try
         {
@@ -553,10 +548,6 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         finally
         {
             _output.EndFill(input);
-            lock (_lock)
-            {
-                _decodingOutput = false;
-            }
         }
     }
 
@@ -631,18 +622,12 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             if (!SameStreamLocked(info))
             {
                 // Decoding resumes with this frame once CAPTURE is set up for it (after the LAST buffer owed, if any).
-                if (_output.ReturnToQueue(input))
-                {
-                    _outputWaiting++;
-                }
+                _output.ReturnToQueue(input);
                 return _lastPending;
             }
             if (!_capture.TryTakeNext(out output))
             {
-                if (_output.ReturnToQueue(input))
-                {
-                    _outputWaiting++;
-                }
+                _output.ReturnToQueue(input);
                 return false;
             }
             (format, width, height) = (_decodedFormat, Align(_stream.Width), Align(_stream.Height));
@@ -729,10 +714,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
     {
         if (!_capture.TryTakeNext(out V4l2FillTicket output))
         {
-            if (_output.ReturnToQueue(input))
-            {
-                _outputWaiting++;
-            }
+            _output.ReturnToQueue(input);
             return false;
         }
         try
@@ -753,10 +735,11 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         return true;
     }
 
-    // An OUTPUT buffer was consumed: during a drain, true when it was the last one queued before STOP (its CAPTURE
-    // buffer is then flagged LAST).
+    // An OUTPUT buffer was consumed (completed): one fewer pending, and during a drain true when it was the last one
+    // queued before STOP (its CAPTURE buffer is then flagged LAST).
     private bool CountDrainLocked()
     {
+        _outputPending = Math.Max(0, _outputPending - 1);
         if (!_draining || --_drainRemaining > 0)
         {
             return false;
