@@ -127,7 +127,7 @@ public sealed class CommandLineTests : IDisposable
     [InlineData(new[] { "run", "-k", "K", "--media", "test-pattern,width=641" }, "--media test-pattern,width=641: width 641")]
     [InlineData(new[] { "run", "-k", "K", "--media", "webcam" }, "--media webcam:")]
     [InlineData(new[] { "run", "-k", "K", "--media", "test-pattern,format=ABCD" }, "format")]
-    [InlineData(new[] { "run", "-k", "K", "--media", "/dev/video0,bogus=1" }, "unknown option 'bogus' for a host V4L2 node")]
+    [InlineData(new[] { "run", "-k", "K", "--media", "/dev/video0,bogus=1" }, "unknown key 'bogus' (known: stall, hide, shm")]
     [InlineData(new[] { "run", "-k", "K", "--media", "video0" }, "unknown media backend 'video0'")]
     [InlineData(new[] { "run", "-k", "K", "--media", "test-pattern,max-buffers=0" }, "--media test-pattern,max-buffers=0: max-buffers '0' must be a whole number from 1 to 32")]
     [InlineData(new[] { "run", "-k", "K", "--media", "/dev/video0,max-command=1G" }, "max-command '1G' must be a byte count from 4K to 16M")]

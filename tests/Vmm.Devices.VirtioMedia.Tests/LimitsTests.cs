@@ -45,7 +45,7 @@ public sealed class LimitsTests
     [InlineData("test-pattern,shm=4097", "shm '4097' must be a non-zero multiple of 4K up to 4G (e.g. 512M)")]
     [InlineData("test-pattern,shm=8G", "shm '8G' must be a non-zero multiple of 4K up to 4G (e.g. 512M)")]
     [InlineData("/dev/video0,max-buffers=many", "max-buffers 'many' must be a whole number from 1 to 32")]
-    [InlineData("test-pattern,max-session=2", "unknown key 'max-session' (known: width, height, size, fps, format, api, card, shm, pattern, max-sessions, max-buffers, max-events, max-command)")]
+    [InlineData("test-pattern,max-session=2", "unknown key 'max-session' (known: width, height, size, fps, format, api, card, pattern, shm, max-sessions, max-buffers, max-events, max-command)")]
     public void A_bad_limit_is_one_exact_line(string spec, string expected)
     {
         Assert.False(MediaBackendSpecs.TryParse(spec, out _, out string? error));

@@ -37,6 +37,33 @@ public static class MediaSpecOptions
         return true;
     }
 
+    /// <summary>The keys every backend takes: <c>shm=</c> (<paramref name="sharedMemorySize"/>) and the
+    /// <see cref="MediaDeviceLimits"/> keys (<paramref name="limits"/>). Any other key is an error that lists
+    /// <paramref name="backendKeys"/> (the backend's own) and these.</summary>
+    public static bool TryApplyCommon(string key, string value, ref ulong sharedMemorySize, ref MediaDeviceLimits limits,
+        string backendKeys, [NotNullWhen(false)] out string? error)
+    {
+        if (key == "shm")
+        {
+            return TryParseShm(value, out sharedMemorySize, out error);
+        }
+        return MediaDeviceLimits.TryApply(key, value, ref limits, $"unknown key '{key}' (known: {backendKeys}, shm, {MediaDeviceLimits.Keys})", out error);
+    }
+
+    /// <summary>A <c>card=</c> value: the name the device reports, 1 to 31 characters (the config space holds 32 bytes).</summary>
+    public static bool TryParseCard(string value, [NotNullWhen(true)] out string? card, [NotNullWhen(false)] out string? error)
+    {
+        if (value.Length == 0 || value.Length > 31)
+        {
+            card = null;
+            error = "card name must be 1 to 31 characters";
+            return false;
+        }
+        card = value;
+        error = null;
+        return true;
+    }
+
     /// <summary>An <c>shm=</c> value: the size of shared-memory region 0, a non-zero page multiple up to 4 GiB.</summary>
     public static bool TryParseShm(string value, out ulong size, [NotNullWhen(false)] out string? error)
     {

@@ -14,22 +14,20 @@ namespace Vmm.Devices.VirtioMedia.Kit;
 /// and frame production through the source's writer. Ioctls arrive on the device's command thread; frames are
 /// produced on the frame-clock thread, writing pixels without holding the queue's lock.
 /// </summary>
-public sealed class CaptureSession : MediaBackendSession
+public sealed class CaptureSession : V4l2KitSession
 {
     private readonly V4l2CaptureDevice _device;
     private readonly IMediaSessionHost _host;
     private readonly V4l2BufferQueue _queue;
-    private readonly V4l2EventSubscriptions _events;
     private readonly ICaptureFrameWriter _writer;
 
     internal CaptureSession(V4l2CaptureDevice device, IMediaSessionHost host)
+        : base(device.Controls, host)
     {
         _device = device;
         _host = host;
         _queue = new V4l2BufferQueue(device.BufferType, host, device.Ownership);
-        _events = new V4l2EventSubscriptions(host);
         _writer = device.Source.OpenWriter();
-        device.Controls.AddListener(_events);
     }
 
     /// <summary>Frames produced since the last STREAMON.</summary>
@@ -201,25 +199,6 @@ public sealed class CaptureSession : MediaBackendSession
 
     public override int FindMmapBuffer(uint memOffset, out MmapBuffer? buffer) => _queue.FindMmapBuffer(memOffset, out buffer);
 
-    // ---- controls and events ----
-
-    public override int QueryControl(ref V4l2QueryCtrl query) => _device.Controls.Query(ref query);
-
-    public override int QueryExtControl(ref V4l2QueryExtCtrl query) => _device.Controls.QueryExt(ref query);
-
-    public override int QueryMenu(ref V4l2QueryMenu menu) => _device.Controls.QueryMenu(ref menu);
-
-    public override int GetControl(ref V4l2Control control) => _device.Controls.Get(ref control);
-
-    public override int SetControl(ref V4l2Control control) => _device.Controls.Set(ref control, _events);
-
-    public override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls) =>
-        _device.Controls.Extended(code, ref header, controls, _events);
-
-    public override int SubscribeEvent(in V4l2EventSubscription subscription) => _events.Subscribe(subscription, _device.Controls);
-
-    public override int UnsubscribeEvent(in V4l2EventSubscription subscription) => _events.Unsubscribe(subscription);
-
     // ---- frame production ----
 
     public override long NextFrameDeadline => _queue.NextDeadline;
@@ -288,7 +267,6 @@ public sealed class CaptureSession : MediaBackendSession
     public override void Dispose()
     {
         _queue.Close();
-        _events.Clear();
-        _device.Controls.RemoveListener(_events);
+        CloseEvents();
     }
 }

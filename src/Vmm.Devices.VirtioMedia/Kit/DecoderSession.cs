@@ -21,7 +21,7 @@ namespace Vmm.Devices.VirtioMedia.Kit;
 /// Ioctls run on the device's command thread; frames are decoded on this session's own thread-pool work item, one
 /// at a time, reading OUTPUT buffers in place (MMAP) and writing CAPTURE buffers in place.
 /// </summary>
-public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
+public sealed class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
 {
     // Largest OUTPUT buffer (one coded frame) an application may ask for.
     private const uint MaxCodedBufferBytes = 32u << 20;
@@ -35,7 +35,6 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
     private readonly IMediaSessionHost _host;
     private readonly IFrameDecoder _decoder;
     private readonly V4l2BufferQueue _output, _capture;
-    private readonly V4l2EventSubscriptions _events;
     private readonly object _lock = new();
 
     // Formats (under _lock). The stream size is what the last header said, or the OUTPUT format's until one did.
@@ -63,6 +62,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
     private byte[] _codedScratch = [];
 
     internal DecoderSession(V4l2DecoderDevice device, IMediaSessionHost host)
+        : base(device.Controls, host)
     {
         _device = device;
         _host = host;
@@ -70,7 +70,6 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         _decoder = codec.OpenDecoder();
         _output = new V4l2BufferQueue(OutputType, host, new V4l2QueueOwnership(), timestampCopy: true, workArrived: Schedule);
         _capture = new V4l2BufferQueue(CaptureType, host, new V4l2QueueOwnership(), timestampCopy: true, workArrived: Schedule);
-        _events = new V4l2EventSubscriptions(host);
         _codedFormat = codec.CodedFormats[0];
         _decodedFormat = codec.DecodedFormats[0];
         (uint minW, uint minH, _, _) = codec.SizeLimits;
@@ -462,25 +461,6 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         return 0;
     }
 
-    // ---- controls and events ----
-
-    public override int QueryControl(ref V4l2QueryCtrl query) => _device.Controls.Query(ref query);
-
-    public override int QueryExtControl(ref V4l2QueryExtCtrl query) => _device.Controls.QueryExt(ref query);
-
-    public override int QueryMenu(ref V4l2QueryMenu menu) => _device.Controls.QueryMenu(ref menu);
-
-    public override int GetControl(ref V4l2Control control) => _device.Controls.Get(ref control);
-
-    public override int SetControl(ref V4l2Control control) => _device.Controls.Set(ref control, _events);
-
-    public override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls) =>
-        _device.Controls.Extended(code, ref header, controls, _events);
-
-    public override int SubscribeEvent(in V4l2EventSubscription subscription) => _events.Subscribe(subscription, _device.Controls);
-
-    public override int UnsubscribeEvent(in V4l2EventSubscription subscription) => _events.Unsubscribe(subscription);
-
     // ---- decoding, on this session's work item ----
 
     /// <summary>Asks for the work item to run (more buffers, a command); never blocks.</summary>
@@ -572,11 +552,11 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         if (_lastEndsDrain)
         {
             _stopped = true;
-            _events.SendEndOfStream();
+            Events.SendEndOfStream();
         }
         else
         {
-            _events.SendSourceChange();
+            Events.SendSourceChange();
         }
         return true;
     }
@@ -668,7 +648,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
                 if (last)
                 {
                     _stopped = true;
-                    _events.SendEndOfStream();
+                    Events.SendEndOfStream();
                 }
             }
             _capture.EndFill(output);
@@ -690,7 +670,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             {
                 // Initialization: the application that set CAPTURE up from its own knowledge of the stream still
                 // hears about it, and decoding goes on.
-                _events.SendSourceChange();
+                Events.SendSourceChange();
             }
             return true;
         }
@@ -703,7 +683,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         }
         else
         {
-            _events.SendSourceChange();
+            Events.SendSourceChange();
         }
         return false;
     }
@@ -725,7 +705,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
             if (last)
             {
                 _stopped = true;
-                _events.SendEndOfStream();
+                Events.SendEndOfStream();
             }
         }
         finally
@@ -756,7 +736,7 @@ public sealed class DecoderSession : MediaBackendSession, IThreadPoolWorkItem
         }
         _output.Close();
         _capture.Close();
-        _events.Clear();
+        CloseEvents();
         _decoder.Dispose();
     }
 }

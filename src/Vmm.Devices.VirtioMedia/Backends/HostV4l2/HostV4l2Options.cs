@@ -50,13 +50,6 @@ public sealed record HostV4l2Options : IMediaBackendOptions
         {
             switch (key)
             {
-                case "shm":
-                    if (!MediaSpecOptions.TryParseShm(value, out ulong size, out error))
-                    {
-                        return false;
-                    }
-                    result = result with { SharedMemorySize = size };
-                    break;
                 case "stall":
                     if (!double.TryParse(value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double seconds) || seconds > 3600)
                     {
@@ -82,12 +75,12 @@ public sealed record HostV4l2Options : IMediaBackendOptions
                     break;
                 }
                 default:
-                    MediaDeviceLimits limits = result.Limits;
-                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, $"unknown option '{key}' for a host V4L2 node (known: shm, stall, hide, {MediaDeviceLimits.Keys})", out error))
+                    (ulong shm, MediaDeviceLimits limits) = (result.SharedMemorySize, result.Limits);
+                    if (!MediaSpecOptions.TryApplyCommon(key, value, ref shm, ref limits, "stall, hide", out error))
                     {
                         return false;
                     }
-                    result = result with { Limits = limits };
+                    result = result with { SharedMemorySize = shm, Limits = limits };
                     break;
             }
         }

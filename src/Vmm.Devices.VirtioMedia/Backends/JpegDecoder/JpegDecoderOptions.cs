@@ -42,27 +42,19 @@ public sealed record JpegDecoderOptions : IMediaBackendOptions
             switch (key)
             {
                 case "card":
-                    if (value.Length == 0 || value.Length > 31)
-                    {
-                        error = "card name must be 1 to 31 characters";
-                        return false;
-                    }
-                    result = result with { Card = value };
-                    break;
-                case "shm":
-                    if (!MediaSpecOptions.TryParseShm(value, out ulong shm, out error))
+                    if (!MediaSpecOptions.TryParseCard(value, out string? card, out error))
                     {
                         return false;
                     }
-                    result = result with { SharedMemorySize = shm };
+                    result = result with { Card = card };
                     break;
                 default:
-                    MediaDeviceLimits limits = result.Limits;
-                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, $"unknown key '{key}' (known: card, shm, {MediaDeviceLimits.Keys})", out error))
+                    (ulong shm, MediaDeviceLimits limits) = (result.SharedMemorySize, result.Limits);
+                    if (!MediaSpecOptions.TryApplyCommon(key, value, ref shm, ref limits, "card", out error))
                     {
                         return false;
                     }
-                    result = result with { Limits = limits };
+                    result = result with { SharedMemorySize = shm, Limits = limits };
                     break;
             }
         }

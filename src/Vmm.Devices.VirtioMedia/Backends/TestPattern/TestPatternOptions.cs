@@ -157,12 +157,11 @@ public sealed record TestPatternOptions : IMediaBackendOptions
                     result = result with { MultiPlanar = value == "mplane" };
                     break;
                 case "card":
-                    if (value.Length == 0 || value.Length > 31)
+                    if (!MediaSpecOptions.TryParseCard(value, out string? card, out error))
                     {
-                        error = "card name must be 1 to 31 characters";
                         return false;
                     }
-                    result = result with { Card = value };
+                    result = result with { Card = card };
                     break;
                 case "pattern":
                     if (value is not ("moving" or "static"))
@@ -172,20 +171,13 @@ public sealed record TestPatternOptions : IMediaBackendOptions
                     }
                     result = result with { StaticImage = value == "static" };
                     break;
-                case "shm":
-                    if (!MediaSpecOptions.TryParseShm(value, out ulong shm, out error))
-                    {
-                        return false;
-                    }
-                    result = result with { SharedMemorySize = shm };
-                    break;
                 default:
-                    MediaDeviceLimits limits = result.Limits;
-                    if (!MediaDeviceLimits.TryApply(key, value, ref limits, $"unknown key '{key}' (known: width, height, size, fps, format, api, card, shm, pattern, {MediaDeviceLimits.Keys})", out error))
+                    (ulong shm, MediaDeviceLimits limits) = (result.SharedMemorySize, result.Limits);
+                    if (!MediaSpecOptions.TryApplyCommon(key, value, ref shm, ref limits, "width, height, size, fps, format, api, card, pattern", out error))
                     {
                         return false;
                     }
-                    result = result with { Limits = limits };
+                    result = result with { SharedMemorySize = shm, Limits = limits };
                     break;
             }
         }
