@@ -57,7 +57,11 @@ public sealed class KitTests
     private sealed class FlatBackend : IMediaBackend
     {
         private readonly V4l2CaptureDevice _device = new(new FlatSource(),
-            new V4l2ControlSet([V4l2ControlInfo.Class(V4l2Const.CtrlClassUser, "User Controls")]),
+            new V4l2ControlSet(
+            [
+                V4l2ControlInfo.Class(V4l2Const.CtrlClassUser, "User Controls"),
+                new(LutId, V4l2Const.CtrlTypeU8, "LUT", 0, 200, 1, 7, 0, Dims: [4, 8]),
+            ]),
             multiPlanar: false, new FlatFormat(), 64, 48, 30, paced: false);
 
         public uint DeviceCaps => _device.DeviceCaps;
@@ -100,6 +104,65 @@ public sealed class KitTests
             Assert.Equal(-1, frame.Plane(0).IndexOfAnyExcept((byte)i));
         } // disposing the frame queues its buffer again
         s.StreamOff();
+    }
+
+    // A driver-private control (V4L2_CID_USER_BASE + 0x1000 + 1): a 4×8 array of U8, 0…200, default 7.
+    private const uint LutId = 0x00981901;
+
+    // G/S/TRY_EXT_CTRLS of the LUT alone with its payload in guest pages at 0x200000; the payload's bytes after it.
+    private static (int Status, V4l2ExtControl Control, byte[] Payload) LutIoctl(VirtioMediaTestbed bed, TestbedSession s, V4l2IoctlCode code,
+        uint size, byte[]? write = null, uint which = V4l2Const.CtrlWhichCurVal)
+    {
+        var pages = new Vmm.Core.Memory.GuestAddress(0x200000);
+        bed.GuestMemory.GetSpan(pages, 64).Clear();
+        write?.CopyTo(bed.GuestMemory.GetSpan(pages, 64));
+        byte[] input = new byte[32 + 20 + (size > 0 ? 16 : 0)];
+        System.Runtime.InteropServices.MemoryMarshal.Write(input, new V4l2ExtControls { Which = which, Count = 1, Controls = 0x7f0000001000 });
+        System.Runtime.InteropServices.MemoryMarshal.Write(input.AsSpan(32), new V4l2ExtControl { Id = LutId, Size = size, Value64 = 0x7f0000002000 });
+        if (size > 0)
+        {
+            System.Runtime.InteropServices.MemoryMarshal.Write(input.AsSpan(52), new SgEntry { Start = 0x200000, Length = size });
+        }
+        byte[] output = new byte[32 + 20];
+        int status = s.Ioctl(code, input, output, out _);
+        return (status, System.Runtime.InteropServices.MemoryMarshal.Read<V4l2ExtControl>(output.AsSpan(32)), bed.GuestMemory.GetSpan(pages, 32).ToArray());
+    }
+
+    [Fact]
+    public void An_array_control_is_enumerated_read_written_and_clamped_through_guest_pages()
+    {
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(new FlatOptions());
+        using TestbedSession s = bed.OpenSession();
+        // NEXT_CTRL enumerates value controls only, NEXT_COMPOUND payload ones.
+        var q = new V4l2QueryExtCtrl { Id = (V4l2Const.CtrlClassUser | 1) | V4l2Const.CtrlFlagNextCtrl };
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.QueryExtCtrl, ref q));
+        q = new V4l2QueryExtCtrl { Id = V4l2Const.CtrlFlagNextCompound };
+        Assert.Equal(0, s.Ioctl(V4l2IoctlCode.QueryExtCtrl, ref q));
+        unsafe
+        {
+            Assert.Equal((LutId, V4l2Const.CtrlTypeU8, 1u, 32u, 2u, 4u, 8u, V4l2Const.CtrlFlagHasPayload),
+                (q.Id, q.Type, q.ElemSize, q.Elems, q.NrOfDims, q.Dims[0], q.Dims[1], q.Flags & V4l2Const.CtrlFlagHasPayload));
+        }
+        var legacy = new V4l2Control { Id = LutId };
+        Assert.Equal(Errno.EINVAL, s.Ioctl(V4l2IoctlCode.GCtrl, ref legacy));
+
+        // Asking with no room says how much is needed.
+        (int status, V4l2ExtControl c, _) = LutIoctl(bed, s, V4l2IoctlCode.GExtCtrls, 0);
+        Assert.Equal((Errno.ENOSPC, 32u), (status, c.Size));
+        (status, c, byte[] value) = LutIoctl(bed, s, V4l2IoctlCode.GExtCtrls, 32);
+        Assert.Equal(0, status);
+        Assert.Equal(0x7f0000002000L, c.Value64); // the guest's pointer goes back as sent
+        Assert.Equal(-1, value.AsSpan().IndexOfAnyExcept((byte)7));
+
+        byte[] wanted = Enumerable.Range(0, 32).Select(i => (byte)(i * 8)).ToArray(); // 208 and up are out of range
+        (status, _, value) = LutIoctl(bed, s, V4l2IoctlCode.TryExtCtrls, 32, wanted);
+        Assert.Equal(0, status);
+        Assert.Equal(wanted.Select(b => Math.Min(b, (byte)200)).ToArray(), value); // TRY answers the adjusted values
+        Assert.Equal(-1, LutIoctl(bed, s, V4l2IoctlCode.GExtCtrls, 32).Payload.AsSpan().IndexOfAnyExcept((byte)7)); // and keeps none
+        Assert.Equal(0, LutIoctl(bed, s, V4l2IoctlCode.SExtCtrls, 32, wanted).Status);
+        Assert.Equal(wanted.Select(b => Math.Min(b, (byte)200)).ToArray(), LutIoctl(bed, s, V4l2IoctlCode.GExtCtrls, 32).Payload);
+        Assert.Equal(-1, LutIoctl(bed, s, V4l2IoctlCode.GExtCtrls, 32, which: V4l2Const.CtrlWhichDefVal).Payload.AsSpan().IndexOfAnyExcept((byte)7));
+        Assert.Equal(Errno.EFAULT, LutIoctl(bed, s, V4l2IoctlCode.SExtCtrls, 16, wanted).Status); // a payload too small to set
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Vmm.Devices.VirtioMedia.Backends;
+using Vmm.Devices.VirtioMedia.Ioctls;
 using Vmm.Devices.VirtioMedia.V4l2;
 
 namespace Vmm.Devices.VirtioMedia.Kit;
@@ -13,10 +14,13 @@ public abstract class V4l2KitSession : MediaBackendSession
     /// <summary>A session of a device with <paramref name="controls"/>, whose events go to <paramref name="host"/>.</summary>
     protected V4l2KitSession(V4l2ControlSet controls, IMediaSessionHost host)
     {
+        _host = host;
         Controls = controls;
         Events = new V4l2EventSubscriptions(host);
         controls.AddListener(Events);
     }
+
+    private readonly IMediaSessionHost _host;
 
     /// <summary>The device's controls.</summary>
     protected V4l2ControlSet Controls { get; }
@@ -36,6 +40,9 @@ public abstract class V4l2KitSession : MediaBackendSession
 
     public sealed override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls) =>
         Controls.Extended(code, ref header, controls, Events);
+
+    public sealed override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls, in SharedPagesLists payloads) =>
+        Controls.Extended(code, ref header, controls, Events, payloads, _host.GuestMemory);
 
     public sealed override int SubscribeEvent(in V4l2EventSubscription subscription) => Events.Subscribe(subscription, Controls);
 

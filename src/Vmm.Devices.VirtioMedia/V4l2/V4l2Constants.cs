@@ -111,11 +111,16 @@ public static class V4l2Const
     public const uint CtrlFlagSlider = 0x0020;
     public const uint CtrlFlagReadOnly = 0x0004;
     public const uint CtrlFlagVolatile = 0x0080;
+    public const uint CtrlFlagHasPayload = 0x0100;
     public const uint CidMinBuffersForCapture = CidBase + 39;
     public const uint CtrlTypeInteger = 1;
     public const uint CtrlTypeBoolean = 2;
     public const uint CtrlTypeMenu = 3;
     public const uint CtrlTypeCtrlClass = 6;
+    public const uint CtrlTypeCompoundTypes = 0x0100;
+    public const uint CtrlTypeU8 = 0x0100;
+    public const uint CtrlTypeU16 = 0x0101;
+    public const uint CtrlTypeU32 = 0x0102;
     public const uint CtrlWhichCurVal = 0;
     public const uint CtrlWhichDefVal = 0x0F000000;
     public const uint CtrlWhichRequestVal = 0x0F010000;

@@ -247,7 +247,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                 }
                 nint buffer = (nint)NativeMemory.AllocZeroed(controls[i].Size);
                 controls[i].Value64 = buffer;
-                if (!get && !CopyFromGuest(memory!, payloads.Plane(i), new Span<byte>((void*)buffer, (int)controls[i].Size)))
+                if (!get && !GuestPages.CopyFrom(memory!, payloads.Plane(i), new Span<byte>((void*)buffer, (int)controls[i].Size)))
                 {
                     header.ErrorIdx = (uint)i;
                     return Errno.EFAULT;
@@ -270,8 +270,8 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                 for (int i = 0; i < controls.Length && withPayload > 0; i++)
                 {
                     uint size = controls[i].Size;
-                    if (guestPointers[i] != 0 && size != 0 && !CopyToGuest(memory!, payloads.Plane(i),
-                        new ReadOnlySpan<byte>((void*)controls[i].Value64, (int)Math.Min(size, SumLengths(payloads.Plane(i))))))
+                    if (guestPointers[i] != 0 && size != 0 && !GuestPages.CopyTo(memory!, payloads.Plane(i),
+                        new ReadOnlySpan<byte>((void*)controls[i].Value64, (int)Math.Min(size, GuestPages.Length(payloads.Plane(i))))))
                     {
                         header.ErrorIdx = (uint)i;
                         status = Errno.EFAULT;
@@ -291,52 +291,6 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                 }
             }
         }
-    }
-
-    private static uint SumLengths(ReadOnlySpan<SgEntry> entries)
-    {
-        ulong sum = 0;
-        foreach (SgEntry e in entries)
-        {
-            sum += e.Length;
-        }
-        return (uint)Math.Min(sum, uint.MaxValue);
-    }
-
-    private static bool CopyFromGuest(GuestMemory memory, ReadOnlySpan<SgEntry> entries, Span<byte> destination)
-    {
-        int at = 0;
-        foreach (SgEntry e in entries)
-        {
-            int n = (int)Math.Min(e.Length, (uint)(destination.Length - at));
-            if (!memory.TryGetSpan(new GuestAddress(e.Start), (ulong)n, out Span<byte> src))
-            {
-                return false;
-            }
-            src.CopyTo(destination[at..]);
-            at += n;
-        }
-        return true;
-    }
-
-    private static bool CopyToGuest(GuestMemory memory, ReadOnlySpan<SgEntry> entries, ReadOnlySpan<byte> source)
-    {
-        int at = 0;
-        foreach (SgEntry e in entries)
-        {
-            if (at >= source.Length)
-            {
-                break;
-            }
-            int n = (int)Math.Min(e.Length, (uint)(source.Length - at));
-            if (!memory.TryGetSpan(new GuestAddress(e.Start), (ulong)n, out Span<byte> dst))
-            {
-                return false;
-            }
-            source.Slice(at, n).CopyTo(dst);
-            at += n;
-        }
-        return true;
     }
 
     // ---- events ----
@@ -664,7 +618,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                     bounce.EntryCount = sg.Length;
                     if (IsOutput(buffer.Type))
                     {
-                        if (!CopyFromGuest(memory, sg, new Span<byte>((void*)bounce.Address, (int)length)))
+                        if (!GuestPages.CopyFrom(memory, sg, new Span<byte>((void*)bounce.Address, (int)length)))
                         {
                             return Errno.EFAULT;
                         }
@@ -861,7 +815,7 @@ internal sealed unsafe class HostV4l2Session : MediaBackendSession, IEventHandle
                 continue;
             }
             uint used = Math.Min(mplane ? planes[p].BytesUsed : b.BytesUsed, bounce.Length);
-            if (CopyToGuest(memory, bounce.Entries.AsSpan(0, bounce.EntryCount), new ReadOnlySpan<byte>((void*)bounce.Address, (int)used)))
+            if (GuestPages.CopyTo(memory, bounce.Entries.AsSpan(0, bounce.EntryCount), new ReadOnlySpan<byte>((void*)bounce.Address, (int)used)))
             {
                 CountCopy(used);
             }
