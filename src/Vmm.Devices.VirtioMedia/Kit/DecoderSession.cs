@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Buffers;
@@ -58,8 +59,6 @@ public sealed class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
     // runs; together they make sure the item runs after every request and never twice at once.
     private int _requested, _running;
 
-    // A coded frame in SHARED_PAGES is gathered here (MMAP ones are read in place); only the work item touches it.
-    private byte[] _codedScratch = [];
 
     internal DecoderSession(V4l2DecoderDevice device, IMediaSessionHost host)
         : base(device.Controls, host)
@@ -521,12 +520,27 @@ public sealed class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
                 return false;
             }
         }
+        // A coded frame in SHARED_PAGES is gathered into memory rented for the frame (MMAP ones are read in place):
+        // held per session it would let a guest make every session keep its largest frame.
+        byte[]? gathered = null;
         try
         {
-            return Decode(input);
+            PlaneSource source = _output.Source(input, 0);
+            ReadOnlySpan<byte> coded = source.Contiguous;
+            if (!source.IsContiguous)
+            {
+                gathered = ArrayPool<byte>.Shared.Rent((int)Math.Min(source.Length, MaxCodedBufferBytes));
+                coded = gathered.AsSpan(0, source.CopyTo(gathered));
+                _host.CountCopiedBytes(coded.Length);
+            }
+            return Decode(input, coded);
         }
         finally
         {
+            if (gathered is not null)
+            {
+                ArrayPool<byte>.Shared.Return(gathered);
+            }
             _output.EndFill(input);
         }
     }
@@ -561,23 +575,8 @@ public sealed class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
         return true;
     }
 
-    private bool Decode(in V4l2FillTicket input)
+    private bool Decode(in V4l2FillTicket input, ReadOnlySpan<byte> coded)
     {
-        PlaneSource source = _output.Source(input, 0);
-        ReadOnlySpan<byte> coded;
-        if (source.IsContiguous)
-        {
-            coded = source.Contiguous;
-        }
-        else
-        {
-            if (_codedScratch.Length < source.Length)
-            {
-                _codedScratch = GC.AllocateUninitializedArray<byte>((int)Math.Min(source.Length, MaxCodedBufferBytes));
-            }
-            coded = _codedScratch.AsSpan(0, source.CopyTo(_codedScratch));
-            _host.CountCopiedBytes(coded.Length);
-        }
         V4l2BufferMetadata metadata = V4l2BufferQueue.Metadata(input);
         (uint minW, uint minH, uint maxW, uint maxH) = _device.Codec.SizeLimits;
         bool parsed = _decoder.TryReadHeader(coded, out CodedFrameInfo info)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.Intrinsics;
 using Vmm.Devices.VirtioMedia.Kit;
 using Vmm.Devices.VirtioMedia.V4l2;
@@ -40,12 +41,13 @@ internal sealed record DecodedFormat(uint FourCc, string Description, DecodedLay
 /// One session's JPEG decoder over TurboJPEG. Luma and RGB are decoded straight into the CAPTURE buffer when it is
 /// an MMAP buffer; chroma goes through scratch planes, which NV12 needs anyway (TurboJPEG writes planar chroma) and
 /// which keep every write inside memory sized for the buffer whatever the stream claims. A SHARED_PAGES buffer is
-/// decoded into a scratch frame and written out.
+/// decoded into a scratch frame and written out. Scratch memory is rented for the frame from the shared pool, not
+/// kept per session: a guest with many sessions cannot make each hold the memory of its largest frame, and frames
+/// after the first allocate nothing.
 /// </summary>
 internal sealed class JpegFrameDecoder : IFrameDecoder
 {
     private readonly TurboJpegHandle _handle;
-    private byte[] _chromaU = [], _chromaV = [], _frame = [];
 
     public JpegFrameDecoder()
     {
@@ -94,15 +96,26 @@ internal sealed class JpegFrameDecoder : IFrameDecoder
             return false;
         }
         bool scattered = !frame.Plane0.IsContiguous;
-        Span<byte> target = scattered ? Grow(ref _frame, (int)size) : frame.Plane0.Contiguous[..(int)size];
-        bool ok = format.IsYuv
-            ? DecodeYuv(coded, info, format.Layout, (int)frame.Width, (int)frame.Height, target)
-            : DecodeRgb(coded, info, format, (int)frame.Width, target);
-        if (ok && scattered)
+        byte[]? rented = scattered ? ArrayPool<byte>.Shared.Rent((int)size) : null;
+        try
         {
-            frame.Plane0.Write(0, target);
+            Span<byte> target = scattered ? rented.AsSpan(0, (int)size) : frame.Plane0.Contiguous[..(int)size];
+            bool ok = format.IsYuv
+                ? DecodeYuv(coded, info, format.Layout, (int)frame.Width, (int)frame.Height, target)
+                : DecodeRgb(coded, info, format, (int)frame.Width, target);
+            if (ok && scattered)
+            {
+                frame.Plane0.Write(0, target);
+            }
+            return ok;
         }
-        return ok;
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
     }
 
     private unsafe bool DecodeRgb(ReadOnlySpan<byte> coded, in CodedFrameInfo info, DecodedFormat format, int width, Span<byte> target)
@@ -119,14 +132,27 @@ internal sealed class JpegFrameDecoder : IFrameDecoder
         }
     }
 
-    private unsafe bool DecodeYuv(ReadOnlySpan<byte> coded, in CodedFrameInfo info, DecodedLayout layout, int width, int height, Span<byte> target)
+    private bool DecodeYuv(ReadOnlySpan<byte> coded, in CodedFrameInfo info, DecodedLayout layout, int width, int height, Span<byte> target)
+    {
+        // Scratch planes of the buffer's full aligned size: whatever geometry TurboJPEG uses (at most the aligned
+        // size, at a stride no larger than the width), its chroma writes stay inside them.
+        byte[] scratch = ArrayPool<byte>.Shared.Rent(2 * width * height);
+        try
+        {
+            return DecodeYuv(coded, info, layout, width, height, target, scratch.AsSpan(0, width * height), scratch.AsSpan(width * height, width * height));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    private unsafe bool DecodeYuv(ReadOnlySpan<byte> coded, in CodedFrameInfo info, DecodedLayout layout, int width, int height,
+        Span<byte> target, Span<byte> u, Span<byte> v)
     {
         int w = (int)info.Width, h = (int)info.Height;
         (int hf, int vf) = TurboJpeg.ChromaFactors(_lastSubsampling);
         int chromaWidth = hf == 0 ? 0 : (w + hf - 1) / hf, chromaHeight = vf == 0 ? 0 : (h + vf - 1) / vf;
-        // Scratch planes of the buffer's full aligned size: whatever geometry TurboJPEG uses (at most the aligned
-        // size, at a stride no larger than the width), its chroma writes stay inside them.
-        Span<byte> u = Grow(ref _chromaU, width * height), v = Grow(ref _chromaV, width * height);
         int* strides = stackalloc int[3] { width, Math.Max(chromaWidth, 1), Math.Max(chromaWidth, 1) };
         byte** planes = stackalloc byte*[3];
         int status;
@@ -217,16 +243,6 @@ internal sealed class JpegFrameDecoder : IFrameDecoder
             uv[2 * x] = u[x];
             uv[2 * x + 1] = v[x];
         }
-    }
-
-    // Scratch grows to the largest frame seen and is then reused: no allocation per frame.
-    private static Span<byte> Grow(ref byte[] scratch, int size)
-    {
-        if (scratch.Length < size)
-        {
-            scratch = GC.AllocateUninitializedArray<byte>(size);
-        }
-        return scratch.AsSpan(0, size);
     }
 
     public void Dispose() => _handle.Dispose();
