@@ -395,6 +395,55 @@ public sealed class JpegDecoderTests
         Assert.Equal(1L, slow.Dequeue(CaptureType).Buffer.TimestampSec);
     }
 
+    // A codec whose decoder throws on every frame: a bug in a backend.
+    private sealed class ThrowingCodec(IDecoderCodec inner) : IDecoderCodec
+    {
+        public IReadOnlyList<CodedFormat> CodedFormats => inner.CodedFormats;
+
+        public IReadOnlyList<CaptureFormat> DecodedFormats => inner.DecodedFormats;
+
+        public (uint MinWidth, uint MinHeight, uint MaxWidth, uint MaxHeight) SizeLimits => inner.SizeLimits;
+
+        public uint Alignment => inner.Alignment;
+
+        public IFrameDecoder OpenDecoder() => new Throwing(inner.OpenDecoder());
+
+        private sealed class Throwing(IFrameDecoder decoder) : IFrameDecoder
+        {
+            public bool TryReadHeader(ReadOnlySpan<byte> coded, out CodedFrameInfo info) => decoder.TryReadHeader(coded, out info);
+
+            public bool Decode(ReadOnlySpan<byte> coded, in CodedFrameInfo info, ref CaptureFrame frame) =>
+                throw new InvalidOperationException("decoder bug");
+
+            public void Dispose() => decoder.Dispose();
+        }
+    }
+
+    private sealed class CodecOptions(IDecoderCodec codec) : IMediaBackendOptions
+    {
+        public ulong SharedMemorySize => 64UL << 20;
+
+        public MediaDeviceLimits Limits => MediaDeviceLimits.Default;
+
+        public IMediaBackend CreateBackend(ILogger logger) => new GatedBackend(new V4l2DecoderDevice(codec));
+    }
+
+    [Fact]
+    public void A_decoder_that_throws_fails_its_session_with_an_error_event_and_nothing_else()
+    {
+        using VirtioMediaTestbed bed = VirtioMediaTestbed.Create(new CodecOptions(new ThrowingCodec(new JpegCodec())));
+        byte[] jpeg = TestJpeg.Encode(TestJpeg.Gradient(64, 48), 64, 48);
+        using var broken = new TestbedM2mSession(bed);
+        broken.StartStreaming(64, 48, outputs: 1, captures: 1);
+        broken.QueueCapture(0);
+        broken.QueueOutput(0, jpeg, 1, 0);
+        Assert.NotNull(broken.Session.WaitEvent(VirtioMediaEventType.Error, Timeout));
+        // The device lives on: a new session is served (and its decoder throws too, which fails only it).
+        using var next = new TestbedM2mSession(bed);
+        Assert.Equal(64u, next.SetFormat(OutputType, FourCc.Jpeg, 64, 48).PixMp.Width);
+        Assert.Null(bed.NeedsResetReason);
+    }
+
     [Fact]
     public void Shared_pages_buffers_on_both_queues_decode_through_guest_ram()
     {

@@ -78,9 +78,6 @@ public sealed class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
         _stream = new CodedFrameInfo(_codedWidth, _codedHeight);
     }
 
-    /// <summary>Test seam: runs on the work item before each frame is decoded.</summary>
-    internal Action? DecodeStarting { get; set; }
-
     // A coded frame is rarely larger than the raw 4:2:0 frame; an application may ask for more (S_FMT sizeimage).
     private static uint DefaultCodedBufferSize(uint width, uint height) =>
         Math.Clamp(width * height * 3 / 2, 64u << 10, MaxCodedBufferBytes);
@@ -486,10 +483,16 @@ public sealed class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
             catch (Exception)
             {
                 // A decoder bug costs this session only (an ERROR event), never the VMM: this runs on a pool thread.
-                _host.SendError(Errno.EIO);
+                // (A session closed meanwhile, whose decoder went away under a frame, needs no event.)
+                bool wasClosed;
                 lock (_lock)
                 {
+                    wasClosed = _closed;
                     _closed = true;
+                }
+                if (!wasClosed)
+                {
+                    _host.SendError(Errno.EIO);
                 }
             }
             Volatile.Write(ref _running, 0);
@@ -617,7 +620,6 @@ public sealed class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
         Span<uint> used = stackalloc uint[1];
         try
         {
-            DecodeStarting?.Invoke();
             if (V4l2BufferQueue.HasMemory(output))
             {
                 var frame = new CaptureFrame

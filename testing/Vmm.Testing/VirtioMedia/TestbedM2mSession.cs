@@ -27,6 +27,9 @@ public sealed class TestbedM2mSession : IDisposable
 
     public uint OutputLength { get; private set; }
 
+    /// <summary>The underlying session (raw ioctls, events).</summary>
+    public TestbedSession Session => _s;
+
     public void Subscribe(uint type) =>
         Check(_s.IoctlWrite(V4l2IoctlCode.SubscribeEvent, new V4l2EventSubscription { Type = type }));
 
