@@ -13,8 +13,9 @@ ROOT=$PWD
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 
 # Debian packages the build and the tests need (the guest kit script installs its own kernel-build packages);
-# libturbojpeg0 is what the built-in JPEG decoder (--media jpeg-decoder) decodes with.
-APT_PACKAGES=(gcc libc6-dev make binutils cpio busybox-static zstd xz-utils lz4 bzip2 lzma libturbojpeg0)
+# libturbojpeg0 is what the built-in JPEG decoder (--media jpeg-decoder) decodes with; dtc (device-tree-compiler)
+# checks the arm64 device tree in a unit test.
+APT_PACKAGES=(gcc libc6-dev make binutils cpio busybox-static zstd xz-utils lz4 bzip2 lzma libturbojpeg0 device-tree-compiler)
 
 # What the performance lab needs besides: the NativeAOT compiler links `vmm` with clang against zlib.
 BENCH_APT_PACKAGES=(clang zlib1g-dev)

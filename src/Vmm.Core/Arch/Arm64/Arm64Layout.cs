@@ -1,0 +1,26 @@
+namespace Vmm.Core.Arch.Arm64;
+
+/// <summary>
+/// The arm64 guest-physical memory map, after QEMU's <c>virt</c> machine (which Linux and Debian's arm64 kernels
+/// know best): the GICv3 and its ITS, a PL011 UART, a generic ECAM PCIe host with 32- and 64-bit windows, and RAM
+/// from 1 GiB.
+/// </summary>
+public static class Arm64Layout
+{
+    public const ulong GicDistributor = 0x0800_0000, GicDistributorSize = 0x1_0000;
+    public const ulong GicIts = 0x0808_0000, GicItsSize = 0x2_0000;
+    /// <summary>One GICv3 redistributor per vCPU (RD_base and SGI_base frames, 64 KiB each).</summary>
+    public const ulong GicRedistributors = 0x080A_0000, GicRedistributorSizePerCpu = 0x2_0000;
+    public const ulong Uart = 0x0900_0000, UartSize = 0x1000;
+    /// <summary>The PL011's shared peripheral interrupt (SPI 1).</summary>
+    public const uint UartSpi = 1;
+    public const ulong PciMmio32 = 0x1000_0000, PciMmio32Size = 0x2EFF_0000;
+    /// <summary>ECAM for bus 0 (1 MiB: 32 devices × 8 functions × 4 KiB).</summary>
+    public const ulong PciEcam = 0x3F00_0000, PciEcamSize = 0x10_0000;
+    public const ulong RamStart = 0x4000_0000;
+    /// <summary>64-bit prefetchable BARs (virtio-media's shared-memory region).</summary>
+    public const ulong PciMmio64 = 0x80_0000_0000, PciMmio64Size = 0x80_0000_0000;
+
+    /// <summary>Most vCPUs whose redistributors fit below the UART.</summary>
+    public const int MaxCpus = (int)((Uart - GicRedistributors) / GicRedistributorSizePerCpu);
+}
