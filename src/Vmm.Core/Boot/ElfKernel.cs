@@ -73,7 +73,9 @@ public sealed class ElfKernel
         ushort machine = U16(file, 18);
         if (machine != MachineX86_64)
         {
-            throw new KernelImageException($"ELF file is for machine 0x{machine:x}, not x86_64 (0x3e)");
+            throw new KernelImageException(KernelFiles.DetectArchitecture(file) == KernelArchitecture.Arm64
+                ? LinuxBootLoader.ArmKernelOnX86
+                : $"ELF file is for machine 0x{machine:x}, not x86_64 (0x3e)");
         }
         if (type != TypeExec)
         {

@@ -25,6 +25,9 @@ public static class LinuxBootLoader
     public const ulong DefaultInitrdAddrMax = 0x37FF_FFFF;
     private const ulong PageSize = 0x1000;
 
+    /// <summary>What an arm64 kernel given to this x86_64 loader is told.</summary>
+    public const string ArmKernelOnX86 = "this is an arm64 kernel; vmm boots x86_64 guests on x86_64 hosts (arm64 guests are not supported yet)";
+
     /// <summary>Decides what <paramref name="kernelFile"/> is, by content.</summary>
     public static KernelImageKind DetectImage(ReadOnlySpan<byte> kernelFile)
     {
@@ -35,6 +38,10 @@ public static class LinuxBootLoader
         if (BzImageHeader.HasSignature(kernelFile))
         {
             return KernelImageKind.BzImage;
+        }
+        if (KernelFiles.DetectArchitecture(kernelFile) == KernelArchitecture.Arm64)
+        {
+            throw new KernelImageException(ArmKernelOnX86);
         }
         throw new KernelImageException("not a Linux kernel: no ELF header and no bzImage 'HdrS' signature");
     }
