@@ -166,6 +166,17 @@ public sealed class KitTests
     }
 
     [Fact]
+    public void A_backend_reads_an_array_controls_elements_and_bad_arrays_are_refused_at_construction()
+    {
+        var set = new V4l2ControlSet([new(LutId, V4l2Const.CtrlTypeU16, "Gains", 0, 1000, 1, 300, 0, Dims: [3])]);
+        Assert.Equal(new byte[] { 0x2c, 0x01, 0x2c, 0x01, 0x2c, 0x01 }, set.Payload(LutId)); // 300, little-endian
+        Assert.Null(set.Payload(V4l2Const.CidBrightness));
+        Assert.Throws<ArgumentException>(() => new V4l2ControlSet([new(LutId, V4l2Const.CtrlTypeMenu, "Menus", 0, 1, 1, 0, 0, Dims: [2])]));
+        Assert.Throws<ArgumentException>(() => new V4l2ControlSet([new(LutId, V4l2Const.CtrlTypeU8, "Empty", 0, 1, 1, 0, 0, Dims: [0])]));
+        Assert.Throws<ArgumentException>(() => new V4l2ControlSet([new(LutId, V4l2Const.CtrlTypeU32, "Huge", 0, 1, 1, 0, 0, Dims: [1024, 1024])]));
+    }
+
+    [Fact]
     public void A_control_table_must_be_sorted_by_id()
     {
         V4l2ControlInfo brightness = new(V4l2Const.CidBrightness, V4l2Const.CtrlTypeInteger, "Brightness", 0, 255, 1, 128, 0);

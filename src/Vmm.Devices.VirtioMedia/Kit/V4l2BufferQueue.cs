@@ -133,18 +133,6 @@ public sealed class V4l2BufferQueue
         }
     }
 
-    /// <summary>True when streaming with at least one buffer queued (a producer or consumer could take one).</summary>
-    public bool HasQueuedWhileStreaming
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _streaming && (_queued.Count > 0 || _returned >= 0);
-            }
-        }
-    }
-
     /// <summary>The size of each memory plane of this queue's buffers (0 where it has none).</summary>
     public uint PlaneLength(int plane)
     {
