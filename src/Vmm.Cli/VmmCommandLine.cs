@@ -194,7 +194,7 @@ internal static class VmmCommandLine
         public readonly Option<string> Cpus = new("--cpus", "--smp", "-c") { Description = "Number of vCPUs [default: 1]", HelpName = "N" };
         public readonly Option<string[]> Media = new("--media")
         {
-            Description = "Add a virtio-media device: test-pattern[,width=W,height=H,fps=F,format=FOURCC] or a host /dev/videoN (repeatable)",
+            Description = "Add a virtio-media device: test-pattern[,width=W,height=H,fps=F,format=FOURCC], jpeg-decoder, or a host /dev/videoN (repeatable)",
             HelpName = "SPEC",
             AllowMultipleArgumentsPerToken = false,
         };
