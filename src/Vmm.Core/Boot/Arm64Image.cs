@@ -80,16 +80,14 @@ public enum KernelArchitecture { Unknown, X86_64, Arm64 }
 /// compressed).</summary>
 public static class KernelFiles
 {
-    private const ushort ElfMachineX86_64 = 62, ElfMachineAarch64 = 183;
-
     public static KernelArchitecture DetectArchitecture(ReadOnlySpan<byte> file)
     {
         if (ElfKernel.HasElfMagic(file) && file.Length >= 20)
         {
             return BinaryPrimitives.ReadUInt16LittleEndian(file[18..]) switch
             {
-                ElfMachineX86_64 => KernelArchitecture.X86_64,
-                ElfMachineAarch64 => KernelArchitecture.Arm64,
+                ElfKernel.MachineX86_64 => KernelArchitecture.X86_64,
+                ElfKernel.MachineAarch64 => KernelArchitecture.Arm64,
                 _ => KernelArchitecture.Unknown,
             };
         }

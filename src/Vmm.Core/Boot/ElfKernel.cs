@@ -18,7 +18,7 @@ public sealed class ElfKernel
 {
     private const int ElfHeaderSize = 64;
     private const int ProgramHeaderSize = 56;
-    private const ushort MachineX86_64 = 0x3E;
+    internal const ushort MachineX86_64 = 0x3E, MachineAarch64 = 0xB7;
     private const ushort TypeExec = 2;
     private const uint PtLoad = 1;
     private const uint PtNote = 4;
@@ -73,7 +73,7 @@ public sealed class ElfKernel
         ushort machine = U16(file, 18);
         if (machine != MachineX86_64)
         {
-            throw new KernelImageException(KernelFiles.DetectArchitecture(file) == KernelArchitecture.Arm64
+            throw new KernelImageException(machine == MachineAarch64
                 ? LinuxBootLoader.ArmKernelOnX86
                 : $"ELF file is for machine 0x{machine:x}, not x86_64 (0x3e)");
         }
