@@ -48,7 +48,7 @@ public sealed class JpegDecoderTests
         c.StreamOn(OutputType);
 
         V4l2Event change = c.WaitV4l2Event();
-        Assert.Equal((V4l2Const.EventSourceChange, V4l2Const.EventSrcChResolution), (change.Type, change.CtrlChanges));
+        Assert.Equal((V4l2Const.EventSourceChange, V4l2Const.EventSrcChResolution), (change.Type, change.SrcChangeChanges));
         V4l2Format f = c.GetFormat(CaptureType);
         Assert.Equal((FourCc.Nv12, 320u, 240u, 320u * 240 * 3 / 2), (f.PixMp.PixelFormat, f.PixMp.Width, f.PixMp.Height, f.PixMp.PlaneFmt(0).SizeImage));
         Assert.Equal((320u, 240u), c.Compose());

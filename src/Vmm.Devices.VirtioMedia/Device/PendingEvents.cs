@@ -29,6 +29,8 @@ public sealed class PendingEvents
     private const int V4l2TypeOffset = V4l2EventOffset + 0;
     private const int CtrlChangesOffset = V4l2EventOffset + 8;
     private const int V4l2IdOffset = V4l2EventOffset + 96;
+    // A DQBUF event's v4l2_buffer.type: the buffer follows the header, its type is its second word.
+    private const int DqbufBufferTypeOffset = VirtioMediaWire.EventHeaderSize + 4;
 
     private readonly object _lock = new();
     private readonly LinkedList<Entry> _queue = new();          // delivery order, all events
@@ -239,9 +241,11 @@ public sealed class PendingEvents
         }
     }
 
-    // The v4l2_buffer type of a DQBUF event (after the 8-byte header, at offset 4 of the buffer), or null.
+    // The v4l2_buffer type of a DQBUF event, or null.
     private static uint? DqbufBufferType(Entry e) =>
-        e.Type == VirtioMediaEventType.Dqbuf && e.Length >= 16 ? BinaryPrimitives.ReadUInt32LittleEndian(e.Bytes.AsSpan(12)) : null;
+        e.Type == VirtioMediaEventType.Dqbuf && e.Length >= DqbufBufferTypeOffset + 4
+            ? BinaryPrimitives.ReadUInt32LittleEndian(e.Bytes.AsSpan(DqbufBufferTypeOffset))
+            : null;
 
     public void Clear()
     {

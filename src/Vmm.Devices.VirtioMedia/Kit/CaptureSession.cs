@@ -17,7 +17,6 @@ namespace Vmm.Devices.VirtioMedia.Kit;
 public sealed class CaptureSession : V4l2KitSession
 {
     private readonly V4l2CaptureDevice _device;
-    private readonly IMediaSessionHost _host;
     private readonly V4l2BufferQueue _queue;
     private readonly ICaptureFrameWriter _writer;
 
@@ -25,7 +24,6 @@ public sealed class CaptureSession : V4l2KitSession
         : base(device.Controls, host)
     {
         _device = device;
-        _host = host;
         _queue = new V4l2BufferQueue(device.BufferType, host, device.Ownership);
         _writer = device.Source.OpenWriter();
     }
@@ -238,7 +236,7 @@ public sealed class CaptureSession : V4l2KitSession
                 _writer.Fill(ref frame);
                 V4l2BufferQueue.MarkFilled(ticket);
             }
-            if (_host.FrameObserver is { } observer)
+            if (Host.FrameObserver is { } observer)
             {
                 ReportFrame(observer, ticket, format, width, height);
             }
@@ -259,7 +257,7 @@ public sealed class CaptureSession : V4l2KitSession
         {
             return;
         }
-        var frame = new CompletedFrame(_host.SessionId, ticket.Sequence, _device.Source.Layout(format, width, height),
+        var frame = new CompletedFrame(Host.SessionId, ticket.Sequence, _device.Source.Layout(format, width, height),
             plane0, V4l2BufferQueue.MmapPlane(ticket, 1), V4l2BufferQueue.MmapPlane(ticket, 2));
         observer.FrameCompleted(frame);
     }

@@ -44,7 +44,7 @@ public sealed partial class DecoderSession
                 }
                 if (!wasClosed)
                 {
-                    _host.SendError(Errno.EIO);
+                    Host.SendError(Errno.EIO);
                 }
             }
             Volatile.Write(ref _running, 0);
@@ -86,7 +86,7 @@ public sealed partial class DecoderSession
             {
                 gathered = ArrayPool<byte>.Shared.Rent((int)Math.Min(source.Length, MaxCodedBufferBytes));
                 coded = gathered.AsSpan(0, source.CopyTo(gathered));
-                _host.CountCopiedBytes(coded.Length);
+                Host.CountCopiedBytes(coded.Length);
             }
             return Decode(input, coded);
         }
@@ -169,7 +169,6 @@ public sealed partial class DecoderSession
 
         bool decoded = false;
         uint size = format.SizeImage(0, width, height);
-        Span<uint> used = stackalloc uint[1];
         try
         {
             if (V4l2BufferQueue.HasMemory(output))
@@ -186,7 +185,7 @@ public sealed partial class DecoderSession
                 if (decoded && !output.IsMmap)
                 {
                     // A SHARED_PAGES buffer is scattered guest pages: the frame went through the decoder's scratch.
-                    _host.CountCopiedBytes(size);
+                    Host.CountCopiedBytes(size);
                 }
             }
         }
@@ -194,19 +193,29 @@ public sealed partial class DecoderSession
         {
             lock (_lock)
             {
-                used[0] = decoded ? size : 0;
-                bool last = _output.Complete(input, default, 0, metadata) && CountDrainLocked();
-                uint flags = (decoded ? 0 : V4l2Const.BufFlagError) | (last ? V4l2Const.BufFlagLast : 0);
-                _capture.Complete(output, used, flags, metadata);
-                if (last)
-                {
-                    _stopped = true;
-                    Events.SendEndOfStream();
-                }
+                CompletePairLocked(input, outputFlags: 0, output, decoded ? size : 0, metadata);
             }
             _capture.EndFill(output);
         }
         return true;
+    }
+
+    // Completes an OUTPUT buffer and the CAPTURE buffer made from it, which carries its metadata: with the decoded
+    // bytes, or empty and flagged ERROR (<paramref name="captureBytes"/> 0). The CAPTURE buffer of the last OUTPUT
+    // buffer queued before a STOP is flagged LAST and ends the drain with EOS.
+    private void CompletePairLocked(in V4l2FillTicket input, uint outputFlags, in V4l2FillTicket output, uint captureBytes,
+        in V4l2BufferMetadata metadata)
+    {
+        Span<uint> used = stackalloc uint[1];
+        used[0] = captureBytes;
+        bool last = _output.Complete(input, default, outputFlags, metadata) && CountDrainLocked();
+        uint flags = (captureBytes == 0 ? V4l2Const.BufFlagError : 0) | (last ? V4l2Const.BufFlagLast : 0);
+        _capture.Complete(output, used, flags, metadata);
+        if (last)
+        {
+            _stopped = true;
+            Events.SendEndOfStream();
+        }
     }
 
     // Whether a frame with header <paramref name="info"/> can be decoded into the CAPTURE buffers as they are. A new
@@ -252,14 +261,7 @@ public sealed partial class DecoderSession
         }
         try
         {
-            Span<uint> empty = stackalloc uint[1];
-            bool last = _output.Complete(input, default, V4l2Const.BufFlagError, metadata) && CountDrainLocked();
-            _capture.Complete(output, empty, V4l2Const.BufFlagError | (last ? V4l2Const.BufFlagLast : 0), metadata);
-            if (last)
-            {
-                _stopped = true;
-                Events.SendEndOfStream();
-            }
+            CompletePairLocked(input, V4l2Const.BufFlagError, output, captureBytes: 0, metadata);
         }
         finally
         {

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using Vmm.Devices.VirtioMedia.Backends;
 using Vmm.Devices.VirtioMedia.Buffers;
@@ -27,13 +26,12 @@ public sealed partial class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
     // Largest OUTPUT buffer (one coded frame) an application may ask for.
     private const uint MaxCodedBufferBytes = 32u << 20;
 
-    // Offsets in struct v4l2_decoder_cmd (72 bytes): cmd, flags, then the 64-byte union.
-    private const int DecoderCmdFlagsOffset = 4, DecoderCmdUnionOffset = 8;
+    // Offset of flags in struct v4l2_decoder_cmd (72 bytes: cmd, flags, then the 64-byte union).
+    private const int DecoderCmdFlagsOffset = 4;
 
     private const uint OutputType = (uint)V4l2BufferType.VideoOutputMplane, CaptureType = (uint)V4l2BufferType.VideoCaptureMplane;
 
     private readonly V4l2DecoderDevice _device;
-    private readonly IMediaSessionHost _host;
     private readonly IFrameDecoder _decoder;
     private readonly V4l2BufferQueue _output, _capture;
     private readonly object _lock = new();
@@ -59,12 +57,10 @@ public sealed partial class DecoderSession : V4l2KitSession, IThreadPoolWorkItem
     // runs; together they make sure the item runs after every request and never twice at once.
     private int _requested, _running;
 
-
     internal DecoderSession(V4l2DecoderDevice device, IMediaSessionHost host)
         : base(device.Controls, host)
     {
         _device = device;
-        _host = host;
         IDecoderCodec codec = device.Codec;
         _decoder = codec.OpenDecoder();
         _output = new V4l2BufferQueue(OutputType, host, new V4l2QueueOwnership(), timestampCopy: true, workArrived: Schedule);

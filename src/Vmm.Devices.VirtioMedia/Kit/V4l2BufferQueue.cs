@@ -538,7 +538,7 @@ public sealed class V4l2BufferQueue
     }
 
     // An OUTPUT buffer's payload as vb2 takes it: bytesused per plane (0 means the whole plane, as vb2 still accepts),
-    // never beyond the plane, and a data_offset inside it; plus the timestamp the CAPTURE buffer will carry.
+    // never beyond the plane, and a data_offset inside it.
     private int TakePayloadLocked(Slot b, in V4l2Buffer buffer, ReadOnlySpan<V4l2Plane> planes)
     {
         bool mplane = V4l2Formats.IsMultiPlanar(_queueType);
@@ -820,17 +820,15 @@ public sealed class V4l2BufferQueue
         }
         Slot b = _buffers[index];
         b.State = BufferState.Filling;
+        for (int p = 0; p < b.PlaneCount; p++)
         {
-            for (int p = 0; p < b.PlaneCount; p++)
-            {
-                b.Filling[p] = b.Planes[p] is { } plane && plane.TryAddReference() ? plane : null;
-                _fillSegments[p].Clear();
-                _fillSegments[p].AddRange(b.Segments[p]);
-            }
-            _guestPageFillInFlight = _memory == V4l2Memory.UserPtr;
-            _fillThreadId = Environment.CurrentManagedThreadId;
-            return new V4l2FillTicket(b, index, _streamGeneration, _sequence++, _memory == V4l2Memory.Mmap);
+            b.Filling[p] = b.Planes[p] is { } plane && plane.TryAddReference() ? plane : null;
+            _fillSegments[p].Clear();
+            _fillSegments[p].AddRange(b.Segments[p]);
         }
+        _guestPageFillInFlight = _memory == V4l2Memory.UserPtr;
+        _fillThreadId = Environment.CurrentManagedThreadId;
+        return new V4l2FillTicket(b, index, _streamGeneration, _sequence++, _memory == V4l2Memory.Mmap);
     }
 
     /// <summary>True when the ticket's buffer has memory to write (an MMAP buffer released meanwhile has none).</summary>

@@ -15,8 +15,6 @@ namespace Vmm.Devices.VirtioMedia.Kit;
 public readonly record struct V4l2ControlInfo(uint Id, uint Type, string Name, int Min, int Max, int Step, int Default, uint Flags,
     string[]? Menu = null, uint[]? Dims = null)
 {
-    private const uint FlagReadOnly = 0x4, FlagWriteOnly = 0x40;
-
     /// <summary>True for a control whose value is a payload (G/S_EXT_CTRLS with a pointer and a size), not a value.</summary>
     public bool HasPayload => Dims is not null || Type >= V4l2Const.CtrlTypeCompoundTypes;
 
@@ -45,10 +43,16 @@ public readonly record struct V4l2ControlInfo(uint Id, uint Type, string Name, i
     /// <summary>Bytes of the whole payload (elements × element size).</summary>
     public uint PayloadSize => Elems * ElemSize;
 
+    /// <summary>True when it cannot be set (class controls too).</summary>
+    public bool IsReadOnly => (Flags & V4l2Const.CtrlFlagReadOnly) != 0;
+
+    /// <summary>The flags QUERYCTRL and QUERY_EXT_CTRL report: the control's, plus HAS_PAYLOAD for a payload one.</summary>
+    public uint ReportedFlags => Flags | (HasPayload ? V4l2Const.CtrlFlagHasPayload : 0);
+
     /// <summary>The class control that heads a control class (<paramref name="ctrlClass"/> | 1): it only names the
     /// class for enumeration and is neither read nor written.</summary>
     public static V4l2ControlInfo Class(uint ctrlClass, string name) =>
-        new(ctrlClass | 1, V4l2Const.CtrlTypeCtrlClass, name, 0, 0, 0, 0, FlagReadOnly | FlagWriteOnly);
+        new(ctrlClass | 1, V4l2Const.CtrlTypeCtrlClass, name, 0, 0, 0, 0, V4l2Const.CtrlFlagReadOnly | V4l2Const.CtrlFlagWriteOnly);
 
     /// <summary>True for a class control.</summary>
     public bool IsClass => Type == V4l2Const.CtrlTypeCtrlClass;
@@ -213,7 +217,7 @@ public sealed class V4l2ControlSet
             query.Step = c.Step;
             query.DefaultValue = c.Default;
         }
-        query.Flags = c.Flags | (c.HasPayload ? V4l2Const.CtrlFlagHasPayload : 0);
+        query.Flags = c.ReportedFlags;
         unsafe
         {
             // Safe: a ref to the first byte of a fixed 32-byte field; the span covers exactly that field.
@@ -239,7 +243,7 @@ public sealed class V4l2ControlSet
         query.Maximum = c.Max;
         query.Step = (ulong)c.Step;
         query.DefaultValue = c.Default;
-        query.Flags = c.Flags | (c.HasPayload ? V4l2Const.CtrlFlagHasPayload : 0);
+        query.Flags = c.ReportedFlags;
         query.ElemSize = c.ElemSize;
         query.Elems = c.Elems;
         unsafe
@@ -448,7 +452,7 @@ public sealed class V4l2ControlSet
     private int ValidatePayload(int index, Span<byte> value)
     {
         ref readonly V4l2ControlInfo c = ref _controls[index];
-        if ((c.Flags & V4l2Const.CtrlFlagReadOnly) != 0)
+        if (c.IsReadOnly)
         {
             return Errno.EACCES;
         }
@@ -497,10 +501,7 @@ public sealed class V4l2ControlSet
             value.CopyTo(_payloads[index]);
             listeners = _listeners.ToArray();
         }
-        foreach (V4l2EventSubscriptions s in listeners)
-        {
-            s.ControlChanged(_controls[index], 0, s == setter);
-        }
+        Tell(listeners, index, 0, setter);
         return 0;
     }
 
@@ -521,7 +522,7 @@ public sealed class V4l2ControlSet
         ref readonly V4l2ControlInfo c = ref _controls[index];
         // Class entries and read-only controls (a decoder's MIN_BUFFERS_FOR_CAPTURE) cannot be set: EACCES, as the
         // kernel's control framework answers.
-        if (c.IsClass || (c.Flags & V4l2Const.CtrlFlagReadOnly) != 0)
+        if (c.IsReadOnly)
         {
             return Errno.EACCES;
         }
@@ -546,6 +547,13 @@ public sealed class V4l2ControlSet
             _values[index] = value;
             listeners = _listeners.ToArray();
         }
+        Tell(listeners, index, value, setter);
+    }
+
+    // A control changed (taken from the listeners under the lock, told outside it): every session's subscriptions
+    // hear it, the setter's only with feedback. A payload control's event carries no value (0), as the kernel's.
+    private void Tell(V4l2EventSubscriptions[] listeners, int index, int value, V4l2EventSubscriptions setter)
+    {
         foreach (V4l2EventSubscriptions s in listeners)
         {
             s.ControlChanged(_controls[index], value, s == setter);

@@ -110,7 +110,7 @@ public sealed class V4l2EventSubscriptions
     {
         if (IsSubscribed(V4l2Const.EventSourceChange))
         {
-            var e = new V4l2Event { Type = V4l2Const.EventSourceChange, CtrlChanges = V4l2Const.EventSrcChResolution };
+            var e = new V4l2Event { Type = V4l2Const.EventSourceChange, SrcChangeChanges = V4l2Const.EventSrcChResolution };
             _host.SendEvent(e);
         }
     }

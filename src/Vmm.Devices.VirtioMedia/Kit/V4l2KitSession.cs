@@ -14,13 +14,14 @@ public abstract class V4l2KitSession : MediaBackendSession
     /// <summary>A session of a device with <paramref name="controls"/>, whose events go to <paramref name="host"/>.</summary>
     protected V4l2KitSession(V4l2ControlSet controls, IMediaSessionHost host)
     {
-        _host = host;
+        Host = host;
         Controls = controls;
         Events = new V4l2EventSubscriptions(host);
         controls.AddListener(Events);
     }
 
-    private readonly IMediaSessionHost _host;
+    /// <summary>The device services this session uses.</summary>
+    protected IMediaSessionHost Host { get; }
 
     /// <summary>The device's controls.</summary>
     protected V4l2ControlSet Controls { get; }
@@ -42,7 +43,7 @@ public abstract class V4l2KitSession : MediaBackendSession
         Controls.Extended(code, ref header, controls, Events);
 
     public sealed override int ExtControls(V4l2IoctlCode code, ref V4l2ExtControls header, Span<V4l2ExtControl> controls, in SharedPagesLists payloads) =>
-        Controls.Extended(code, ref header, controls, Events, payloads, _host.GuestMemory);
+        Controls.Extended(code, ref header, controls, Events, payloads, Host.GuestMemory);
 
     public sealed override int SubscribeEvent(in V4l2EventSubscription subscription) => Events.Subscribe(subscription, Controls);
 

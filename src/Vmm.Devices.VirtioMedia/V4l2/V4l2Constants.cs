@@ -110,6 +110,7 @@ public static class V4l2Const
     public const uint CtrlIdMask = 0x0FFFFFFF;
     public const uint CtrlFlagSlider = 0x0020;
     public const uint CtrlFlagReadOnly = 0x0004;
+    public const uint CtrlFlagWriteOnly = 0x0040;
     public const uint CtrlFlagVolatile = 0x0080;
     public const uint CtrlFlagHasPayload = 0x0100;
     public const uint CidMinBuffersForCapture = CidBase + 39;

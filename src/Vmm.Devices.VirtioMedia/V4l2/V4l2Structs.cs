@@ -319,6 +319,8 @@ public struct V4l2Event
 {
     [FieldOffset(0)] public uint Type;
     [FieldOffset(8)] public uint CtrlChanges;
+    /// <summary>The SOURCE_CHANGE view of the union: what changed (V4L2_EVENT_SRC_CH_*).</summary>
+    [FieldOffset(8)] public uint SrcChangeChanges;
     [FieldOffset(12)] public uint CtrlType;
     [FieldOffset(16)] public int CtrlValue;
     [FieldOffset(16)] public long CtrlValue64;

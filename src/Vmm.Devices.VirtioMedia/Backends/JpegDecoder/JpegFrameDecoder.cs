@@ -49,6 +49,10 @@ internal sealed class JpegFrameDecoder : IFrameDecoder
 {
     private readonly TurboJpegHandle _handle;
 
+    // The subsampling of the header read last: the chroma geometry Decode assumes. A guest that rewrites an MMAP
+    // buffer between the two calls changes only what the pixels look like, never where they are written.
+    private int _lastSubsampling;
+
     public JpegFrameDecoder()
     {
         _handle = TurboJpeg.tjInitDecompress();
@@ -82,10 +86,6 @@ internal sealed class JpegFrameDecoder : IFrameDecoder
         _lastSubsampling = subsampling;
         return true;
     }
-
-    // The subsampling of the header read last: the chroma geometry Decode assumes. A guest that rewrites an MMAP
-    // buffer between the two calls changes only what the pixels look like, never where they are written.
-    private int _lastSubsampling;
 
     public bool Decode(ReadOnlySpan<byte> coded, in CodedFrameInfo info, ref CaptureFrame frame)
     {
