@@ -1,13 +1,12 @@
 using Vmm.Cli.Configuration;
 using Vmm.Cli.Diagnostics;
 using Vmm.Cli.Terminal;
-using Vmm.Core.Arch.X86;
+using Vmm.Cli.Platforms;
+using Vmm.Core.Arch;
 using Vmm.Core.Boot;
 using Vmm.Core.Bus;
 using Vmm.Core.Memory;
 using Vmm.Core.Virtio;
-using Vmm.Devices.Legacy.DebugExit;
-using Vmm.Devices.Legacy.I8042;
 using Vmm.Devices.Legacy.Serial;
 using Vmm.Devices.Pci;
 using Vmm.Devices.Pci.Virtio;
@@ -20,16 +19,18 @@ using Vmm.Kvm.Vcpus;
 
 namespace Vmm.Cli;
 
-/// <summary>One composed x86_64 VM: memory, KVM, buses, devices, console. Built by <see cref="Build"/>, run once.</summary>
+/// <summary>One composed VM: memory, KVM, buses, devices, console, for the host's architecture
+/// (<see cref="MachinePlatform"/> supplies what differs). Built by <see cref="Build"/>, run once.</summary>
 internal sealed class Machine : IDisposable
 {
     private readonly List<IDisposable> _owned = [];
     private readonly VmConfig _config;
     private readonly Log _log;
     private KvmVm? _vm;
-    private X86BootCpuState? _boot;
+    private BootCpuState? _boot;
     private StdioConsole? _console;
-    private Uart16550? _uart;
+    private IConsoleUart? _uart;
+    private MachinePlatform? _platform;
     private Stream? _consoleOut;
     private Action<ReadOnlySpan<byte>>? _consoleInput;
 
@@ -87,14 +88,21 @@ internal sealed class Machine : IDisposable
         _log.Info(_config.HostProfile == HostProfileChoice.Auto
             ? $"host: {profile.Description}"
             : $"host profile forced by --host-profile: {profile.Description}");
-        if (_config.Cpus > kvm.MaxVcpus || _config.Cpus > MpTable.MaxCpus)
+        MachinePlatform platform = _platform = MachinePlatform.For(kvm);
+        int maxCpus = Math.Min(kvm.MaxCpusPerVm, platform.MaxCpus);
+        if (_config.Cpus > maxCpus)
         {
-            throw new VmStartException($"--cpus {_config.Cpus} is more than this host supports ({Math.Min(kvm.MaxVcpus, MpTable.MaxCpus)})");
+            throw new VmStartException($"--cpus {_config.Cpus} is more than this host supports ({maxCpus})");
         }
 
         byte[] kernel = VmLauncher.ReadInput(_config.KernelPath, "kernel");
+        KernelArchitecture kernelArchitecture = KernelFiles.DetectArchitecture(kernel);
+        if (kernelArchitecture != KernelArchitecture.Unknown && kernelArchitecture != platform.Architecture)
+        {
+            throw new VmStartException($"{_config.KernelPath} is {Describe(kernelArchitecture)} kernel; this host runs {platform.Name} guests only");
+        }
         byte[] initrd = _config.InitrdPath is null ? [] : VmLauncher.ReadInput(_config.InitrdPath, "initrd");
-        GuestMemory memory = VmLauncher.CreateGuestMemory(_config.MemMiB);
+        GuestMemory memory = VmLauncher.CreateGuestMemory(_config.MemMiB, platform);
         _owned.Add(memory);
         foreach (GuestRegion r in memory.Regions)
         {
@@ -102,11 +110,11 @@ internal sealed class Machine : IDisposable
             _log.Debug($"guest RAM {r.Start}-0x{r.End - 1:x} at host 0x{r.HostAddress:x}-0x{r.HostAddress + (nint)r.Size - 1:x}");
         }
 
-        KernelCmdline cmdline = VmLauncher.BuildCmdline(_config, profile);
+        KernelCmdline cmdline = VmLauncher.BuildCmdline(_config, profile, platform);
         LinuxBootResult boot;
         try
         {
-            boot = LinuxBootLoader.Load(memory, kernel, initrd, cmdline, VmLauncher.BootOptionsFor(_config.Boot));
+            boot = platform.LoadKernel(memory, kernel, initrd, cmdline, _config);
         }
         catch (Exception e) when (e is KernelImageException or BootException)
         {
@@ -120,13 +128,16 @@ internal sealed class Machine : IDisposable
         _log.Debug($"cmdline: {boot.Cmdline}");
         _boot = boot.Cpu;
 
-        _vm = kvm.CreateVm(memory);
+        _vm = kvm.CreateVm(memory, _config.Cpus);
         _owned.Add(_vm);
-        AddLegacyDevices(_vm);
-        List<MpPciInterrupt> intx = AddPciDevices(_vm, memory);
+        Stream stdout = StdioConsole.OpenOutput();
+        _consoleOut = _consoleObserver is null ? stdout : new LineObserverStream(stdout, _consoleObserver);
+        IConsoleUart uart = _uart = platform.AddPlatformDevices(_vm, PioBus, MmioBus, _consoleOut, _owned);
+        _consoleInput = data => uart.Enqueue(data);
+        List<int> slots = AddPciDevices(_vm, memory, platform);
         try
         {
-            MpTable.Write(memory, _config.Cpus, intx.ToArray());
+            platform.WriteFirmwareTables(memory, _config.Cpus, slots);
         }
         catch (BootException e)
         {
@@ -134,18 +145,27 @@ internal sealed class Machine : IDisposable
         }
     }
 
-    /// <summary>The PCI host bridge and the virtio devices behind it; returns the INTx routes for the MP table
-    /// (used only by a guest that does not enable MSI-X).</summary>
-    private List<MpPciInterrupt> AddPciDevices(KvmVm vm, GuestMemory memory)
+    private static string Describe(KernelArchitecture architecture) =>
+        architecture == KernelArchitecture.Arm64 ? "an arm64" : "an x86_64";
+
+    /// <summary>The PCI host bridge and the virtio devices behind it; returns their slots (for the x86 MP table's
+    /// INTx routes, used only by a guest that does not enable MSI-X).</summary>
+    private List<int> AddPciDevices(KvmVm vm, GuestMemory memory, MachinePlatform platform)
     {
-        var intx = new List<MpPciInterrupt>();
-        var pci = PciRoot.CreateX86(MmioBus, (ulong)_config.MemMiB << 20, gsi => vm.InterruptLine(gsi));
+        var slots = new List<int>();
+        PciRoot pci = platform.CreatePciRoot(vm, MmioBus, (ulong)_config.MemMiB << 20);
         void Add(IVirtioDevice device, string what)
         {
-            var transport = new VirtioPciDevice(device, memory, vm.Msi, vm.IoEvents, vm.MemoryMapper);
+            int next = pci.NextFreeSlot;
+            if (next < 0)
+            {
+                throw new UsageException($"too many devices: PCI bus 0 is full, {what} does not fit");
+            }
+            // The device's MSIs carry its requester id, which an arm64 ITS translates by.
+            var transport = new VirtioPciDevice(device, memory, vm.MsiForDevice(PciRoot.RequesterId(next)), vm.IoEvents, vm.MemoryMapper);
             _owned.Add(transport);
             int slot = pci.Add(transport);
-            intx.Add(new MpPciInterrupt((byte)slot, 1, (byte)PciRoot.IntxGsiForSlot(slot)));
+            slots.Add(slot);
             _log.Info($"pci 00:{slot:x2}.0: {what}");
             // One line per event, however often a hostile driver repeats the violation behind it.
             transport.NeedsResetSet += reason => _log.Warn($"pci 00:{slot:x2}.0: DEVICE_NEEDS_RESET ({reason})");
@@ -173,27 +193,14 @@ internal sealed class Machine : IDisposable
             // The name is the device's tag in the vmm.media.* metrics (dotnet-counters shows device=media0).
             Add(media, $"virtio-media {media.Metrics.DeviceName} ({spec})");
         }
-        pci.AttachTo(PioBus, MmioBus);
-        return intx;
-    }
-
-    private void AddLegacyDevices(KvmVm vm)
-    {
-        Stream stdout = StdioConsole.OpenOutput();
-        _consoleOut = _consoleObserver is null ? stdout : new LineObserverStream(stdout, _consoleObserver);
-        _uart = new Uart16550(vm.InterruptLine(X86Layout.Com1Irq), _consoleOut);
-        Uart16550 uart = _uart;
-        _consoleInput = data => uart.Enqueue(data);
-        _owned.Add(_uart);
-        PioBus.Insert(_uart, X86Layout.Com1Port, Uart16550.PortCount);
-        PioBus.Insert(new I8042Device(vm.Control), X86Layout.I8042Port, I8042Device.PortCount);
-        PioBus.Insert(new DebugExitDevice(vm.Control), X86Layout.DebugExitPort, DebugExitDevice.PortCount);
+        platform.AttachPci(pci, PioBus, MmioBus);
+        return slots;
     }
 
     public VmRunResult Run()
     {
         KvmVm vm = _vm ?? throw new InvalidOperationException("machine not built");
-        Uart16550 uart = _uart!;
+        IConsoleUart uart = _uart!;
         _console = new StdioConsole();
         _console.Start(
             _consoleInput!,

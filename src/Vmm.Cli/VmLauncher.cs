@@ -1,6 +1,6 @@
 using Vmm.Cli.Configuration;
 using Vmm.Cli.Diagnostics;
-using Vmm.Core.Arch.X86;
+using Vmm.Cli.Platforms;
 using Vmm.Core.Boot;
 using Vmm.Core.Bus;
 using Vmm.Core.Memory;
@@ -60,27 +60,29 @@ internal static class VmLauncher
         }
     }
 
-    /// <summary>The kernel command line: the user part (default or --cmdline) plus what this VMM needs.</summary>
-    internal static KernelCmdline BuildCmdline(VmConfig config, HostProfile profile)
+    /// <summary>The kernel command line: the user part (the platform's default or --cmdline) plus what this VMM
+    /// needs.</summary>
+    internal static KernelCmdline BuildCmdline(VmConfig config, HostProfile profile, MachinePlatform? platform = null)
     {
+        platform ??= new X86Platform();
         // On a PVM host every console character is ~0.1 ms of emulated kernel code: the default line is quiet there.
-        KernelCmdline cmdline = KernelCmdline.Create(config.Cmdline ?? (profile.IsPvm ? KernelCmdline.DefaultUserParameters + " quiet" : null));
+        string defaults = platform.DefaultUserParameters + (profile.IsPvm ? " quiet" : "");
+        KernelCmdline cmdline = KernelCmdline.Create(config.Cmdline ?? defaults);
+        string consoleName = config.Console == ConsoleKind.Virtio ? "hvc0" : platform.SerialConsoleName;
         if (config.Cmdline is not null)
         {
             // A user line replaces the default user part; keep what the VMM's devices rely on unless the user
-            // chose otherwise: the console device, reset through the i8042 (a clean exit) and reboot on panic.
-            string consoleName = config.Console == ConsoleKind.Virtio ? "hvc0" : "ttyS0";
+            // chose otherwise: the console device and the platform's reset and panic behaviour.
             if (!HasParameter(config.Cmdline, "console"))
             {
                 cmdline.AddVmmParameter("console", consoleName);
             }
-            if (!HasParameter(config.Cmdline, "reboot"))
+            foreach ((string key, string value) in platform.ImpliedParameters)
             {
-                cmdline.AddVmmParameter("reboot", "k");
-            }
-            if (!HasParameter(config.Cmdline, "panic"))
-            {
-                cmdline.AddVmmParameter("panic", "-1");
+                if (!HasParameter(config.Cmdline, key))
+                {
+                    cmdline.AddVmmParameter(key, value);
+                }
             }
         }
         else if (config.Console == ConsoleKind.Virtio)
@@ -118,10 +120,10 @@ internal static class VmLauncher
         _ => new BootOptions(),
     };
 
-    internal static GuestMemory CreateGuestMemory(int memMiB)
+    internal static GuestMemory CreateGuestMemory(int memMiB, MachinePlatform platform)
     {
         ulong bytes = (ulong)memMiB << 20;
-        (ulong Start, ulong Size)[] regions = X86Layout.RamRegions(bytes);
+        (ulong Start, ulong Size)[] regions = platform.RamRegions(bytes);
         var layout = new (GuestAddress, ulong)[regions.Length];
         for (int i = 0; i < regions.Length; i++)
         {

@@ -1,3 +1,4 @@
+using Vmm.Core.Arch.Arm64;
 using Vmm.Core.Arch.X86;
 using Vmm.Core.Bus;
 using Vmm.Core.Platform;
@@ -55,7 +56,20 @@ public sealed class PciRoot
             new PciBarAllocator(X86Layout.Pci32WindowStart, X86Layout.Pci32WindowSize, X86Layout.Pci64WindowStart(ramSize), 256UL << 30),
             intxLines);
 
+    /// <summary>A root with the arm64 layout: BARs in <see cref="Arm64Layout.PciMmio32"/> and, for 64-bit BARs,
+    /// <see cref="Arm64Layout.PciMmio64"/>. No INTx: the device tree routes MSIs to the ITS and has no
+    /// interrupt-map, so drivers use MSI-X.</summary>
+    public static PciRoot CreateArm64(IoBus mmioBus) =>
+        new(mmioBus, new PciBarAllocator(Arm64Layout.PciMmio32, Arm64Layout.PciMmio32Size, Arm64Layout.PciMmio64, Arm64Layout.PciMmio64Size));
+
     public PciHostBridge HostBridge { get; }
+
+    /// <summary>The slot the next <see cref="Add"/> will use, or -1 when the bus is full.</summary>
+    public int NextFreeSlot => Array.IndexOf(_slots, null);
+
+    /// <summary>The PCI requester id (bus 0, function 0) of a device in <paramref name="slot"/>: what an MSI carries
+    /// to an arm64 ITS as its device id.</summary>
+    public static ushort RequesterId(int slot) => (ushort)(slot << 3);
 
     /// <summary>The GSI a device in <paramref name="slot"/> drives with INTA# (swizzled over
     /// <see cref="X86Layout.PciIntxGsis"/>).</summary>
@@ -106,6 +120,14 @@ public sealed class PciRoot
         ArgumentNullException.ThrowIfNull(mmioBus);
         pioBus.Insert(new PciConfigIo(this), PciConfigIo.BasePort, 8);
         mmioBus.Insert(new PciEcam(this), X86Layout.PciEcamStart, X86Layout.PciEcamSize);
+    }
+
+    /// <summary>Registers only <see cref="PciEcam"/>, at <paramref name="ecamBase"/> (arm64, where configuration space
+    /// is reached through the device tree's ECAM window alone).</summary>
+    public void AttachEcam(IoBus mmioBus, ulong ecamBase, ulong ecamSize)
+    {
+        ArgumentNullException.ThrowIfNull(mmioBus);
+        mmioBus.Insert(new PciEcam(this), ecamBase, ecamSize);
     }
 
     /// <summary>Configuration read; missing bus/device/function → all ones.</summary>

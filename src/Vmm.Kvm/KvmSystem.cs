@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Vmm.Core.Memory;
+using Vmm.Kvm.Arch;
 using Vmm.Kvm.Cpu;
 using Vmm.Kvm.Interop;
 
@@ -23,15 +24,11 @@ public sealed unsafe class KvmSystem : IDisposable
     [
         (KvmCaps.Irqchip, "KVM_CAP_IRQCHIP"),
         (KvmCaps.UserMemory, "KVM_CAP_USER_MEMORY"),
-        (KvmCaps.SetTssAddr, "KVM_CAP_SET_TSS_ADDR"),
-        (KvmCaps.ExtCpuid, "KVM_CAP_EXT_CPUID"),
         (KvmCaps.IrqRouting, "KVM_CAP_IRQ_ROUTING"),
         (KvmCaps.Irqfd, "KVM_CAP_IRQFD"),
         (KvmCaps.Ioeventfd, "KVM_CAP_IOEVENTFD"),
-        (KvmCaps.Pit2, "KVM_CAP_PIT2"),
         (KvmCaps.ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
         (KvmCaps.MpState, "KVM_CAP_MP_STATE"),
-        (KvmCaps.VcpuEvents, "KVM_CAP_VCPU_EVENTS"),
     ];
 
     private readonly KvmFd _fd;
@@ -45,6 +42,16 @@ public sealed unsafe class KvmSystem : IDisposable
         Profile = profile;
         Log = log;
     }
+
+    /// <summary>What differs between KVM on x86_64 and on arm64 (the process's architecture).</summary>
+    internal KvmArchitecture Architecture { get; } = KvmArchitecture.Host;
+
+    /// <summary>The guest architecture this KVM runs: the host's ("x86_64" or "arm64").</summary>
+    public string ArchitectureName => Architecture.Name;
+
+    /// <summary>The most vCPUs one VM can have here: KVM's limit and the platform's (x86 MP table, arm64 GIC
+    /// redistributor space).</summary>
+    public int MaxCpusPerVm => Math.Min(MaxVcpus, Architecture.MaxCpus);
 
     /// <summary>The host-specific handling (PVM or an ordinary VMX/SVM host).</summary>
     public HostProfile Profile { get; }
@@ -76,7 +83,7 @@ public sealed unsafe class KvmSystem : IDisposable
                 throw new KvmUnavailableException($"{path}: unsupported KVM API version {version} (need {KvmConstants.ApiVersion})");
             }
             var system = new KvmSystem(handle, profile ?? HostProfile.Detect(), log);
-            foreach ((int cap, string name) in RequiredCapabilities)
+            foreach ((int cap, string name) in RequiredCapabilities.Concat(system.Architecture.RequiredCapabilities))
             {
                 if (system.CheckExtension(cap) <= 0)
                 {
@@ -191,12 +198,14 @@ public sealed unsafe class KvmSystem : IDisposable
         throw new KvmException("KVM_GET_MSR_INDEX_LIST returned more than 16384 entries");
     }
 
-    /// <summary>Creates a VM with <paramref name="memory"/> installed as its RAM slots and the x86 platform pieces
-    /// (TSS, identity map, in-kernel PIC/IOAPIC/LAPIC, PIT).</summary>
-    public KvmVm CreateVm(GuestMemory memory)
+    /// <summary>Creates a VM with <paramref name="memory"/> installed as its RAM slots and the architecture's platform
+    /// pieces (x86: TSS, identity map, in-kernel PIC/IOAPIC/LAPIC, PIT; arm64: <paramref name="cpuCount"/> vCPUs, the
+    /// GICv3 and its ITS). On arm64 <see cref="KvmVm.Run"/> must then run exactly <paramref name="cpuCount"/> vCPUs.</summary>
+    public KvmVm CreateVm(GuestMemory memory, int cpuCount = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(cpuCount, 1);
         int fd = _fd.Ioctl(KvmIoctls.CreateVm, 0, "KVM_CREATE_VM");
-        return new KvmVm(this, new KvmFd(fd), memory);
+        return new KvmVm(this, new KvmFd(fd), memory, cpuCount);
     }
 
     public void Dispose() => _fd.Dispose();

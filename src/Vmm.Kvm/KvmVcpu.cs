@@ -11,7 +11,7 @@ namespace Vmm.Kvm;
 /// One vCPU: its fd and its mmapped <c>kvm_run</c> page, read in place by the run loop. Register accessors wrap
 /// the KVM_GET/SET ioctls; setup methods apply CPUID, MSRs, FPU, LAPIC LINT pins and the boot register state.
 /// </summary>
-public sealed unsafe class KvmVcpu : IDisposable
+public sealed unsafe partial class KvmVcpu : IDisposable
 {
     private const int LapicLvtLint0 = 0x350, LapicLvtLint1 = 0x360;
     private const uint ApicDeliveryExtInt = 7, ApicDeliveryNmi = 4;

@@ -1,7 +1,8 @@
-using Vmm.Core.Arch.X86;
+using Vmm.Core.Arch;
 using Vmm.Core.Bus;
 using Vmm.Core.Memory;
 using Vmm.Core.Platform;
+using Vmm.Kvm.Arch;
 using Vmm.Kvm.Interop;
 using Vmm.Kvm.Platform;
 using Vmm.Kvm.Vcpus;
@@ -9,10 +10,11 @@ using Vmm.Kvm.Vcpus;
 namespace Vmm.Kvm;
 
 /// <summary>
-/// One KVM virtual machine: guest RAM installed as memory slots, the KVM TSS and identity-map pages, the in-kernel
-/// PIC/IOAPIC/LAPIC and PIT, and the platform services devices are built with (<see cref="InterruptLine"/>,
-/// <see cref="Msi"/>, <see cref="IoEvents"/>, <see cref="MemoryMapper"/>, <see cref="Control"/>).
-/// <see cref="Run"/> creates the vCPUs and runs them until the VM stops. The caller keeps ownership of the
+/// One KVM virtual machine: guest RAM installed as memory slots, the architecture's platform pieces
+/// (<see cref="KvmArchitecture.SetUpVm"/>: on x86 the TSS, PIC/IOAPIC/LAPIC and PIT; on arm64 the vCPUs and the
+/// GICv3 with its ITS), and the platform services devices are built with (<see cref="InterruptLine"/>,
+/// <see cref="MsiForDevice"/>, <see cref="IoEvents"/>, <see cref="MemoryMapper"/>, <see cref="Control"/>).
+/// <see cref="Run"/> runs the vCPUs until the VM stops. The caller keeps ownership of the
 /// <see cref="GuestMemory"/> and must dispose it after this VM.
 /// </summary>
 public sealed unsafe class KvmVm : IDisposable
@@ -22,13 +24,17 @@ public sealed unsafe class KvmVm : IDisposable
     private readonly KvmMsiController _msi;
     private readonly KvmIoEventRegistrar _ioEvents;
     private readonly VmControl _control = new();
+    private readonly List<KvmDevice> _devices = [];
+    private KvmVcpu[]? _preparedVcpus;
     private int _ran;
 
-    internal KvmVm(KvmSystem system, KvmFd fd, GuestMemory memory)
+    internal KvmVm(KvmSystem system, KvmFd fd, GuestMemory memory, int cpuCount)
     {
         _fd = fd;
         System = system;
         Memory = memory;
+        Architecture = system.Architecture;
+        CpuCount = cpuCount;
         try
         {
             int slot = 0;
@@ -36,20 +42,16 @@ public sealed unsafe class KvmVm : IDisposable
             {
                 SetMemorySlot((uint)slot++, region.Start.Value, region.Size, region.HostAddress);
             }
-            _fd.Ioctl(KvmIoctls.SetTssAddr, (nuint)X86Layout.KvmTssAddress, "KVM_SET_TSS_ADDR");
-            ulong identityMap = X86Layout.KvmIdentityMapAddress;
-            _fd.Ioctl(KvmIoctls.SetIdentityMapAddr, &identityMap, "KVM_SET_IDENTITY_MAP_ADDR");
-            _fd.Ioctl(KvmIoctls.CreateIrqchip, 0, "KVM_CREATE_IRQCHIP");
-            var pit = new KvmPitConfig { Flags = KvmConstants.PitSpeakerDummy };
-            _fd.Ioctl(KvmIoctls.CreatePit2, &pit, "KVM_CREATE_PIT2");
+            Architecture.SetUpVm(this, cpuCount);
 
             int slots = system.CheckExtension(KvmCaps.NrMemslots);
             _memoryMapper = new KvmMemoryMapper(this, firstSlot: slot, slotLimit: slots > 0 ? slots : 32);
-            _msi = new KvmMsiController(this);
+            _msi = new KvmMsiController(this, Architecture.DefaultRoutes, Architecture.MsiRoutesCarryDeviceId);
             _ioEvents = new KvmIoEventRegistrar(this, system.CheckExtension(KvmCaps.IoeventfdAnyLength) > 0);
         }
         catch
         {
+            DisposePlatform();
             _fd.Dispose();
             throw;
         }
@@ -59,10 +61,20 @@ public sealed unsafe class KvmVm : IDisposable
 
     public GuestMemory Memory { get; }
 
+    /// <summary>The vCPU count the VM was created for (arm64 makes its vCPUs then; x86 at <see cref="Run"/>).</summary>
+    public int CpuCount { get; }
+
+    internal KvmArchitecture Architecture { get; }
+
     internal KvmFd Handle => _fd;
 
-    /// <summary>MSI vectors (GSI routes + irqfds) for MSI-X capable devices.</summary>
+    /// <summary>MSI vectors (GSI routes + irqfds) for MSI-X capable devices, without a requester id: enough on x86,
+    /// where routes carry none. PCI devices on arm64 need <see cref="MsiForDevice"/>.</summary>
     public IMsiController Msi => _msi;
+
+    /// <summary>MSI vectors whose routes carry <paramref name="requesterId"/> (bus &lt;&lt; 8 | device &lt;&lt; 3 | function), which an
+    /// arm64 ITS translates by; on x86 the same as <see cref="Msi"/>.</summary>
+    public IMsiController MsiForDevice(ushort requesterId) => _msi.ForDevice(requesterId);
 
     /// <summary>KVM_IOEVENTFD bindings for queue notifications.</summary>
     public IIoEventRegistrar IoEvents => _ioEvents;
@@ -80,64 +92,71 @@ public sealed unsafe class KvmVm : IDisposable
         _fd.Ioctl(KvmIoctls.EnableCap, &cap, "KVM_ENABLE_CAP");
     }
 
-    /// <summary>A legacy interrupt line on <paramref name="gsi"/> (0–23, the IOAPIC pins; 0–15 also reach the PIC).</summary>
-    public IInterruptLine InterruptLine(int gsi)
+    /// <summary>A wired interrupt line: on x86 GSI <paramref name="line"/> (0–23, the IOAPIC pins; 0–15 also reach
+    /// the PIC), on arm64 SPI <paramref name="line"/>.</summary>
+    public IInterruptLine InterruptLine(int line)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(gsi);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(gsi, KvmMsiController.IoapicPins - 1);
-        return new KvmInterruptLine(this, gsi);
+        ArgumentOutOfRangeException.ThrowIfNegative(line);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(line, Architecture.InterruptLines - 1);
+        return new KvmInterruptLine(this, line, Architecture.KvmIrqFor(line));
     }
 
     /// <summary>
-    /// Creates <paramref name="cpuCount"/> vCPUs (vCPU 0 in <paramref name="boot"/>'s state, the others waiting for
-    /// INIT/SIPI), runs them on one thread each, and returns when the VM stops: a device or the host called
-    /// <see cref="Control"/>, the guest shut down, or a vCPU hit a fatal exit (then the result carries diagnostics).
-    /// Can be called once per VM.
+    /// Runs <paramref name="cpuCount"/> vCPUs (vCPU 0 in <paramref name="boot"/>'s state; on x86 the others wait for
+    /// INIT/SIPI, on arm64 for PSCI CPU_ON) on one thread each, and returns when the VM stops: a device or the host
+    /// called <see cref="Control"/>, the guest shut down, or a vCPU hit a fatal exit (then the result carries
+    /// diagnostics). Can be called once per VM.
     /// </summary>
-    public VmRunResult Run(X86BootCpuState boot, int cpuCount, IoBus pioBus, IoBus mmioBus, VmRunOptions? options = null)
+    public VmRunResult Run(BootCpuState boot, int cpuCount, IoBus pioBus, IoBus mmioBus, VmRunOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(boot);
         ArgumentOutOfRangeException.ThrowIfLessThan(cpuCount, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(cpuCount, Math.Min(255, System.MaxVcpus));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(cpuCount, Math.Min(Architecture.MaxCpus, System.MaxVcpus));
         if (Interlocked.Exchange(ref _ran, 1) != 0)
         {
             throw new InvalidOperationException("a KVM VM can be run only once");
         }
         options ??= new VmRunOptions();
-        var vcpus = new KvmVcpu[cpuCount];
+        KvmVcpu[] vcpus = Architecture.PrepareVcpus(this, boot, cpuCount);
         try
         {
-            for (int i = 0; i < cpuCount; i++)
-            {
-                vcpus[i] = CreateVcpu(i);
-                vcpus[i].ConfigureCommon(cpuCount);
-                if (i == 0)
-                {
-                    vcpus[i].ConfigureBoot(boot);
-                }
-                else
-                {
-                    vcpus[i].SetMpState(KvmConstants.MpStateUninitialized);
-                }
-            }
             var runner = new VmRunner(this, vcpus, pioBus, mmioBus, _control, options);
             return runner.Run();
         }
         finally
         {
-            foreach (KvmVcpu? v in vcpus)
+            foreach (KvmVcpu v in vcpus)
             {
-                v?.Dispose();
+                v.Dispose();
             }
         }
     }
 
-    /// <summary>Creates vCPU <paramref name="index"/> (its APIC id) without configuring it; tests and
-    /// <see cref="Run"/> use this.</summary>
+    /// <summary>Creates vCPU <paramref name="index"/> (its APIC id or MPIDR affinity) without configuring it.</summary>
     internal KvmVcpu CreateVcpu(int index)
     {
         int fd = _fd.Ioctl(KvmIoctls.CreateVcpu, (nuint)index, $"KVM_CREATE_VCPU({index})");
         return new KvmVcpu(this, new KvmFd(fd), index);
+    }
+
+    /// <summary>KVM_CREATE_DEVICE; the VM keeps the device until it is disposed.</summary>
+    internal KvmDevice CreateDevice(uint type, string name)
+    {
+        var create = new KvmCreateDevice { Type = type };
+        _fd.Ioctl(KvmIoctls.CreateDevice, &create, $"KVM_CREATE_DEVICE({name})");
+        var device = new KvmDevice(new KvmFd((int)create.Fd), name);
+        _devices.Add(device);
+        return device;
+    }
+
+    /// <summary>vCPUs made at VM creation (arm64), kept until <see cref="Run"/> takes them.</summary>
+    internal void AdoptPreparedVcpus(KvmVcpu[] vcpus) => _preparedVcpus = vcpus;
+
+    internal KvmVcpu[] TakePreparedVcpus()
+    {
+        KvmVcpu[] vcpus = _preparedVcpus ?? throw new InvalidOperationException("no vCPUs were made at VM creation");
+        _preparedVcpus = null;
+        return vcpus;
     }
 
     internal void SetMemorySlot(uint slot, ulong guestPhysicalAddress, ulong size, nint hostAddress)
@@ -154,10 +173,28 @@ public sealed unsafe class KvmVm : IDisposable
             $"KVM_SET_USER_MEMORY_REGION(slot {slot}, 0x{guestPhysicalAddress:x}+0x{size:x})");
     }
 
+    private void DisposePlatform()
+    {
+        if (_preparedVcpus is { } vcpus)
+        {
+            foreach (KvmVcpu v in vcpus)
+            {
+                v?.Dispose();
+            }
+            _preparedVcpus = null;
+        }
+        foreach (KvmDevice d in _devices)
+        {
+            d.Dispose();
+        }
+        _devices.Clear();
+    }
+
     public void Dispose()
     {
         _ioEvents.Dispose();
         _msi.Dispose();
+        DisposePlatform();
         _fd.Dispose();
     }
 }

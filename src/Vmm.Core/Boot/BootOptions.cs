@@ -34,6 +34,8 @@ public enum KernelImageKind
     Elf,
     /// <summary>A bzImage (x86 boot protocol setup header + compressed payload).</summary>
     BzImage,
+    /// <summary>A Linux arm64 <c>Image</c>, plain or gzip-compressed (Debian's arm64 <c>vmlinuz</c>).</summary>
+    Arm64Image,
 }
 
 /// <summary>How the kernel is entered.</summary>
@@ -43,4 +45,6 @@ public enum BootMethod
     Linux64,
     /// <summary>bzImage through the 32-bit boot protocol, decompressing itself in the guest.</summary>
     BzImage32,
+    /// <summary>The arm64 boot protocol: MMU off, x0 = the device tree's address.</summary>
+    Arm64,
 }

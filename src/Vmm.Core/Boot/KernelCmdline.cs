@@ -38,6 +38,9 @@ public sealed class KernelCmdline
     public const string DefaultUserParameters =
         "console=ttyS0 reboot=k panic=-1 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
 
+    /// <summary>The arm64 default: the PL011 console (ttyAMA0) and reboot on panic; PSCI needs no options.</summary>
+    public const string Arm64DefaultUserParameters = "console=ttyAMA0 panic=-1";
+
     /// <summary>Longest line (without NUL) when the kernel does not say: the command-line area at
     /// <see cref="X86Layout.CmdlineAddress"/> is <see cref="X86Layout.CmdlineMaxSize"/> bytes, NUL included.</summary>
     public const int MaxLength = (int)X86Layout.CmdlineMaxSize - 1;

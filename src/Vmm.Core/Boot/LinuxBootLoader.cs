@@ -26,7 +26,7 @@ public static class LinuxBootLoader
     private const ulong PageSize = 0x1000;
 
     /// <summary>What an arm64 kernel given to this x86_64 loader is told.</summary>
-    public const string ArmKernelOnX86 = "this is an arm64 kernel; vmm boots x86_64 guests on x86_64 hosts (arm64 guests are not supported yet)";
+    public const string ArmKernelOnX86 = "this is an arm64 kernel; vmm boots it on an arm64 host, and x86_64 kernels on x86_64 hosts";
 
     /// <summary>Decides what <paramref name="kernelFile"/> is, by content.</summary>
     public static KernelImageKind DetectImage(ReadOnlySpan<byte> kernelFile)

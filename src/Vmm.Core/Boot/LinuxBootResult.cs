@@ -1,4 +1,4 @@
-using Vmm.Core.Arch.X86;
+using Vmm.Core.Arch;
 
 namespace Vmm.Core.Boot;
 
@@ -6,7 +6,7 @@ namespace Vmm.Core.Boot;
 public sealed record LinuxBootResult
 {
     /// <summary>The boot vCPU's initial registers (the hypervisor layer applies them).</summary>
-    public required X86BootCpuState Cpu { get; init; }
+    public required BootCpuState Cpu { get; init; }
     public required KernelImageKind ImageKind { get; init; }
     public required BootMethod Method { get; init; }
     /// <summary>Payload compression for a bzImage whose payload we extracted; null otherwise.</summary>

@@ -41,7 +41,7 @@ namespace Vmm.Devices.Legacy.Serial;
 /// Bytes the guest itself discards (an FCR receive-FIFO clear, as Linux does when it opens the port) are gone,
 /// as on hardware. While loopback mode is on, host input stays in the host buffer.</para>
 /// </remarks>
-public sealed class Uart16550 : IBusDevice, IDisposable
+public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
 {
     /// <summary>Number of consecutive ports to insert the device at (COM1: 0x3F8..0x3FF).</summary>
     public const int PortCount = UartRegisters.PortCount;

@@ -25,11 +25,17 @@ public sealed class CrashReport
     /// <summary>Set when the registers could not be read, or what could be read is not the guest's state.</summary>
     public string? CaptureError { get; init; }
 
+    /// <summary>The registers as text, for architectures without the x86 structures (arm64).</summary>
+    public string? RegisterText { get; init; }
+
     /// <summary>A report whose registers are unavailable, with <paramref name="why"/>.</summary>
     internal static CrashReport WithoutRegisters(int vcpuIndex, string reason, string? details, string why) =>
         new() { VcpuIndex = vcpuIndex, Reason = reason, Details = details, CaptureError = why };
 
-    internal static CrashReport Capture(KvmVcpu vcpu, string reason, string? details)
+    internal static CrashReport Capture(KvmVcpu vcpu, string reason, string? details) =>
+        vcpu.Vm.Architecture.CaptureCrash(vcpu, reason, details);
+
+    internal static CrashReport CaptureX86(KvmVcpu vcpu, string reason, string? details)
     {
         KvmRegs regs;
         KvmSregs sregs;
@@ -145,6 +151,14 @@ public sealed class CrashReport
         if (CaptureError is not null)
         {
             sb.AppendLine($"  registers unavailable: {CaptureError}");
+            return sb.ToString();
+        }
+        if (RegisterText is not null)
+        {
+            foreach (string line in RegisterText.Split('\n'))
+            {
+                sb.Append("  ").AppendLine(line);
+            }
             return sb.ToString();
         }
         KvmRegs r = Registers;

@@ -46,6 +46,12 @@ internal static unsafe class KvmIoctls
     public static readonly nuint CreatePit2 = Iow(0x77, sizeof(KvmPitConfig));
     public static readonly nuint Ioeventfd = Iow(0x79, sizeof(KvmIoeventfd));
     public static readonly nuint EnableCap = Iow(0xA3, sizeof(KvmEnableCap));
+    public static readonly nuint CreateDevice = Iowr(0xE0, sizeof(KvmCreateDevice));
+    /// <summary>arm64: the preferred vCPU target for KVM_ARM_VCPU_INIT (a VM ioctl).</summary>
+    public static readonly nuint ArmPreferredTarget = Ior(0xAF, sizeof(KvmVcpuInit));
+
+    // Device ioctls (on a KVM_CREATE_DEVICE fd).
+    public static readonly nuint SetDeviceAttr = Iow(0xE1, sizeof(KvmDeviceAttr));
 
     // vCPU ioctls.
     public static readonly nuint Run = Io(0x80);
@@ -65,6 +71,10 @@ internal static unsafe class KvmIoctls
     public static readonly nuint SetMpState = Iow(0x99, sizeof(KvmMpState));
     public static readonly nuint GetVcpuEvents = Ior(0x9F, sizeof(KvmVcpuEvents));
     public static readonly nuint SetVcpuEvents = Iow(0xA0, sizeof(KvmVcpuEvents));
+    // Both ONE_REG ioctls are _IOW: the struct only carries the id and a pointer to the value.
+    public static readonly nuint GetOneReg = Iow(0xAB, sizeof(KvmOneReg));
+    public static readonly nuint SetOneReg = Iow(0xAC, sizeof(KvmOneReg));
+    public static readonly nuint ArmVcpuInit = Iow(0xAE, sizeof(KvmVcpuInit));
 }
 
 /// <summary>KVM_CAP_* numbers (linux/kvm.h) the VMM checks.</summary>
@@ -84,6 +94,10 @@ internal static class KvmCaps
     public const int SetIdentityMapAddr = 37;
     public const int VcpuEvents = 41;
     public const int MaxVcpus = 66;
+    public const int OneReg = 70;
+    public const int DeviceCtrl = 89;
+    public const int ArmPsci02 = 102;
+    public const int MsiDevid = 131;
     public const int TscDeadlineTimer = 72;
     public const int IoeventfdAnyLength = 122;
     public const int ImmediateExit = 136;
@@ -125,6 +139,8 @@ internal static class KvmConstants
     public const uint CpuidFlagSignificantIndex = 1;
     public const uint SystemEventShutdown = 1, SystemEventReset = 2, SystemEventCrash = 3;
     public const byte IoDirectionIn = 0, IoDirectionOut = 1;
+    /// <summary>KVM_MSI_VALID_DEVID: the MSI route carries the requester id (the ITS needs it).</summary>
+    public const uint MsiValidDevid = 1;
     /// <summary>The kernel's limit on GSI routing entries (KVM_MAX_IRQ_ROUTES).</summary>
     public const int MaxIrqRoutes = 4096;
 }

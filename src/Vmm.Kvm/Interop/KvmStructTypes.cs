@@ -263,3 +263,38 @@ internal unsafe struct KvmRun
     [FieldOffset(288)] public ulong KvmValidRegs;
     [FieldOffset(296)] public ulong KvmDirtyRegs;
 }
+
+/// <summary>struct kvm_vcpu_init (arm64): the target CPU type and feature bitmap for KVM_ARM_VCPU_INIT.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct KvmVcpuInit
+{
+    public uint Target;
+    public fixed uint Features[7];
+}
+
+/// <summary>struct kvm_one_reg: a register id and the address of the value (KVM_GET/SET_ONE_REG).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct KvmOneReg
+{
+    public ulong Id;
+    public ulong Addr;
+}
+
+/// <summary>struct kvm_create_device: an in-kernel device (the arm64 vGIC and ITS); KVM fills in the fd.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct KvmCreateDevice
+{
+    public uint Type;
+    public uint Fd;
+    public uint Flags;
+}
+
+/// <summary>struct kvm_device_attr: one attribute of an in-kernel device; Addr points at the value.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct KvmDeviceAttr
+{
+    public uint Flags;
+    public uint Group;
+    public ulong Attr;
+    public ulong Addr;
+}

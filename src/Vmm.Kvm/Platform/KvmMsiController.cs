@@ -5,20 +5,22 @@ using Vmm.Kvm.Interop;
 namespace Vmm.Kvm.Platform;
 
 /// <summary>
-/// Owns the VM's whole GSI routing table. KVM_SET_GSI_ROUTING replaces the table, so the kernel's default routes
-/// (GSIs 0–15 to the PIC and IOAPIC, 16–23 to the IOAPIC) are kept in it and MSI routes are added from GSI 24 up.
-/// Each vector is an eventfd bound with KVM_IRQFD, so <see cref="IMsiVector.Trigger"/> is one eventfd write.
-/// The guest reprograms routes at will (every MSI-X table write), so an update allocates nothing, and a route KVM
-/// refuses masks that one vector (logged once) instead of stopping the VM.
+/// Owns the VM's whole GSI routing table. KVM_SET_GSI_ROUTING replaces the table, so the architecture's default
+/// routes (x86: GSIs 0–15 to the PIC and IOAPIC, 16–23 to the IOAPIC; arm64: none) are kept in it and MSI routes are
+/// added from GSI 24 up. On arm64 each MSI route also carries the device's PCI requester id, which the ITS translates
+/// by (<see cref="ForDevice"/>). Each vector is an eventfd bound with KVM_IRQFD, so <see cref="IMsiVector.Trigger"/>
+/// is one eventfd write. The guest reprograms routes at will (every MSI-X table write), so an update allocates
+/// nothing, and a route KVM refuses masks that one vector (logged once) instead of stopping the VM.
 /// </summary>
 internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
 {
-    public const int IoapicPins = 24;
+    public const int IoapicPins = Arch.X86.X86KvmArchitecture.IoapicPins;
     private const int FirstMsiGsi = IoapicPins;
 
     private readonly KvmVm _vm;
     private readonly Lock _lock = new();
     private readonly KvmIrqRoutingEntry[] _defaultRoutes;
+    private readonly bool _routesCarryDeviceId;
     // Indexed by GSI; Type 0 means no route (a masked or never-programmed vector).
     private readonly KvmIrqRoutingEntry[] _msiRoutes = new KvmIrqRoutingEntry[KvmConstants.MaxIrqRoutes];
     // The KVM_SET_GSI_ROUTING argument, built in place on each commit: header + default routes + every MSI route.
@@ -27,22 +29,19 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
     private readonly List<MsiVector> _live = new();
     private uint _nextGsi = FirstMsiGsi;
 
-    public KvmMsiController(KvmVm vm)
+    public KvmMsiController(KvmVm vm, KvmIrqRoutingEntry[] defaultRoutes, bool routesCarryDeviceId)
     {
         _vm = vm;
-        var defaults = new List<KvmIrqRoutingEntry>();
-        for (uint gsi = 0; gsi < IoapicPins; gsi++)
-        {
-            if (gsi < 16)
-            {
-                defaults.Add(IrqchipRoute(gsi, gsi < 8 ? KvmConstants.IrqchipPicMaster : KvmConstants.IrqchipPicSlave, gsi % 8));
-            }
-            defaults.Add(IrqchipRoute(gsi, KvmConstants.IrqchipIoapic, gsi));
-        }
-        _defaultRoutes = defaults.ToArray();
+        _defaultRoutes = defaultRoutes;
+        _routesCarryDeviceId = routesCarryDeviceId;
         int capacity = _defaultRoutes.Length + KvmConstants.MaxIrqRoutes - FirstMsiGsi;
         _routingArgument = GC.AllocateArray<byte>(sizeof(KvmIrqRouting) + capacity * sizeof(KvmIrqRoutingEntry), pinned: true);
     }
+
+    /// <summary>Vectors for the PCI function with <paramref name="requesterId"/>; this controller itself where
+    /// routes carry no device id.</summary>
+    public IMsiController ForDevice(ushort requesterId) =>
+        _routesCarryDeviceId ? new DeviceMsiController(this, requesterId) : this;
 
     /// <summary>The table as last committed (for tests and diagnostics).</summary>
     internal KvmIrqRoutingEntry[] RoutingTable
@@ -64,7 +63,9 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
         }
     }
 
-    public IMsiVector AllocateVector()
+    public IMsiVector AllocateVector() => AllocateVector(0);
+
+    private IMsiVector AllocateVector(ushort requesterId)
     {
         lock (_lock)
         {
@@ -93,7 +94,7 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
                 _freeGsis.Add(gsi);
                 throw;
             }
-            var vector = new MsiVector(this, gsi, eventFd);
+            var vector = new MsiVector(this, gsi, eventFd, requesterId);
             _live.Add(vector);
             return vector;
         }
@@ -112,7 +113,7 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
 
     /// <summary>Routes <paramref name="gsi"/> to the MSI (address, data); 0, or the errno KVM refused it with, in
     /// which case the GSI is left without a route: its irqfd then injects nothing until a route KVM accepts.</summary>
-    private int Update(uint gsi, ulong address, uint data)
+    private int Update(uint gsi, ulong address, uint data, ushort requesterId)
     {
         lock (_lock)
         {
@@ -120,9 +121,11 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
             {
                 Gsi = gsi,
                 Type = KvmConstants.IrqRoutingMsi,
+                Flags = _routesCarryDeviceId ? KvmConstants.MsiValidDevid : 0,
                 MsiAddressLo = (uint)address,
                 MsiAddressHi = (uint)(address >> 32),
                 MsiData = data,
+                MsiDevId = _routesCarryDeviceId ? requesterId : 0u,
             };
             int refused = Commit();
             if (refused == 0)
@@ -200,14 +203,6 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
         _vm.System.Log($"KVM refused the MSI route the guest programmed for GSI {gsi} (address 0x{address:x}, data 0x{data:x}): " +
                        $"errno {errno}; that vector is masked until the guest programs one KVM accepts");
 
-    private static KvmIrqRoutingEntry IrqchipRoute(uint gsi, uint chip, uint pin) => new()
-    {
-        Gsi = gsi,
-        Type = KvmConstants.IrqRoutingIrqchip,
-        IrqchipId = chip,
-        IrqchipPin = pin,
-    };
-
     public void Dispose()
     {
         MsiVector[] live;
@@ -221,7 +216,12 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
         }
     }
 
-    private sealed class MsiVector(KvmMsiController owner, uint gsi, EventFd eventFd) : IMsiVector
+    private sealed class DeviceMsiController(KvmMsiController owner, ushort requesterId) : IMsiController
+    {
+        public IMsiVector AllocateVector() => owner.AllocateVector(requesterId);
+    }
+
+    private sealed class MsiVector(KvmMsiController owner, uint gsi, EventFd eventFd, ushort requesterId) : IMsiVector
     {
         private int _disposed;
         private int _refusalLogged;
@@ -232,7 +232,7 @@ internal sealed unsafe class KvmMsiController : IMsiController, IDisposable
         public void Update(ulong address, uint data)
         {
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-            int errno = owner.Update(Gsi, address, data);
+            int errno = owner.Update(Gsi, address, data, requesterId);
             if (errno != 0 && Interlocked.Exchange(ref _refusalLogged, 1) == 0)
             {
                 owner.LogRefusedRoute(Gsi, address, data, errno);

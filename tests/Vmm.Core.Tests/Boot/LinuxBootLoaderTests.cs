@@ -45,8 +45,8 @@ public sealed class LinuxBootLoaderTests(ITestOutputHelper output)
         Assert.Equal(BootMethod.Pvh, r.Method);
         Assert.Equal(KernelImageKind.Elf, r.ImageKind);
         Assert.Equal(0x100_0100ul, r.EntryPoint);
-        Assert.Equal(r.EntryPoint, r.Cpu.Rip);
-        Assert.Equal(X86Layout.PvhStartInfoAddress, r.Cpu.Rbx);
+        Assert.Equal(r.EntryPoint, X86(r).Rip);
+        Assert.Equal(X86Layout.PvhStartInfoAddress, X86(r).Rbx);
 
         ulong si = X86Layout.PvhStartInfoAddress;
         Assert.Equal(0x336E_C578u, U32(mem, si + 0));
@@ -80,7 +80,7 @@ public sealed class LinuxBootLoaderTests(ITestOutputHelper output)
     public void PvhCpuState_IsFlat32BitProtectedModeWithPagingOff()
     {
         using GuestMemory mem = Ram();
-        X86BootCpuState cpu = LinuxBootLoader.Load(mem, TestElf.Kernel(pvh: true), [], KernelCmdline.Default()).Cpu;
+        X86BootCpuState cpu = LinuxBootLoader.Load(mem, TestElf.Kernel(pvh: true), [], KernelCmdline.Default()).Cpu as X86BootCpuState ?? throw new InvalidOperationException();
         Assert.Equal(0x11ul, cpu.Cr0); // PE | ET, no PG
         Assert.Equal(0ul, cpu.Cr4);
         Assert.Equal(0ul, cpu.Efer);
@@ -101,8 +101,8 @@ public sealed class LinuxBootLoaderTests(ITestOutputHelper output)
         LinuxBootResult r = LinuxBootLoader.Load(mem, kernel, initrd, KernelCmdline.Create("root=/dev/ram0"));
 
         Assert.Equal(BootMethod.Linux64, r.Method);
-        Assert.Equal(0x100_0040ul, r.Cpu.Rip);
-        Assert.Equal(X86Layout.ZeroPageAddress, r.Cpu.Rsi);
+        Assert.Equal(0x100_0040ul, X86(r).Rip);
+        Assert.Equal(X86Layout.ZeroPageAddress, X86(r).Rsi);
         ulong zp = X86Layout.ZeroPageAddress;
         // Offsets pinned to arch/x86/include/uapi/asm/bootparam.h.
         Assert.Equal(0xAA55, U16(mem, zp + 0x1FE));                     // hdr.boot_flag
@@ -140,7 +140,7 @@ public sealed class LinuxBootLoaderTests(ITestOutputHelper output)
     {
         using GuestMemory mem = Ram();
         X86BootCpuState cpu = LinuxBootLoader.Load(mem, TestElf.Kernel(pvh: true), [], KernelCmdline.Default(),
-            new BootOptions { Entry = BootEntry.Linux64 }).Cpu;
+            new BootOptions { Entry = BootEntry.Linux64 }).Cpu as X86BootCpuState ?? throw new InvalidOperationException();
         Assert.Equal(0x8000_0011ul, cpu.Cr0);
         Assert.Equal(0x20ul, cpu.Cr4);
         Assert.Equal(0x500ul, cpu.Efer);
@@ -212,13 +212,13 @@ public sealed class LinuxBootLoaderTests(ITestOutputHelper output)
             new BootOptions { InGuestDecompression = true });
 
         Assert.Equal(BootMethod.BzImage32, r.Method);
-        Assert.Equal(0x10_0000ul, r.Cpu.Rip);
-        Assert.Equal(X86Layout.ZeroPageAddress, r.Cpu.Rsi);
-        Assert.Equal(0ul, r.Cpu.Rbx);
-        Assert.Equal(0ul, r.Cpu.Rbp);
-        Assert.Equal(0x11ul, r.Cpu.Cr0);
-        Assert.Equal((ushort)0x10, r.Cpu.Code.Selector);
-        Assert.True(r.Cpu.Code.DefaultBig);
+        Assert.Equal(0x10_0000ul, X86(r).Rip);
+        Assert.Equal(X86Layout.ZeroPageAddress, X86(r).Rsi);
+        Assert.Equal(0ul, X86(r).Rbx);
+        Assert.Equal(0ul, X86(r).Rbp);
+        Assert.Equal(0x11ul, X86(r).Cr0);
+        Assert.Equal((ushort)0x10, X86(r).Code.Selector);
+        Assert.True(X86(r).Code.DefaultBig);
         int setupSize = 5 * 512;
         Assert.Equal(bz.AsSpan(setupSize).ToArray(), mem.GetSpan(new GuestAddress(0x10_0000), (ulong)(bz.Length - setupSize)).ToArray());
         Assert.Equal(0x10_0000u, U32(mem, X86Layout.ZeroPageAddress + 0x214)); // code32_start
@@ -359,4 +359,6 @@ public sealed class LinuxBootLoaderTests(ITestOutputHelper output)
         Assert.True(fromElf.GetSpan(new GuestAddress(a.KernelStart), length)
             .SequenceEqual(fromBz.GetSpan(new GuestAddress(b.KernelStart), length)));
     }
+
+    private static X86BootCpuState X86(LinuxBootResult r) => Assert.IsType<X86BootCpuState>(r.Cpu);
 }

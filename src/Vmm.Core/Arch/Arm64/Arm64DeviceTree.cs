@@ -61,7 +61,7 @@ public static class Arm64DeviceTree
             fdt.PropertyStrings("device_type", "cpu");
             fdt.PropertyStrings("compatible", "arm,arm-v8");
             fdt.PropertyStrings("enable-method", "psci");
-            fdt.PropertyCells("reg", (uint)cpu); // MPIDR affinity 0 = the vCPU index (KVM's default MPIDR)
+            fdt.PropertyCells("reg", Arm64Layout.MpidrAffinity(cpu));
             fdt.EndNode();
         }
         fdt.EndNode();

@@ -21,6 +21,14 @@ public static class Arm64Layout
     /// <summary>64-bit prefetchable BARs (virtio-media's shared-memory region).</summary>
     public const ulong PciMmio64 = 0x80_0000_0000, PciMmio64Size = 0x80_0000_0000;
 
+    /// <summary>A register for the debug-exit device (a write of V ends the VM with exit code V), the MMIO twin of
+    /// the x86 port 0x501 that test guests without Linux end with. Not in the device tree: Linux never sees it.</summary>
+    public const ulong DebugExit = 0x0901_0000, DebugExitSize = 0x1000;
+
+    /// <summary>The affinity fields of vCPU <paramref name="index"/>'s MPIDR_EL1 as KVM sets them by default
+    /// (reset_mpidr: Aff0 = the low 4 bits of the vCPU id, Aff1 the next 8), which is the cpu node's reg.</summary>
+    public static uint MpidrAffinity(int index) => (uint)(index & 0xF) | (uint)((index >> 4) & 0xFF) << 8;
+
     /// <summary>Most vCPUs whose redistributors fit below the UART.</summary>
     public const int MaxCpus = (int)((Uart - GicRedistributors) / GicRedistributorSizePerCpu);
 }

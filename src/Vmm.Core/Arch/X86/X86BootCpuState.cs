@@ -14,7 +14,7 @@ public readonly record struct X86Segment(
 /// tables and boot structures into guest memory) and applied by the hypervisor layer. Application processors
 /// start in the reset state and are woken by the guest with INIT/SIPI.
 /// </summary>
-public sealed record X86BootCpuState
+public sealed record X86BootCpuState : BootCpuState
 {
     public required ulong Rip { get; init; }
     public ulong Rsp { get; init; }
@@ -39,6 +39,4 @@ public sealed record X86BootCpuState
     public ulong IdtBase { get; init; }
     public ushort IdtLimit { get; init; }
 
-    /// <summary>Human-readable entry kind for logs ("PVH 32-bit", "64-bit boot protocol", "real mode").</summary>
-    public string EntryKind { get; init; } = "";
 }
