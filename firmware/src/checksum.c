@@ -1,11 +1,12 @@
 #include <stdbool.h>
 
 #include "checksum.h"
+#include "checksum_hw.h"
 
 #define CRC32C_POLY 0x82F63B78u
 
 static uint32_t table[8][256];
-static bool use_sse42;
+static bool use_hw;
 
 static uint32_t crc32c_soft(uint32_t crc, const uint8_t *p, size_t n)
 {
@@ -23,23 +24,19 @@ static uint32_t crc32c_soft(uint32_t crc, const uint8_t *p, size_t n)
     return crc;
 }
 
-static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t n)
+static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
 {
-    /* The instruction works on general registers, so it is usable although the program is built
-     * -mgeneral-regs-only; it is emitted by hand because the build targets baseline x86-64. */
     uint64_t c = crc;
     while (n >= 8) {
         uint64_t w;
         __builtin_memcpy(&w, p, 8);
-        __asm__("crc32q %1, %0" : "+r"(c) : "rm"(w));
+        c = crc32c_hw_u64(c, w);
         p += 8;
         n -= 8;
     }
     uint32_t c32 = (uint32_t)c;
-    while (n--) {
-        uint8_t b = *p++;
-        __asm__("crc32b %1, %0" : "+r"(c32) : "rm"(b));
-    }
+    while (n--)
+        c32 = crc32c_hw_u8(c32, *p++);
     return c32;
 }
 
@@ -55,21 +52,19 @@ const char *checksum_init(void)
         for (int t = 1; t < 8; t++)
             table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xFF];
 
-    uint32_t a, b, c, d;
-    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
-    use_sse42 = (c >> 20) & 1;
+    use_hw = crc32c_hw_probe();
 
     /* Both paths must agree; a disagreement means a broken CPU feature report: fall back to software. */
     static const char probe[] = "123456789abcdefghij";
-    if (use_sse42 && (crc32c_sse42(0xFFFFFFFF, (const uint8_t *)probe, sizeof(probe) - 1)
-                      != crc32c_soft(0xFFFFFFFF, (const uint8_t *)probe, sizeof(probe) - 1)))
-        use_sse42 = false;
-    return use_sse42 ? "crc32c-sse4.2" : "crc32c-table";
+    if (use_hw && (crc32c_hw(0xFFFFFFFF, (const uint8_t *)probe, sizeof(probe) - 1)
+                   != crc32c_soft(0xFFFFFFFF, (const uint8_t *)probe, sizeof(probe) - 1)))
+        use_hw = false;
+    return use_hw ? CRC32C_HW_NAME : "crc32c-table";
 }
 
 uint32_t frame_checksum(const void *data, size_t len)
 {
     const uint8_t *p = data;
-    uint32_t crc = use_sse42 ? crc32c_sse42(0xFFFFFFFF, p, len) : crc32c_soft(0xFFFFFFFF, p, len);
+    uint32_t crc = use_hw ? crc32c_hw(0xFFFFFFFF, p, len) : crc32c_soft(0xFFFFFFFF, p, len);
     return crc ^ 0xFFFFFFFF;
 }

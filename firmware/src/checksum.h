@@ -8,8 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Builds the software table and picks the SSE4.2 CRC32 instruction when CPUID (ring 3, i.e. the CPU the code
- * really runs on) reports it. Returns the method name for the log. */
+/* Builds the software table and picks the CPU's CRC-32C instruction when the CPU reports it (checksum_hw.h: SSE4.2
+ * on x86_64, found by CPUID in ring 3, i.e. on the CPU the code really runs on; the CRC32 extension on arm64).
+ * Returns the method name for the log. */
 const char *checksum_init(void);
 
 uint32_t frame_checksum(const void *data, size_t len);

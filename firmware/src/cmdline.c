@@ -177,22 +177,9 @@ static bool is_kernel_parameter(const char *word, size_t len)
     return false;
 }
 
-void cmdline_parse(uint64_t start_info_paddr, struct fw_params *out)
+void cmdline_parse_text(const char *cmd, struct fw_params *out)
 {
     set_defaults(out);
-    if (start_info_paddr == 0 || start_info_paddr + 64 > MAPPED_LIMIT)
-        fw_fail(EXIT_BAD_CMDLINE, "no hvm_start_info (EBX=0x%lx)", (unsigned long)start_info_paddr);
-    const uint8_t *si = (const uint8_t *)(uintptr_t)start_info_paddr;
-    if (get_le32(si) != HVM_START_MAGIC)
-        fw_fail(EXIT_BAD_CMDLINE, "hvm_start_info magic is 0x%x, expected 0x%x", get_le32(si), HVM_START_MAGIC);
-    uint64_t cmdline_paddr = get_le64(si + 24);
-    const char *cmd = "";
-    if (cmdline_paddr != 0) {
-        if (cmdline_paddr + MAX_CMDLINE > MAPPED_LIMIT)
-            fw_fail(EXIT_BAD_CMDLINE, "cmdline_paddr 0x%lx outside the mapped range", (unsigned long)cmdline_paddr);
-        cmd = (const char *)(uintptr_t)cmdline_paddr;
-    }
-
     size_t i = 0;
     while (i < MAX_CMDLINE && cmd[i]) {
         while (i < MAX_CMDLINE && cmd[i] == ' ')
@@ -220,4 +207,21 @@ void cmdline_parse(uint64_t start_info_paddr, struct fw_params *out)
         out->device_id = out->mode == MODE_RNG ? 0x1044 : 0x1070;
     out->fourcc = (uint32_t)(uint8_t)out->format[0] | (uint32_t)(uint8_t)out->format[1] << 8
                   | (uint32_t)(uint8_t)out->format[2] << 16 | (uint32_t)(uint8_t)out->format[3] << 24;
+}
+
+void cmdline_parse(uint64_t start_info_paddr, struct fw_params *out)
+{
+    if (start_info_paddr == 0 || start_info_paddr + 64 > MAPPED_LIMIT)
+        fw_fail(EXIT_BAD_CMDLINE, "no hvm_start_info (EBX=0x%lx)", (unsigned long)start_info_paddr);
+    const uint8_t *si = (const uint8_t *)(uintptr_t)start_info_paddr;
+    if (get_le32(si) != HVM_START_MAGIC)
+        fw_fail(EXIT_BAD_CMDLINE, "hvm_start_info magic is 0x%x, expected 0x%x", get_le32(si), HVM_START_MAGIC);
+    uint64_t cmdline_paddr = get_le64(si + 24);
+    const char *cmd = "";
+    if (cmdline_paddr != 0) {
+        if (cmdline_paddr + MAX_CMDLINE > MAPPED_LIMIT)
+            fw_fail(EXIT_BAD_CMDLINE, "cmdline_paddr 0x%lx outside the mapped range", (unsigned long)cmdline_paddr);
+        cmd = (const char *)(uintptr_t)cmdline_paddr;
+    }
+    cmdline_parse_text(cmd, out);
 }

@@ -1,4 +1,4 @@
-/* Parameters from the PVH command line: space-separated key=value pairs. */
+/* Parameters from the command line (PVH on x86_64, /chosen/bootargs on arm64): space-separated key=value pairs. */
 #ifndef FW_CMDLINE_H
 #define FW_CMDLINE_H
 
@@ -32,7 +32,12 @@ struct fw_params {
     uint64_t ecam;          /* PCI ECAM base (the VMM's layout), 0 = no ECAM accesses */
 };
 
-/* Reads hvm_start_info at `start_info_paddr` and the command line it points to; fails with EXIT_BAD_CMDLINE. */
+/* Reads hvm_start_info at `start_info_paddr` and the command line it points to; fails with EXIT_BAD_CMDLINE.
+ * (x86_64 PVH; arm64 finds the line in the device tree, arm64/fdt.c.) */
 void cmdline_parse(uint64_t start_info_paddr, struct fw_params *out);
+
+/* Parses the NUL-terminated command line `cmd` (at most 4096 bytes are read) into `out`, defaults first; fails
+ * with EXIT_BAD_CMDLINE. */
+void cmdline_parse_text(const char *cmd, struct fw_params *out);
 
 #endif

@@ -1,8 +1,13 @@
-/* Port and MMIO accessors. Ring 3 runs with IOPL 3, so the port instructions work there without faulting. */
+/* Port and MMIO accessors. Ring 3 runs with IOPL 3, so the port instructions work there without faulting.
+ * arm64 (no port I/O, weakly ordered) has its own: arm64/io.h. */
 #ifndef FW_IO_H
 #define FW_IO_H
 
 #include <stdint.h>
+
+#if defined(__aarch64__)
+#include "arm64/io.h"
+#else
 
 static inline void outb(uint16_t port, uint8_t value) { __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
 static inline void outw(uint16_t port, uint16_t value) { __asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port)); }
@@ -45,4 +50,5 @@ static inline void full_fence(void) { __asm__ volatile("mfence" ::: "memory"); }
 
 static inline void cpu_relax(void) { __asm__ volatile("pause"); }
 
+#endif /* !__aarch64__ */
 #endif

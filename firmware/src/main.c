@@ -1,8 +1,9 @@
-/* media-stream: the end-to-end test payload. Everything here runs in ring 3 (see boot.S). */
+/* media-stream: the end-to-end test payload. Everything here runs in ring 3 on x86_64 (see boot.S), at EL1 on arm64
+ * (arm64/boot.S); arch.h has the few differences. */
+#include "arch.h"
 #include "attack.h"
 #include "checksum.h"
 #include "cmdline.h"
-#include "cpl0.h"
 #include "exit_codes.h"
 #include "pci.h"
 #include "serial.h"
@@ -37,8 +38,8 @@ static uint64_t tsc_at_main;
 static void print_timing(void)
 {
     uint64_t now = rdtsc();
-    fw_printf("TIMING entry_to_ring3_us=%lu ring3_us=%lu port_io_traps=%lu\n", elapsed_us(tsc_at_main - tsc_at_entry),
-              elapsed_us(now - tsc_at_main), emulated_port_io_count);
+    fw_printf("TIMING entry_to_ring3_us=%lu ring3_us=%lu port_io_traps=%lu\n",
+              elapsed_us(tsc_at_main - arch_entry_ticks()), elapsed_us(now - tsc_at_main), arch_port_io_traps());
 }
 
 static void fourcc_text(uint32_t fourcc, char out[5])
@@ -181,9 +182,9 @@ int fw_main(void)
 {
     tsc_at_main = rdtsc();
     serial_init();
-    fw_printf("\nmedia-stream firmware: long mode, ring 3, IOPL 3\n");
+    fw_printf("\nmedia-stream firmware: " ARCH_BANNER "\n");
     struct fw_params p;
-    cmdline_parse(pvh_start_info_paddr, &p);
+    arch_parse_cmdline(&p);
     uint64_t hz = timer_init();
     const char *crc = checksum_init();
     static const char kat[] = "123456789";

@@ -43,8 +43,17 @@ internal static unsafe class VcpuKicker
             {
                 throw KvmException.FromLastError("mmap(signal handler page)");
             }
-            // Safe: the page was just mapped read-write and is 4096 bytes long.
-            *(byte*)page = 0xC3; // ret: the x86-64 handler returns immediately
+            // Safe: the page was just mapped read-write and is 4096 bytes long. The handler only returns: x86-64
+            // "ret" (C3), or arm64 "ret" (D65F03C0; arm64 Linux cleans the caches for the page when mprotect makes
+            // it executable).
+            if (System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64)
+            {
+                *(uint*)page = 0xD65F03C0;
+            }
+            else
+            {
+                *(byte*)page = 0xC3;
+            }
             if (Libc.mprotect(page, 4096, Libc.PROT_READ | Libc.PROT_EXEC) != 0)
             {
                 throw KvmException.FromLastError("mprotect(signal handler page)");

@@ -24,7 +24,8 @@ internal sealed unsafe class Arm64KvmArchitecture : KvmArchitecture
         (KvmCaps.OneReg, "KVM_CAP_ONE_REG"),
         (KvmCaps.DeviceCtrl, "KVM_CAP_DEVICE_CTRL"),
         (KvmCaps.ArmPsci02, "KVM_CAP_ARM_PSCI_0_2"),
-        (KvmCaps.MsiDevid, "KVM_CAP_MSI_DEVID"),
+        // Not KVM_CAP_MSI_DEVID: KVM answers it only on a VM fd (EINVAL on /dev/kvm), and creating the ITS is what
+        // makes MSIs need a device id.
     ];
 
     public override string Name => "arm64";
