@@ -32,14 +32,17 @@ public sealed class PciRoot
     private readonly PciDevice?[] _slots = new PciDevice?[MaxSlots];
     private readonly PciBarAllocator _bars;
     private readonly Func<int, IInterruptLine>? _intxLines;
+    private readonly Func<int, int> _intxLineForSlot;
     private readonly IoBus _mmioBus;
 
     /// <param name="mmioBus">The bus BARs are registered on.</param>
     /// <param name="bars">Where BARs are placed.</param>
     /// <param name="intxLines">Creates the legacy interrupt line for a GSI (for devices whose driver does not
     /// enable MSI-X); null = no INTx.</param>
-    public PciRoot(IoBus mmioBus, PciBarAllocator bars, Func<int, IInterruptLine>? intxLines = null)
+    /// <param name="intxLineForSlot">The line (x86 GSI, arm64 SPI) a slot's INTA# drives; the x86 swizzle when null.</param>
+    public PciRoot(IoBus mmioBus, PciBarAllocator bars, Func<int, IInterruptLine>? intxLines = null, Func<int, int>? intxLineForSlot = null)
     {
+        _intxLineForSlot = intxLineForSlot ?? IntxGsiForSlot;
         ArgumentNullException.ThrowIfNull(mmioBus);
         ArgumentNullException.ThrowIfNull(bars);
         _mmioBus = mmioBus;
@@ -57,10 +60,11 @@ public sealed class PciRoot
             intxLines);
 
     /// <summary>A root with the arm64 layout: BARs in <see cref="Arm64Layout.PciMmio32"/> and, for 64-bit BARs,
-    /// <see cref="Arm64Layout.PciMmio64"/>. No INTx: the device tree routes MSIs to the ITS and has no
-    /// interrupt-map, so drivers use MSI-X.</summary>
-    public static PciRoot CreateArm64(IoBus mmioBus) =>
-        new(mmioBus, new PciBarAllocator(Arm64Layout.PciMmio32, Arm64Layout.PciMmio32Size, Arm64Layout.PciMmio64, Arm64Layout.PciMmio64Size));
+    /// <see cref="Arm64Layout.PciMmio64"/>; INTA# on the SPI the device tree's interrupt-map gives the slot (MSIs
+    /// go to the ITS).</summary>
+    public static PciRoot CreateArm64(IoBus mmioBus, Func<int, IInterruptLine>? intxLines = null) =>
+        new(mmioBus, new PciBarAllocator(Arm64Layout.PciMmio32, Arm64Layout.PciMmio32Size, Arm64Layout.PciMmio64, Arm64Layout.PciMmio64Size),
+            intxLines, slot => (int)Arm64Layout.PciIntxSpi(slot));
 
     public PciHostBridge HostBridge { get; }
 
@@ -104,7 +108,7 @@ public sealed class PciRoot
         }
         if (device is IPciInterruptSource source)
         {
-            int gsi = IntxGsiForSlot(slot);
+            int gsi = _intxLineForSlot(slot);
             source.ConnectIntx(gsi, _intxLines?.Invoke(gsi));
         }
         device.Slot = slot;

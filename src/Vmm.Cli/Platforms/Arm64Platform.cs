@@ -49,7 +49,8 @@ internal sealed class Arm64Platform : MachinePlatform
         return uart;
     }
 
-    public override PciRoot CreatePciRoot(KvmVm vm, IoBus mmioBus, ulong ramSize) => PciRoot.CreateArm64(mmioBus);
+    public override PciRoot CreatePciRoot(KvmVm vm, IoBus mmioBus, ulong ramSize) =>
+        PciRoot.CreateArm64(mmioBus, spi => vm.InterruptLine(spi));
 
     public override void AttachPci(PciRoot pci, IoBus pioBus, IoBus mmioBus) =>
         pci.AttachEcam(mmioBus, Arm64Layout.PciEcam, Arm64Layout.PciEcamSize);

@@ -129,6 +129,18 @@ public static class Arm64DeviceTree
             Hi(Arm64Layout.PciMmio32Size), Lo(Arm64Layout.PciMmio32Size),
             PciMem64Prefetchable, Hi(Arm64Layout.PciMmio64), Lo(Arm64Layout.PciMmio64), Hi(Arm64Layout.PciMmio64), Lo(Arm64Layout.PciMmio64),
             Hi(Arm64Layout.PciMmio64Size), Lo(Arm64Layout.PciMmio64Size));
+        // INTx for drivers without MSI-X: slot (bits 11–15 of the address's first cell) and pin select a GIC SPI.
+        fdt.PropertyCells("interrupt-map-mask", 0x1800, 0, 0, 7);
+        var map = new List<uint>();
+        for (int slot = 0; slot < (int)Arm64Layout.PciIntxSpiCount; slot++)
+        {
+            for (int pin = 1; pin <= 4; pin++)
+            {
+                // Child address (3 cells) and pin; the GIC's phandle and unit address (#address-cells 2); its specifier.
+                map.AddRange([(uint)slot << 11, 0, 0, (uint)pin, GicPhandle, 0, 0, Spi, Arm64Layout.PciIntxSpi(slot, pin), LevelHigh]);
+            }
+        }
+        fdt.PropertyCells("interrupt-map", [.. map]);
         // Requester ids 0…0xffff map one to one onto ITS device ids.
         fdt.PropertyCells("msi-map", 0, ItsPhandle, 0, 0x1_0000);
         fdt.EndNode();

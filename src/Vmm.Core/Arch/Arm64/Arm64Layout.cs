@@ -14,6 +14,13 @@ public static class Arm64Layout
     public const ulong Uart = 0x0900_0000, UartSize = 0x1000;
     /// <summary>The PL011's shared peripheral interrupt (SPI 1).</summary>
     public const uint UartSpi = 1;
+    /// <summary>The four SPIs PCI INTA#–INTD# are swizzled over (QEMU virt's 3–6), for drivers without MSI-X.</summary>
+    public const uint PciIntxFirstSpi = 3, PciIntxSpiCount = 4;
+
+    /// <summary>The SPI that INTx <paramref name="pin"/> (1 = INTA#) of the device in <paramref name="slot"/> raises: the
+    /// standard swizzle, which the device tree's interrupt-map spells out.</summary>
+    public static uint PciIntxSpi(int slot, int pin = 1) => PciIntxFirstSpi + (uint)((slot + pin - 1) % (int)PciIntxSpiCount);
+
     public const ulong PciMmio32 = 0x1000_0000, PciMmio32Size = 0x2EFF_0000;
     /// <summary>ECAM for bus 0 (1 MiB: 32 devices × 8 functions × 4 KiB).</summary>
     public const ulong PciEcam = 0x3F00_0000, PciEcamSize = 0x10_0000;
