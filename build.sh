@@ -14,8 +14,9 @@ log() { printf '[build.sh] %s\n' "$*" >&2; }
 
 # Debian packages the build and the tests need (the guest kit script installs its own kernel-build packages);
 # libturbojpeg0 is what the built-in JPEG decoder (--media jpeg-decoder) decodes with; dtc (device-tree-compiler)
-# checks the arm64 device tree in a unit test.
-APT_PACKAGES=(gcc libc6-dev make binutils cpio busybox-static zstd xz-utils lz4 bzip2 lzma libturbojpeg0 device-tree-compiler)
+# checks the arm64 device tree in a unit test; gcc-aarch64-linux-gnu builds the arm64 firmware guest.
+APT_PACKAGES=(gcc libc6-dev make binutils cpio busybox-static zstd xz-utils lz4 bzip2 lzma libturbojpeg0 device-tree-compiler
+  gcc-aarch64-linux-gnu)
 
 # What the performance lab needs besides: the NativeAOT compiler links `vmm` with clang against zlib.
 BENCH_APT_PACKAGES=(clang zlib1g-dev)
@@ -28,7 +29,7 @@ build_guest() {
 }
 
 build_firmware() {
-  bash firmware/build.sh >&2
+  ARM64=1 bash firmware/build.sh >&2
   echo "$ROOT/firmware/out"
 }
 
@@ -98,9 +99,14 @@ case "${1:-}" in
     VMM_GUEST_DIR=$(build_guest)
     VMM_FIRMWARE_DIR=$(build_firmware)
     VMM_STOCK_KERNEL=$(bash firmware/stock-kernel/fetch.sh | tail -n 1)
-    export VMM_GUEST_DIR VMM_FIRMWARE_DIR VMM_STOCK_KERNEL
+    # The aarch64 lab's inputs (tests/Vmm.Arm64Lab.Tests): Debian's arm64 kernel with a busybox initramfs, and vmm
+    # published for linux-arm64. Publishing restores for that RID, so it goes before the ordinary build.
+    VMM_ARM64_GUEST_DIR=$(bash firmware/arm64-guest/build.sh --print-dir | tail -n 1)
+    VMM_ARM64_VMM_DIR=$(lab/publish-vmm-arm64.sh | tail -n 1)
+    export VMM_GUEST_DIR VMM_FIRMWARE_DIR VMM_STOCK_KERNEL VMM_ARM64_GUEST_DIR VMM_ARM64_VMM_DIR
     log "guest kit: $VMM_GUEST_DIR"
     log "firmware:  $VMM_FIRMWARE_DIR"
+    log "arm64:     $VMM_ARM64_GUEST_DIR, vmm for linux-arm64 in $VMM_ARM64_VMM_DIR"
     dotnet_build
     shift
     TEST_ARGS=("$@")

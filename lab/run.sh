@@ -6,6 +6,7 @@
 #
 #   lab/run.sh [--mem MiB] [--cpus N] [--timeout SECONDS] [--vivid-params 'k=v ...'] -- CMD [ARG...]
 #   lab/run.sh --print-image      build (or find) the cached kernel and initramfs, print their directory
+#   lab/run.sh --arch arm64 ...   the aarch64 lab instead (an arm64 KVM host under qemu-system-aarch64): run-arm64.sh
 #
 # Exit codes: CMD's own; 124 when the lab ran out of time; 125 when the lab itself failed (the L1 kernel's console
 # is then printed from its log). Inside, VMM_LAB=1 is set. See lab/README.md for what the lab is and costs.
@@ -25,8 +26,15 @@ CPUS=1
 TIMEOUT=4800
 VIVID_PARAMS=""
 PRINT_IMAGE=0
+ARGS=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
+    --arch)
+      case "${2:-}" in
+        x86_64 | amd64 | x64) shift 2 ;;
+        arm64 | aarch64) exec bash "$LAB_DIR/run-arm64.sh" "${ARGS[@]}" ;;
+        *) die "unknown --arch $2 (x86_64 or arm64)" ;;
+      esac ;;
     --mem) MEM=$2; shift 2 ;;
     --cpus) CPUS=$2; shift 2 ;;
     --timeout) TIMEOUT=$2; shift 2 ;;

@@ -9,7 +9,7 @@ internal static unsafe partial class KvmNative
     private const string Lib = "libc";
 
     public const int O_RDWR = 2, O_CLOEXEC = 0x80000;
-    public const int EINTR = 4, EAGAIN = 11, ENOENT = 2, EACCES = 13, EPERM = 1, E2BIG = 7, ESRCH = 3, ENOMEM = 12;
+    public const int EINTR = 4, EAGAIN = 11, ENOENT = 2, EACCES = 13, EPERM = 1, E2BIG = 7, ESRCH = 3, ENOMEM = 12, ENOSYS = 38;
 
     [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
     public static partial int Ioctl(int fd, nuint request, void* argument);

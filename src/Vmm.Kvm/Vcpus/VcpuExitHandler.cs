@@ -41,7 +41,11 @@ internal sealed unsafe class VcpuExitHandler(
                 {
                     continue; // kicked (the loop condition sees the stop) or a spurious wakeup
                 }
-                Fatal($"KVM_RUN failed: errno {errno}", null);
+                // arm64 KVM fails KVM_RUN with ENOSYS for an MMIO access it cannot decode (no valid syndrome, e.g.
+                // a load/store pair): the guest's doing, and fatal to it, as on QEMU.
+                Fatal(errno == KvmNative.ENOSYS
+                    ? "KVM_RUN failed: ENOSYS (an MMIO access KVM cannot decode, such as a load/store pair to a device)"
+                    : $"KVM_RUN failed: errno {errno}", null);
                 return;
             }
             ExitCount++;
