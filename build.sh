@@ -87,7 +87,10 @@ case "${1:-}" in
     fw=$(build_firmware)
     dotnet_build
     shift
-    demo=(dotnet src/Vmm.Cli/bin/Release/net10.0/vmm.dll demo --firmware "$fw/media-stream.elf" "$@")
+    # The firmware guest of this host's architecture (vmm runs guests of its own).
+    firmware=media-stream.elf
+    [ "$(uname -m)" = aarch64 ] && firmware=media-stream-arm64.img
+    demo=(dotnet src/Vmm.Cli/bin/Release/net10.0/vmm.dll demo --firmware "$fw/$firmware" "$@")
     if [ "$(kvm_mode)" = lab ]; then
       log "demo: no usable /dev/kvm here, so it runs in the lab (a standard KVM under QEMU TCG, lab/run.sh): about 20 s more for the lab's boot and .NET start-up, and its fps say nothing about a real host"
       exec lab/run.sh -- "${demo[@]}"

@@ -138,7 +138,7 @@ internal static class VmmCommandLine
     internal sealed class DemoCommandOptions
     {
         public readonly Option<string> Firmware = new("--firmware")
-        { Description = "Streaming guest payload [default: firmware/out/media-stream.elf]", HelpName = "FILE" };
+        { Description = "Streaming guest payload [default: firmware/out/media-stream.elf, on arm64 media-stream-arm64.img]", HelpName = "FILE" };
         public readonly Option<string> Width = new("--width") { Description = "Frame width [default: 1920]", HelpName = "W" };
         public readonly Option<string> Height = new("--height") { Description = "Frame height [default: 1080]", HelpName = "H" };
         public readonly Option<string> Format = new("--format") { Description = "Pixel format: YUYV, NV12, YU12, RGB3, BGR3 [default: NV12]", HelpName = "FOURCC" };
@@ -167,7 +167,9 @@ internal static class VmmCommandLine
             }
             return new Demo.DemoOptions
             {
-                FirmwarePath = pr.GetValue(Firmware) ?? Path.Combine("firmware", "out", "media-stream.elf"),
+                FirmwarePath = pr.GetValue(Firmware) ?? Path.Combine("firmware", "out",
+                    System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64
+                        ? "media-stream-arm64.img" : "media-stream.elf"),
                 Width = VmConfig.ParseInt(pr.GetValue(Width), "--width", "pixels", 1920, 16, 8192),
                 Height = VmConfig.ParseInt(pr.GetValue(Height), "--height", "pixels", 1080, 16, 8192),
                 Format = pr.GetValue(Format) ?? "NV12",

@@ -24,7 +24,7 @@ internal sealed record DemoOptions
 }
 
 /// <summary>
-/// <c>vmm demo</c>: boots the streaming firmware (firmware/media-stream.elf) in a VM with a test-pattern
+/// <c>vmm demo</c>: boots the streaming firmware (firmware/media-stream.elf, or media-stream-arm64.img on arm64) in a VM with a test-pattern
 /// virtio-media camera, lets it stream MMAP frames out of the shared-memory region, and checks the checksums it
 /// prints against the generator — an end-to-end run of the whole stack that needs no camera and no Linux. With
 /// <c>--dump-frames</c> it also writes some of the frames the guest receives as PNG (<see cref="FrameDumper"/>).
