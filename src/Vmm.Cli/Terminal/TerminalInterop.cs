@@ -5,9 +5,10 @@ using Vmm.Core.Interop;
 namespace Vmm.Cli.Terminal;
 
 /// <summary>
-/// The libc terminal calls the console needs (x86_64 glibc); poll and read come from Core's <see cref="Libc"/>.
-/// Struct layouts and constants were checked against glibc's headers with a C program
-/// (sizeof(struct termios) = 60, c_cc at 17, c_ispeed at 52; sizeof(struct pollfd) = 8); the static
+/// The libc terminal calls the console needs (glibc); poll and read come from Core's <see cref="Libc"/>.
+/// Struct layouts and constants were checked against glibc's headers with a C program built for x86_64 and for
+/// aarch64 (Debian's cross toolchain; identical: sizeof(struct termios) = 60, c_cc at 17, c_ispeed at 52;
+/// sizeof(struct pollfd) = 8); the static
 /// constructor re-checks the sizes at run time so a wrong layout fails loudly instead of corrupting the stack.
 /// </summary>
 internal static unsafe partial class TerminalInterop
@@ -42,7 +43,7 @@ internal static unsafe partial class TerminalInterop
         }
     }
 
-    /// <summary>struct termios of x86_64 glibc (NCCS = 32).</summary>
+    /// <summary>struct termios of glibc on x86_64 and aarch64 alike (NCCS = 32).</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct Termios
     {
