@@ -9,7 +9,8 @@ namespace Vmm.Fuzz.Targets;
 
 /// <summary>
 /// The files and text the user hands the VMM. The first byte picks the parser: 0 the whole kernel load (ELF or
-/// bzImage, PVH note, payload extraction, initrd placement, command line) into a 16 MiB guest; 1 the payload
+/// bzImage, PVH note, payload extraction, initrd placement, command line) into a 16 MiB guest, or, for a file that
+/// is an arm64 kernel, the arm64 load (Image, gzip or zboot payload, initrd and device tree) into 16 MiB at 1 GiB; 1 the payload
 /// decompressors; 2 the ELF parser alone; 3 the kernel command line builder; 4 initrd placement arithmetic and the
 /// bzImage header; 5 <c>vmm run</c> flags (NUL-separated); 6 a JSON config file; 7 a <c>--media</c> spec.
 /// <para>Findings: any exception other than the documented bad-input ones (<see cref="KernelImageException"/>,
@@ -22,6 +23,8 @@ public static class BootTarget
     private const ulong MaxKernel = 8UL << 20;
 
     private static readonly GuestMemory Memory = GuestMemory.CreateAnonymous((new GuestAddress(0), RamSize));
+    private static readonly GuestMemory Arm64Memory =
+        GuestMemory.CreateAnonymous((new GuestAddress(Vmm.Core.Arch.Arm64.Arm64Layout.RamStart), RamSize));
     private static readonly byte[] InitrdBytes = new byte[RamSize];
     private static readonly Lazy<string> ConfigDirectory = new(CreateConfigDirectory);
 
@@ -84,11 +87,31 @@ public static class BootTarget
         int initrd = (int)Math.Min(RamSize, (ulong)input.U16() * 256 + input.U8());
         string? cmdline = (flags & 8) != 0 ? Text(input.Field(4096)) : null;
         ReadOnlySpan<byte> kernel = input.Rest();
+        if (KernelFiles.DetectArchitecture(kernel) == KernelArchitecture.Arm64)
+        {
+            LoadArm64Kernel(kernel, initrd, cmdline, cpus: 1 + flags % 8);
+            return;
+        }
         LinuxBootResult result = LinuxBootLoader.Load(Memory, kernel, InitrdBytes.AsSpan(0, initrd), KernelCmdline.Create(cmdline), options);
         if (initrd > 0 && (result.InitrdAddress < result.KernelEnd || result.InitrdAddress + (ulong)initrd > RamSize))
         {
             throw new FuzzInvariantException(
                 $"initrd of {initrd} bytes placed at 0x{result.InitrdAddress:x}, kernel ends at 0x{result.KernelEnd:x}, RAM at 0x{RamSize:x}");
+        }
+        _ = result.Describe();
+    }
+
+    private static void LoadArm64Kernel(ReadOnlySpan<byte> kernel, int initrd, string? cmdline, int cpus)
+    {
+        LinuxBootResult result = Arm64BootLoader.Load(Arm64Memory, kernel, InitrdBytes.AsSpan(0, initrd),
+            KernelCmdline.Create(cmdline ?? KernelCmdline.Arm64DefaultUserParameters), cpus, MaxKernel);
+        var cpu = (Vmm.Core.Arch.Arm64.Arm64BootCpuState)result.Cpu;
+        ulong ramEnd = Vmm.Core.Arch.Arm64.Arm64Layout.RamStart + RamSize;
+        if (cpu.DeviceTree + Arm64BootLoader.DeviceTreeMaxSize > ramEnd || result.KernelEnd > cpu.DeviceTree ||
+            (initrd > 0 && (result.InitrdAddress < result.KernelEnd || result.InitrdAddress + (ulong)initrd > cpu.DeviceTree)))
+        {
+            throw new FuzzInvariantException(
+                $"arm64 layout overlaps: kernel 0x{result.KernelStart:x}-0x{result.KernelEnd:x}, initrd {initrd} bytes at 0x{result.InitrdAddress:x}, device tree at 0x{cpu.DeviceTree:x}");
         }
         _ = result.Describe();
     }

@@ -61,7 +61,7 @@ public static class Arm64BootLoader
     /// region at <see cref="Arm64Layout.RamStart"/>, and returns the boot vCPU's state.
     /// </summary>
     public static LinuxBootResult Load(GuestMemory memory, ReadOnlySpan<byte> kernelFile, ReadOnlySpan<byte> initrd,
-        KernelCmdline cmdline, int cpus)
+        KernelCmdline cmdline, int cpus, ulong maxUncompressedSize = PayloadDecompressor.DefaultMaxUncompressedSize)
     {
         var total = Stopwatch.StartNew();
         if (memory.Regions.Count != 1 || memory.Regions[0].Start.Value != Arm64Layout.RamStart)
@@ -71,7 +71,7 @@ public static class Arm64BootLoader
         ulong ramStart = Arm64Layout.RamStart, ramSize = memory.Regions[0].Size, ramEnd = ramStart + ramSize;
 
         var sw = Stopwatch.StartNew();
-        byte[] image = ExtractImage(kernelFile, out PayloadCompression? compression);
+        byte[] image = ExtractImage(kernelFile, out PayloadCompression? compression, maxUncompressedSize);
         TimeSpan decompressTime = compression is null ? TimeSpan.Zero : sw.Elapsed;
         Arm64ImageHeader header = Arm64ImageHeader.Parse(image);
         ulong load = header.LoadAddress(ramStart, ramSize);
