@@ -29,7 +29,7 @@ internal sealed class Machine : IDisposable
     private KvmVm? _vm;
     private BootCpuState? _boot;
     private StdioConsole? _console;
-    private IConsoleUart? _uart;
+    private ConsoleUart? _uart;
     private MachinePlatform? _platform;
     private Stream? _consoleOut;
     private Action<ReadOnlySpan<byte>>? _consoleInput;
@@ -132,7 +132,7 @@ internal sealed class Machine : IDisposable
         _owned.Add(_vm);
         Stream stdout = StdioConsole.OpenOutput();
         _consoleOut = _consoleObserver is null ? stdout : new LineObserverStream(stdout, _consoleObserver);
-        IConsoleUart uart = _uart = platform.AddPlatformDevices(_vm, PioBus, MmioBus, _consoleOut, _owned);
+        ConsoleUart uart = _uart = platform.AddPlatformDevices(_vm, PioBus, MmioBus, _consoleOut, _owned);
         _consoleInput = data => uart.Enqueue(data);
         List<int> slots = AddPciDevices(_vm, memory, platform);
         try
@@ -200,7 +200,7 @@ internal sealed class Machine : IDisposable
     public VmRunResult Run()
     {
         KvmVm vm = _vm ?? throw new InvalidOperationException("machine not built");
-        IConsoleUart uart = _uart!;
+        ConsoleUart uart = _uart!;
         _console = new StdioConsole();
         _console.Start(
             _consoleInput!,

@@ -1,6 +1,6 @@
-/* arm64 versions of util.c's routines (that file uses x86 string instructions). The compiler emits calls to
- * memset/memcpy for structure copies and clears, so these must not be turned back into such calls: build.sh
- * compiles this file with -fno-tree-loop-distribute-patterns. */
+/* arm64 versions of util.c's memset and memcpy (that file uses x86 string instructions; the rest is in mem.c).
+ * The compiler emits calls to memset/memcpy for structure copies and clears, so these must not be turned back into
+ * such calls: build.sh compiles this file with -fno-tree-loop-distribute-patterns. */
 #include "../util.h"
 
 /* Word accesses that may alias any object (these routines copy and clear every type). */
@@ -38,34 +38,4 @@ void *memcpy(void *dst, const void *src, size_t n)
     while (n--)
         *d++ = *s++;
     return dst;
-}
-
-void *memmove(void *dst, const void *src, size_t n)
-{
-    uint8_t *d = dst;
-    const uint8_t *s = src;
-    if (d == s || n == 0)
-        return dst;
-    if (d < s || d >= s + n)
-        return memcpy(dst, src, n);
-    while (n--)
-        d[n] = s[n];
-    return dst;
-}
-
-int memcmp(const void *a, const void *b, size_t n)
-{
-    const uint8_t *x = a, *y = b;
-    for (size_t i = 0; i < n; i++)
-        if (x[i] != y[i])
-            return x[i] < y[i] ? -1 : 1;
-    return 0;
-}
-
-size_t strlen(const char *s)
-{
-    size_t n = 0;
-    while (s[n])
-        n++;
-    return n;
 }

@@ -40,7 +40,7 @@ internal sealed class Arm64Platform : MachinePlatform
         return Arm64BootLoader.Load(memory, kernel, initrd, cmdline, config.Cpus);
     }
 
-    public override IConsoleUart AddPlatformDevices(KvmVm vm, IoBus pioBus, IoBus mmioBus, Stream consoleOut, List<IDisposable> owned)
+    public override ConsoleUart AddPlatformDevices(KvmVm vm, IoBus pioBus, IoBus mmioBus, Stream consoleOut, List<IDisposable> owned)
     {
         var uart = new Pl011(vm.InterruptLine((int)Arm64Layout.UartSpi), consoleOut);
         owned.Add(uart);

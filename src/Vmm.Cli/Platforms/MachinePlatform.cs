@@ -47,7 +47,7 @@ internal abstract class MachinePlatform
     public abstract LinuxBootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd, KernelCmdline cmdline, VmConfig config);
 
     /// <summary>The UART that is the console and the other fixed devices; returns the console UART.</summary>
-    public abstract IConsoleUart AddPlatformDevices(KvmVm vm, IoBus pioBus, IoBus mmioBus, Stream consoleOut, List<IDisposable> owned);
+    public abstract ConsoleUart AddPlatformDevices(KvmVm vm, IoBus pioBus, IoBus mmioBus, Stream consoleOut, List<IDisposable> owned);
 
     /// <summary>The PCI host with this platform's BAR windows and wired interrupts (x86 only).</summary>
     public abstract PciRoot CreatePciRoot(KvmVm vm, IoBus mmioBus, ulong ramSize);

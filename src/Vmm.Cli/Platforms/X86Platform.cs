@@ -35,7 +35,7 @@ internal sealed class X86Platform : MachinePlatform
     public override LinuxBootResult LoadKernel(GuestMemory memory, byte[] kernel, byte[] initrd, KernelCmdline cmdline, VmConfig config) =>
         LinuxBootLoader.Load(memory, kernel, initrd, cmdline, VmLauncher.BootOptionsFor(config.Boot));
 
-    public override IConsoleUart AddPlatformDevices(KvmVm vm, IoBus pioBus, IoBus mmioBus, Stream consoleOut, List<IDisposable> owned)
+    public override ConsoleUart AddPlatformDevices(KvmVm vm, IoBus pioBus, IoBus mmioBus, Stream consoleOut, List<IDisposable> owned)
     {
         var uart = new Uart16550(vm.InterruptLine(X86Layout.Com1Irq), consoleOut);
         owned.Add(uart);

@@ -18,7 +18,7 @@ namespace Vmm.Cli.Terminal;
 /// bytes reach the guest unchanged; EOF simply ends input, the VM keeps running.</item>
 /// </list>
 /// A background reader thread polls stdin and a wake-up eventfd, and hands each chunk to the input callback on
-/// that thread; a callback that blocks (e.g. <see cref="Uart16550.Enqueue"/> while the guest does not read)
+/// that thread; a callback that blocks (e.g. <see cref="ConsoleUart.Enqueue"/> while the guest does not read)
 /// just stops reading stdin, which is the backpressure the terminal or pipe sees.
 /// </summary>
 public sealed unsafe class StdioConsole : IDisposable

@@ -8,8 +8,8 @@ namespace Vmm.Devices.Legacy.Serial;
 /// An ARM PrimeCell PL011 UART (the arm64 console, <c>ttyAMA0</c>, 4 KiB of MMIO and one level-triggered SPI),
 /// modelled the way Linux's amba-pl011 driver and QEMU's <c>pl011</c> see it. Transmission is instantaneous: FR
 /// always shows the transmit FIFO empty and idle, and every DR write raises the transmit interrupt. Guest output goes
-/// to a <see cref="Stream"/> through the same line-batching buffer as <see cref="Uart16550"/>, and host input has the
-/// same backpressure, so the console behaves alike on both architectures.
+/// to a <see cref="Stream"/> and host input arrives as <see cref="ConsoleUart"/> has it for both UARTs, so the console
+/// behaves alike on both architectures.
 /// </summary>
 /// <remarks>
 /// <para><b>Registers</b> (32-bit, accessed with 8-, 16- or 32-bit loads and stores at their offset): DR, RSR/ECR,
@@ -23,7 +23,7 @@ namespace Vmm.Devices.Legacy.Serial;
 /// <para><b>Threads.</b> Register accesses come from vCPU threads and input from a host thread; one lock guards the
 /// state and drives the line, and output is appended after it is released.</para>
 /// </remarks>
-public sealed class Pl011 : IBusDevice, IConsoleUart, IDisposable
+public sealed class Pl011 : ConsoleUart, IBusDevice
 {
     /// <summary>The MMIO window the device answers in.</summary>
     public const int MmioSize = 0x1000;
@@ -38,36 +38,21 @@ public sealed class Pl011 : IBusDevice, IConsoleUart, IDisposable
     /// <summary>PeriphID0–3 and PCellID0–3: an ARM (0x41) PL011 (part 0x011), revision 1, PrimeCell 0xB105F00D.</summary>
     private static ReadOnlySpan<byte> Ids => [0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1];
 
-    private readonly Lock _lock = new();
     private readonly IInterruptLine _interrupt;
-    private readonly SerialOutputBuffer _output;
     private readonly ByteRing _rxFifo = new(FifoDepth);
-    private readonly ByteRing _hostInput;
-    private readonly ManualResetEventSlim _inputSpace = new(initialState: true);
 
     private uint _lcrH, _cr = 0x300, _ifls = 0x12, _imsc, _ris, _ibrd, _fbrd, _ilpr, _dmacr;
     private bool _interruptAsserted;
-    private bool _disposed;
 
     /// <param name="interrupt">The UART's SPI; driven with <see cref="IInterruptLine.SetLevel"/> only.</param>
     /// <param name="output">Where transmitted bytes go (stdout for a console). Not disposed by the device.</param>
     /// <param name="options">Buffer sizes and the output flush delay; the receive FIFO size is fixed at 16.</param>
     public Pl011(IInterruptLine interrupt, Stream output, Uart16550Options? options = null)
+        : base(output, options ?? new Uart16550Options())
     {
         ArgumentNullException.ThrowIfNull(interrupt);
-        ArgumentNullException.ThrowIfNull(output);
-        options ??= new Uart16550Options();
-        options.Validate();
         _interrupt = interrupt;
-        _output = new SerialOutputBuffer(output, options.OutputBufferSize, options.OutputIdleFlushDelay);
-        _hostInput = new ByteRing(options.HostInputCapacity);
     }
-
-    /// <summary>Signalled while the host-side input buffer has room (and after disposal, to release waiters).</summary>
-    public WaitHandle InputSpaceAvailable => _inputSpace.WaitHandle;
-
-    /// <summary>Transmitted bytes lost because the output sink failed.</summary>
-    public long LostOutputBytes => _output.LostBytes;
 
     private int ReceiveCapacity => (_lcrH & LcrFifoEnable) != 0 ? FifoDepth : 1;
 
@@ -80,7 +65,7 @@ public sealed class Pl011 : IBusDevice, IConsoleUart, IDisposable
             return;
         }
         uint value;
-        lock (_lock)
+        lock (StateLock)
         {
             value = ReadRegister((int)offset & ~3) >> (8 * ((int)offset & 3));
             UpdateInterruptLocked();
@@ -104,7 +89,7 @@ public sealed class Pl011 : IBusDevice, IConsoleUart, IDisposable
             _ => BinaryPrimitives.ReadUInt32LittleEndian(data),
         };
         bool transmit = false;
-        lock (_lock)
+        lock (StateLock)
         {
             switch ((int)offset)
             {
@@ -139,7 +124,7 @@ public sealed class Pl011 : IBusDevice, IConsoleUart, IDisposable
         }
         if (transmit)
         {
-            _output.Append((byte)value);
+            Output.Append((byte)value);
         }
     }
 
@@ -177,89 +162,16 @@ public sealed class Pl011 : IBusDevice, IConsoleUart, IDisposable
         }
     }
 
-    /// <summary>Queues host input for the guest without blocking; returns how many leading bytes were accepted.</summary>
-    public int TryEnqueue(ReadOnlySpan<byte> input)
+    private protected override int RefillReceiveFifoLocked()
     {
-        if (input.IsEmpty)
-        {
-            return 0;
-        }
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return 0;
-            }
-            int accepted = 0;
-            while (accepted < input.Length)
-            {
-                // Through the host buffer so that bytes already waiting there keep their place in line.
-                int queued = _hostInput.Push(input[accepted..]);
-                accepted += queued;
-                int before = _rxFifo.Count;
-                RefillReceiveFifoLocked();
-                if (queued == 0 && _rxFifo.Count == before)
-                {
-                    break;
-                }
-            }
-            UpdateInputSpaceLocked();
-            UpdateInterruptLocked();
-            return accepted;
-        }
-    }
-
-    /// <summary>Queues all of <paramref name="input"/>, waiting while the host buffer is full.</summary>
-    /// <returns>False if <paramref name="cancellationToken"/> fired or the device was disposed first.</returns>
-    public bool Enqueue(ReadOnlySpan<byte> input, CancellationToken cancellationToken = default)
-    {
-        while (true)
-        {
-            input = input[TryEnqueue(input)..];
-            if (input.IsEmpty)
-            {
-                return true;
-            }
-            try
-            {
-                _inputSpace.Wait(cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return false;
-            }
-            if (Volatile.Read(ref _disposed))
-            {
-                return false;
-            }
-        }
-    }
-
-    /// <summary>Writes any batched output to the sink now.</summary>
-    public void FlushOutput() => _output.Flush();
-
-    /// <summary>Flushes output, stops the flush timer and releases input waiters. The sink stays open.</summary>
-    public void Dispose()
-    {
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-            _disposed = true;
-            _inputSpace.Set();
-        }
-        _output.Dispose();
-    }
-
-    private void RefillReceiveFifoLocked()
-    {
-        while (_rxFifo.Count < ReceiveCapacity && _hostInput.TryPop(out byte b))
+        int moved = 0;
+        while (_rxFifo.Count < ReceiveCapacity && HostInput.TryPop(out byte b))
         {
             _rxFifo.TryPush(b);
+            moved++;
         }
         RaiseReceiveLocked();
+        return moved;
     }
 
     private void RaiseReceiveLocked()
@@ -270,19 +182,7 @@ public sealed class Pl011 : IBusDevice, IConsoleUart, IDisposable
         }
     }
 
-    private void UpdateInputSpaceLocked()
-    {
-        if (_disposed || !_hostInput.IsFull)
-        {
-            _inputSpace.Set();
-        }
-        else
-        {
-            _inputSpace.Reset();
-        }
-    }
-
-    private void UpdateInterruptLocked()
+    private protected override void UpdateInterruptLocked()
     {
         bool level = (_ris & _imsc) != 0;
         if (level != _interruptAsserted)

@@ -36,12 +36,13 @@ namespace Vmm.Devices.Legacy.Serial;
 /// Output is appended after the lock is released, so a slow sink never blocks input injection.</para>
 /// <para><b>Input backpressure.</b> Host input enters the RX FIFO while there is room and otherwise waits in a
 /// bounded host-side buffer (<see cref="Uart16550Options.HostInputCapacity"/>), which the guest's RBR reads
-/// drain into the FIFO. When that buffer is full <see cref="TryEnqueue(ReadOnlySpan{byte})"/> accepts fewer
-/// bytes and <see cref="Enqueue"/> waits for <see cref="InputSpaceAvailable"/>; nothing is dropped by the host.
+/// drain into the FIFO. When that buffer is full <see cref="ConsoleUart.TryEnqueue(ReadOnlySpan{byte})"/> accepts
+/// fewer bytes and <see cref="ConsoleUart.Enqueue"/> waits for <see cref="ConsoleUart.InputSpaceAvailable"/>; nothing
+/// is dropped by the host.
 /// Bytes the guest itself discards (an FCR receive-FIFO clear, as Linux does when it opens the port) are gone,
 /// as on hardware. While loopback mode is on, host input stays in the host buffer.</para>
 /// </remarks>
-public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
+public sealed class Uart16550 : ConsoleUart, IBusDevice
 {
     /// <summary>Number of consecutive ports to insert the device at (COM1: 0x3F8..0x3FF).</summary>
     public const int PortCount = UartRegisters.PortCount;
@@ -49,12 +50,8 @@ public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
     /// <summary>Modem inputs of a connected terminal outside loopback: CTS, DSR and DCD asserted, no ring.</summary>
     private const byte ConnectedModemLines = MsrCts | MsrDsr | MsrDcd;
 
-    private readonly Lock _lock = new();
     private readonly IInterruptLine _interrupt;
-    private readonly SerialOutputBuffer _output;
     private readonly ByteRing _rxFifo;
-    private readonly ByteRing _hostInput;
-    private readonly ManualResetEventSlim _inputSpace = new(initialState: true);
 
     private byte _ier;
     private byte _lcr;
@@ -67,39 +64,28 @@ public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
     private byte _msrDelta;
     private bool _thrEmptyPending;
     private bool _interruptAsserted;
-    private bool _disposed;
 
     /// <param name="interrupt">COM1's line (GSI 4); driven with <see cref="IInterruptLine.SetLevel"/> only.</param>
     /// <param name="output">Where transmitted bytes go (stdout for a console). Not disposed by the device.</param>
     public Uart16550(IInterruptLine interrupt, Stream output, Uart16550Options? options = null)
+        : base(output, options ??= new Uart16550Options())
     {
         ArgumentNullException.ThrowIfNull(interrupt);
-        ArgumentNullException.ThrowIfNull(output);
-        options ??= new Uart16550Options();
-        options.Validate();
         _interrupt = interrupt;
-        _output = new SerialOutputBuffer(output, options.OutputBufferSize, options.OutputIdleFlushDelay);
         _rxFifo = new ByteRing(options.ReceiveFifoSize);
-        _hostInput = new ByteRing(options.HostInputCapacity);
     }
-
-    /// <summary>Signalled while the host-side input buffer has room (and after disposal, to release waiters).</summary>
-    public WaitHandle InputSpaceAvailable => _inputSpace.WaitHandle;
 
     /// <summary>Input bytes accepted but not yet read by the guest (RX FIFO plus host buffer).</summary>
     public int PendingInputCount
     {
         get
         {
-            lock (_lock)
+            lock (StateLock)
             {
-                return _rxFifo.Count + _hostInput.Count;
+                return _rxFifo.Count + HostInput.Count;
             }
         }
     }
-
-    /// <summary>Transmitted bytes lost because the output sink failed.</summary>
-    public long LostOutputBytes => _output.LostBytes;
 
     /// <inheritdoc />
     public void Read(ulong offset, Span<byte> data)
@@ -109,7 +95,7 @@ public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
             data.Fill(0xFF);
             return;
         }
-        lock (_lock)
+        lock (StateLock)
         {
             data[0] = ReadRegister((int)offset);
             UpdateInterruptLocked();
@@ -124,96 +110,19 @@ public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
             return;
         }
         bool transmitted;
-        lock (_lock)
+        lock (StateLock)
         {
             transmitted = WriteRegister((int)offset, data[0]);
             UpdateInterruptLocked();
         }
         if (transmitted)
         {
-            _output.Append(data[0]);
-        }
-    }
-
-    /// <summary>Queues host input for the guest without blocking; returns how many leading bytes were accepted
-    /// (fewer than <paramref name="input"/>.Length only when the host buffer is full).</summary>
-    public int TryEnqueue(ReadOnlySpan<byte> input)
-    {
-        if (input.IsEmpty)
-        {
-            return 0;
-        }
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return 0;
-            }
-            int accepted = 0;
-            while (accepted < input.Length)
-            {
-                // Through the host buffer so that bytes already waiting there keep their place in line.
-                int queued = _hostInput.Push(input[accepted..]);
-                accepted += queued;
-                int moved = RefillReceiveFifoLocked();
-                if (queued == 0 && moved == 0)
-                {
-                    break;
-                }
-            }
-            UpdateInputSpaceLocked();
-            UpdateInterruptLocked();
-            return accepted;
+            Output.Append(data[0]);
         }
     }
 
     /// <summary>Queues one input byte without blocking; false when the host buffer is full.</summary>
     public bool TryEnqueue(byte value) => TryEnqueue([value]) == 1;
-
-    /// <summary>Queues all of <paramref name="input"/>, waiting while the host buffer is full.</summary>
-    /// <returns>False if <paramref name="cancellationToken"/> fired or the device was disposed first.</returns>
-    public bool Enqueue(ReadOnlySpan<byte> input, CancellationToken cancellationToken = default)
-    {
-        while (true)
-        {
-            int accepted = TryEnqueue(input);
-            input = input[accepted..];
-            if (input.IsEmpty)
-            {
-                return true;
-            }
-            try
-            {
-                _inputSpace.Wait(cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return false;
-            }
-            if (Volatile.Read(ref _disposed))
-            {
-                return false;
-            }
-        }
-    }
-
-    /// <summary>Writes any batched output to the sink now.</summary>
-    public void FlushOutput() => _output.Flush();
-
-    /// <summary>Flushes output, stops the flush timer and releases input waiters. The sink stays open.</summary>
-    public void Dispose()
-    {
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-            _disposed = true;
-            _inputSpace.Set();
-        }
-        _output.Dispose();
-    }
 
     private bool DlabSet => (_lcr & LcrDlab) != 0;
 
@@ -448,7 +357,7 @@ public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
     }
 
     /// <summary>Moves waiting host input into the RX FIFO (not in loopback mode: the serial input is cut off).</summary>
-    private int RefillReceiveFifoLocked()
+    private protected override int RefillReceiveFifoLocked()
     {
         if (LoopbackMode)
         {
@@ -456,7 +365,7 @@ public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
         }
         int moved = 0;
         int limit = ReceiveLimit;
-        while (_rxFifo.Count < limit && _hostInput.TryPop(out byte value))
+        while (_rxFifo.Count < limit && HostInput.TryPop(out byte value))
         {
             _rxFifo.TryPush(value);
             moved++;
@@ -464,24 +373,7 @@ public sealed class Uart16550 : IBusDevice, IConsoleUart, IDisposable
         return moved;
     }
 
-    private void UpdateInputSpaceLocked()
-    {
-        // The event mirrors "host buffer has room"; Set/Reset only on a change keeps the RBR read path cheap.
-        bool space = _hostInput.Free > 0 || _disposed;
-        if (space != _inputSpace.IsSet)
-        {
-            if (space)
-            {
-                _inputSpace.Set();
-            }
-            else
-            {
-                _inputSpace.Reset();
-            }
-        }
-    }
-
-    private void UpdateInterruptLocked()
+    private protected override void UpdateInterruptLocked()
     {
         bool asserted = PendingInterruptId() != IirNoInterrupt && (_mcr & McrOut2) != 0 && !LoopbackMode;
         if (asserted != _interruptAsserted)
