@@ -4,9 +4,9 @@ namespace Vmm.Arm64Lab.Tests;
 
 /// <summary>
 /// vmm on a real arm64 KVM (issue 12), in the aarch64 lab: Debian's arm64 kernel boots to a busybox /init on two
-/// vCPUs and powers off through PSCI; virtio-rng delivers 1 MiB with its MSIs translated by the GIC's ITS; the
-/// firmware guest streams test-pattern frames from virtio-media's shared memory with every checksum matching; and
-/// an x86_64 kernel is refused in one line. Boot times are compared with QEMU on the same KVM.
+/// vCPUs and powers off through PSCI; virtio-rng delivers 1 MiB with its MSIs translated by the GIC's ITS; the guest
+/// console works over virtio-console too; the firmware guest streams test-pattern frames from virtio-media's shared
+/// memory with every checksum matching; and an x86_64 kernel is refused in one line. Boot times are compared with QEMU on the same KVM.
 /// </summary>
 public sealed class Arm64GuestTests(ITestOutputHelper output)
 {
@@ -33,6 +33,16 @@ public sealed class Arm64GuestTests(ITestOutputHelper output)
         Assert.True(rng.Lines.Any(l => l.Text.Contains("ARM64-GUEST-IRQ", StringComparison.Ordinal)
             && l.Text.Contains("ITS-PCI-MSIX", StringComparison.Ordinal) && l.Text.Contains("virtio", StringComparison.Ordinal)), rng.ToString());
         Assert.Equal(0, rng.ExitCode);
+    }
+
+    [Arm64LabFact]
+    public void Virtio_console_carries_the_guest_console()
+    {
+        ScenarioLog hvc = Arm64Lab.Scenario("hvc");
+        Assert.True(hvc.Contains("virtio-console (hvc0)"), hvc.ToString());
+        Assert.True(hvc.Contains("ARM64-GUEST-INIT cpus=2"), hvc.ToString());
+        Assert.True(hvc.Contains("ARM64-GUEST-DONE"), hvc.ToString());
+        Assert.Equal(0, hvc.ExitCode);
     }
 
     [Arm64LabFact]

@@ -33,5 +33,6 @@ for i in 1 2; do
   fi
 done
 run rng "$vmm" run $linux --rng --cmdline "console=ttyAMA0 rngtest"
+run hvc "$vmm" run $linux --console virtio
 run stream "$vmm" demo --firmware "$firmware" --width 640 --height 480 --frames 60 --fps 30
 run wrong-arch "$vmm" run --kernel "$x86_kernel"

@@ -20,8 +20,9 @@ static inline uint64_t arch_port_io_traps(void) { return 0; }
 /* Reads /chosen/bootargs from the device tree at arm64_dtb_paddr (fdt.c) and parses it. */
 void arch_parse_cmdline(struct fw_params *p);
 
-/* What fdt.c found about the PCI host bridge (the node with device_type "pci"), for arm64/pci_ecam.c: the ECAM base from
- * `reg` and the 64-bit memory window from `ranges` (0 when the tree has none, e.g. QEMU virt with highmem=off). */
+/* What fdt.c found about the PCI host bridge (the node with device_type "pci"), for arm64/pci_ecam.c: the ECAM
+ * base from `reg` and the 64-bit memory window from `ranges` (0 when the tree has none, e.g. QEMU virt with
+ * highmem=off). */
 struct arm64_pci_host {
     int found;
     uint64_t ecam_base, ecam_size;

@@ -1,6 +1,6 @@
 /* A small flattened-device-tree reader (devicetree specification v0.4, chapter 5): the command line from
- * /chosen/bootargs, and the PCI host bridge's ECAM and 64-bit window for arm64/pci_ecam.c. Everything in the blob is checked
- * against its own header before it is read; the blob comes from the loader (x0 at entry). */
+ * /chosen/bootargs, and the PCI host bridge's ECAM and 64-bit window for arm64/pci_ecam.c. Everything in the blob
+ * is checked against its own header before it is read; the blob comes from the loader (x0 at entry). */
 #include <stdbool.h>
 #include <stdint.h>
 
