@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the aarch64 lab's L1 guest (see run-arm64.sh). The initramfs is the root: an arm64 userland unpacked from
 # Debian packages. Loads 9p, mounts this machine's / at /host, bind-mounts the directories run-arm64.sh listed in
 # $WORK/binds at their own paths, runs the command script with its output on the virtio-serial port lab.out and reports

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # /init of the lab's L1 guest (see run.sh): load KVM, vivid and 9p, mount this machine's root, run the command
 # script in a chroot with its output on ttyS1, and report the exit code on the console (ttyS0) as "LAB-EXIT N".
 /bin/busybox --install -s /bin

@@ -19,59 +19,37 @@
 # are set, PATH is the arm64 root's. See lab/README.md ("arm64 mode") for what the lab is and costs.
 set -euo pipefail
 LAB_DIR=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
-PATH=$PATH:/usr/sbin:/sbin   # depmod and modprobe
 CACHE=${VMM_LAB_ARM64_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm-lab-arm64}
 
 log() { printf '[lab-arm64] %s\n' "$*" >&2; }
 die() { printf 'lab: %s\n' "$*" >&2; exit 125; }
+# shellcheck source=lab/lib.sh
+. "$LAB_DIR/lib.sh"
 
-MEM=8192
-# One CPU by default, as in the x86 lab (there, two made nested guests stall). TCG is multi-threaded here
-# (thread=multi, QEMU's default for an arm64 guest on x86), so --cpus 2 does use both of this machine's cores.
-CPUS=1
-TIMEOUT=4800
-PRINT_IMAGE=0
+# Options: --mem, --cpus, --timeout and --print-image are lab_common_option's (lib.sh), with its defaults: one CPU,
+# as in the x86 lab (there, two made nested guests stall); TCG is multi-threaded here, so --cpus 2 uses two cores.
 WITH_QEMU=0
 BINDS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) [ "$2" = arm64 ] || [ "$2" = aarch64 ] || die "run-arm64.sh is the arm64 lab, not --arch $2"; shift 2 ;;
-    --mem) MEM=$2; shift 2 ;;
-    --cpus) CPUS=$2; shift 2 ;;
-    --timeout) TIMEOUT=$2; shift 2 ;;
     --bind) BINDS+=("$2"); shift 2 ;;
     --with-qemu) WITH_QEMU=1; shift ;;
     --vivid-params) die "--vivid-params: the arm64 lab has no vivid" ;;
-    --print-image) PRINT_IMAGE=1; shift ;;
     --) shift; break ;;
-    -*) die "unknown option $1 (usage: lab/run.sh --arch arm64 [--mem MiB] [--cpus N] [--timeout S] [--bind DIR] [--with-qemu] -- CMD...)" ;;
+    -*)
+      lab_common_option "$@" \
+        || die "unknown option $1 (usage: lab/run.sh --arch arm64 [--mem MiB] [--cpus N] [--timeout S] [--bind DIR] [--with-qemu] -- CMD...)"
+      shift "$LAB_SHIFT" ;;
     *) break ;;
   esac
 done
-[ "$PRINT_IMAGE" = 1 ] || [ $# -gt 0 ] || die "no command given (usage: lab/run.sh --arch arm64 [options] -- CMD...)"
-[ "$(id -u)" -eq 0 ] || die "the lab needs root (it shares this machine's / with QEMU's 9p passthrough); run it with sudo"
-for n in "$MEM" "$CPUS" "$TIMEOUT"; do [[ "$n" =~ ^[0-9]+$ ]] || die "not a number: $n"; done
+lab_check_run "$PRINT_IMAGE" $# "lab/run.sh --arch arm64 [options] -- CMD..." "$MEM" "$CPUS" "$TIMEOUT"
 
 # Host packages: QEMU for arm64 guests and the tools that build the image. The arm64 packages are only downloaded.
 ensure_packages() {
   bash "$LAB_DIR/../scripts/ensure-apt-packages.sh" qemu-system-arm kmod xz-utils cpio binutils
-  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    log "adding the arm64 architecture to dpkg (for apt-get download of arm64 packages; nothing is installed)"
-    dpkg --add-architecture arm64
-    apt-get update -qq >&2
-  fi
-}
-
-# The newest linux-image-6.12.*+deb12-arm64-unsigned in the apt lists (the lists are refreshed once if there is none).
-kernel_package() {
-  local re='^linux-image-6\.12\.[0-9]+\+deb12-arm64-unsigned$' pkg
-  pkg=$(apt-cache search --names-only "$re" 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1)
-  if [ -z "$pkg" ]; then
-    apt-get update -qq >&2
-    pkg=$(apt-cache search --names-only "$re" | awk '{print $1}' | sort -V | tail -n 1)
-  fi
-  [ -n "$pkg" ] || die "no linux-image-6.12.*+deb12-arm64-unsigned package in the apt lists"
-  echo "$pkg"
+  lab_add_arm64_arch
 }
 
 # "name=version" of each arm64 package named, in one apt-cache call (each call costs about a second).
@@ -132,18 +110,19 @@ add_library_closure() {
   die "the library closure did not close after 10 rounds"
 }
 
-# Builds the kernel + initramfs into $CACHE/<hash> (hash of the package versions, the modules and these scripts)
+# Builds the kernel + initramfs into $CACHE/<hash> (hash of the package versions, the modules and these scripts,
+# lib.sh included)
 # and prints that directory.
 build_image() {
   local pkg version key dir p versions
-  pkg=$(kernel_package)
+  pkg=$(lab_kernel_package arm64)
   local names=("$pkg" "${ROOT_PACKAGES[@]}")
   [ "$WITH_QEMU" = 0 ] || names+=(qemu-system-arm)
   versions=" $(candidates "${names[@]}" | tr '\n' ' ')"
   [ "$WITH_QEMU" = 0 ] || versions="$versions ipxe-qemu=$(apt-cache policy ipxe-qemu | awk '/Candidate:/ {print $2}')"
   version=$(sed -n "s/^ $pkg=\([^ ]*\) .*/\1/p" <<<"$versions")
   [ -n "$version" ] || die "no candidate version of $pkg:arm64"
-  key=$( { echo "$pkg $version$versions ${LAB_MODULES[*]}"; cat "$LAB_DIR/run-arm64.sh" "$LAB_DIR/init-arm64.sh"; } \
+  key=$( { echo "$pkg $version$versions ${LAB_MODULES[*]}"; cat "$LAB_DIR/run-arm64.sh" "$LAB_LIB" "$LAB_DIR/init-arm64.sh"; } \
          | sha256sum | cut -c1-16)
   dir=$CACHE/$key
   if [ -f "$dir/initramfs.cpio" ] && [ -f "$dir/Image" ]; then echo "$dir"; return; fi
@@ -152,18 +131,14 @@ build_image() {
   local t0=$SECONDS tmp
   tmp=$(mktemp -d)
   chmod 755 "$tmp"
-  mkdir -m 777 "$tmp/deb"   # apt downloads as the _apt user
   local dl=("$pkg:arm64")
   for p in "${ROOT_PACKAGES[@]}"; do dl+=("$p:arm64"); done
   # ipxe-qemu (architecture all): the option ROMs (efi-virtio.rom) QEMU loads for its default NIC, virtio-net-pci,
   # from /usr/lib/ipxe/qemu; without them QEMU stops with 'failed to find romfile' unless given -nic none.
   [ "$WITH_QEMU" = 0 ] || dl+=(qemu-system-arm:arm64 ipxe-qemu)
-  (cd "$tmp/deb" && apt-get download "${dl[@]}" >&2)
-  mkdir "$tmp/k"
-  dpkg-deb -x "$tmp/deb/${pkg}"_*_arm64.deb "$tmp/k"
+  lab_download "$tmp/deb" "${dl[@]}"
   local kver
-  kver=$(ls "$tmp/k/lib/modules")
-  depmod -b "$tmp/k" "$kver"
+  kver=$(lab_unpack_kernel "$tmp/deb/${pkg}"_*_arm64.deb "$tmp/k")
 
   local root=$tmp/root
   mkdir -p "$root"
@@ -185,21 +160,8 @@ build_image() {
   ln -sf /bin/busybox "$root/bin/sh"
   cp "$LAB_DIR/init-arm64.sh" "$root/init"
   chmod 755 "$root/init"
-  # Load order: each module after its dependencies, each once.
-  local m line path seen=" " name
-  : > "$root/lib/modules/lab/order"
-  for m in "${LAB_MODULES[@]}"; do
-    while read -r line; do
-      [[ "$line" == insmod* ]] || continue
-      path=$(awk '{print $2}' <<<"$line")
-      case "$seen" in *" $path "*) continue ;; esac
-      seen="$seen$path "
-      name=$(basename "$path" .xz)
-      xz -dc "$path" > "$root/lib/modules/lab/$name"
-      echo "$name" >> "$root/lib/modules/lab/order"
-    done < <(modprobe -d "$tmp/k" -S "$kver" --show-depends "$m")
-  done
-  (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$tmp/initramfs.cpio"
+  lab_unpack_modules "$tmp/k" "$kver" "$root/lib/modules/lab" "${LAB_MODULES[@]}"
+  lab_cpio "$root" > "$tmp/initramfs.cpio"
   mkdir -p "$CACHE"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
   # Debian's arm64 vmlinuz is the raw arm64 Image (not gzip, not EFI zboot); QEMU's -kernel takes either.
@@ -218,10 +180,7 @@ ensure_packages
 IMAGE=$(build_image)
 if [ "$PRINT_IMAGE" = 1 ]; then echo "$IMAGE"; exit 0; fi
 
-# The work directory holds the command script and the L1 console log; it is on this machine and reached over 9p.
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmm-lab.XXXXXX")
-chmod 755 "$WORK"
-trap 'rm -rf "$WORK"' EXIT
+lab_make_work
 
 # Directories of this machine bind-mounted at the same paths inside: the top of this directory's tree (/work for
 # /work/main; this directory itself when its top is part of the arm64 root, such as /usr), $HOME, /tmp, the work
@@ -266,35 +225,12 @@ sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }   # single-quoted for busybox sh
 } > "$WORK/cmd.sh"
 chmod 755 "$WORK/cmd.sh"
 
-# A lab that fell asleep for good is woken, as in the x86 lab (run.sh): when QEMU has used no CPU for WAKE_AFTER
-# seconds, one byte goes to the L1's virtio-serial port lab.out (the command's output; nobody reads its input).
-WAKE_AFTER=30
-mkfifo "$WORK/console-in"
-exec 4<>"$WORK/console-in"
-wake_when_idle() {
-  local tpid=$1 qpid="" last="" now idle=0 wakes=0
-  while sleep 5; do
-    [ -n "$qpid" ] || qpid=$(pgrep -P "$tpid" | head -n 1) || true
-    [ -n "$qpid" ] || continue
-    now=$(awk '{print $14 + $15}' "/proc/$qpid/stat" 2>/dev/null) || return 0
-    if [ "$now" = "$last" ]; then idle=$((idle + 5)); else idle=0; fi
-    last=$now
-    if [ "$idle" -ge "$WAKE_AFTER" ]; then
-      wakes=$((wakes + 1))
-      log "QEMU used no CPU for ${idle} s: the lab is asleep with no timer armed; sending it an interrupt (wake-up $wakes)"
-      printf '\r' >&4
-      idle=0
-    fi
-  done
-}
-
 # The L1 console (PL011, ttyAMA0) goes to a log; the command's output comes back on a virtio-serial port (the virt
 # machine has one PL011 only; a port rather than a virtio console, hvc0, which managed about 14 KB/s). pauth-impdef: QEMU's own pointer-authentication hash instead of QARMA5,
-# which is expensive to emulate and which Debian's kernel runs on every function return.
+# which is expensive to emulate and which Debian's kernel runs on every function return. Under the lab's timeout,
+# woken when idle through lab.out, QEMU's standard input (see lab_run_qemu in lib.sh).
 log "booting the arm64 lab (QEMU TCG, -M virt with EL2 and GICv3, $CPUS vCPUs, $MEM MiB): $*"
-t0=$SECONDS
-set +e
-timeout --foreground -k 10 "$TIMEOUT" qemu-system-aarch64 \
+lab_run_qemu qemu-system-aarch64 \
   -M virt,virtualization=on,gic-version=3 -cpu max,sve=off,pauth-impdef=on -accel tcg,thread=multi \
   -smp "$CPUS" -m "$MEM" \
   -nodefaults -no-user-config -display none -no-reboot \
@@ -303,28 +239,6 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-aarch64 \
   -serial "file:$WORK/console.log" \
   -chardev stdio,id=out -device virtio-serial-pci -device virtserialport,chardev=out,name=lab.out \
   -device virtio-rng-pci \
-  -virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap \
-  < "$WORK/console-in" &
-tpid=$!
-wake_when_idle "$tpid" &
-wpid=$!
-wait "$tpid"
-qrc=$?
-kill "$wpid" 2>/dev/null
-wait "$wpid" 2>/dev/null
-exec 4>&-
-set -e
-elapsed=$((SECONDS - t0))
-rc=$(sed -n 's/^LAB-EXIT \([0-9]*\).*/\1/p' "$WORK/console.log" 2>/dev/null | tail -n 1)
-if [ "$qrc" = 124 ]; then
-  log "the lab ran out of time after ${TIMEOUT} s; the L1 console's last lines:"
-  tail -n 30 "$WORK/console.log" >&2 || true
-  exit 124
-fi
-if [ -z "$rc" ]; then
-  log "the lab stopped without the command's exit code (QEMU exit $qrc); the L1 console's last lines:"
-  tail -n 40 "$WORK/console.log" >&2 || true
-  exit 125
-fi
-log "done in ${elapsed} s (lab boot to power-off; $(sed -n 's/^LAB-READY \(.*\)$/command started at \1/p' "$WORK/console.log")), command exit code $rc"
-exit "$rc"
+  -virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap
+log "done in ${LAB_ELAPSED} s (lab boot to power-off; $(sed -n 's/^LAB-READY \(.*\)$/command started at \1/p' "$WORK/console.log")), command exit code $LAB_RC"
+exit "$LAB_RC"

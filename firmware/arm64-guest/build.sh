@@ -6,7 +6,7 @@
 #
 #   firmware/arm64-guest/build.sh --print-dir     build (or find) the cached assets, print their directory
 #
-# The directory (~/.cache/vmm-arm64-guest/<hash of the package versions and these scripts>) holds:
+# The directory (~/.cache/vmm-arm64-guest/<hash of the package versions and these scripts, lab/lib.sh included>) holds:
 #   vmlinuz            the kernel as Debian ships it (for 6.12 arm64: the raw Image already, no gzip, no EFI zboot)
 #   Image              the raw arm64 Image (the same bytes when vmlinuz is raw; decompressed otherwise)
 #   initramfs.cpio.gz  newc cpio, gzip-compressed (the kernel has RD_GZIP); initramfs.cpio is the same uncompressed
@@ -19,10 +19,12 @@
 #     -initrd DIR/initramfs.cpio.gz -append 'console=ttyAMA0 rngtest' -device virtio-rng-pci
 set -euo pipefail
 HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
-PATH=$PATH:/usr/sbin:/sbin   # depmod and modprobe
 CACHE=${VMM_ARM64_GUEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm-arm64-guest}
 log() { printf '[arm64-guest] %s\n' "$*" >&2; }
 die() { printf 'arm64-guest: %s\n' "$*" >&2; exit 1; }
+# The lab's shared functions (kernel package, module closure, cpio): the L2 guest's kernel is the lab's L1 kernel.
+# shellcheck source=lab/lib.sh
+. "$HERE/../../lab/lib.sh"
 
 [ "${1:-}" = --print-dir ] || die "usage: firmware/arm64-guest/build.sh --print-dir"
 
@@ -32,21 +34,11 @@ die() { printf 'arm64-guest: %s\n' "$*" >&2; exit 1; }
 GUEST_MODULES=(virtio-rng virtio_mmio)
 
 bash "$HERE/../../scripts/ensure-apt-packages.sh" kmod xz-utils cpio gzip
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-  log "adding the arm64 architecture to dpkg (for apt-get download of arm64 packages; nothing is installed)"
-  dpkg --add-architecture arm64
-  apt-get update -qq >&2
-fi
+lab_add_arm64_arch
 
-re='^linux-image-6\.12\.[0-9]+\+deb12-arm64-unsigned$'
-pkg=$(apt-cache search --names-only "$re" 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1)
-if [ -z "$pkg" ]; then
-  apt-get update -qq >&2
-  pkg=$(apt-cache search --names-only "$re" | awk '{print $1}' | sort -V | tail -n 1)
-fi
-[ -n "$pkg" ] || die "no linux-image-6.12.*+deb12-arm64-unsigned package in the apt lists"
+pkg=$(lab_kernel_package arm64)
 versions=$(apt-cache policy "$pkg:arm64" busybox-static:arm64 | awk '/^[^ ]/ { n = $0 } /Candidate:/ { print n $2 }' | tr '\n' ' ')
-key=$( { echo "$versions ${GUEST_MODULES[*]}"; cat "$HERE/build.sh" "$HERE/init.sh"; } | sha256sum | cut -c1-16)
+key=$( { echo "$versions ${GUEST_MODULES[*]}"; cat "$HERE/build.sh" "$LAB_LIB" "$HERE/init.sh"; } | sha256sum | cut -c1-16)
 dir=$CACHE/$key
 if [ -f "$dir/Image" ] && [ -f "$dir/initramfs.cpio.gz" ]; then echo "$dir"; exit 0; fi
 
@@ -55,13 +47,10 @@ t0=$SECONDS
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"
-mkdir -m 777 "$tmp/deb"   # apt downloads as the _apt user
-(cd "$tmp/deb" && apt-get download "$pkg:arm64" busybox-static:arm64 >&2)
-mkdir "$tmp/k" "$tmp/bb"
-dpkg-deb -x "$tmp/deb/$pkg"_*_arm64.deb "$tmp/k"
+lab_download "$tmp/deb" "$pkg:arm64" busybox-static:arm64
+kver=$(lab_unpack_kernel "$tmp/deb/$pkg"_*_arm64.deb "$tmp/k")
+mkdir "$tmp/bb"
 dpkg-deb -x "$tmp"/deb/busybox-static_*_arm64.deb "$tmp/bb"
-kver=$(ls "$tmp/k/lib/modules")
-depmod -b "$tmp/k" "$kver"
 
 out=$tmp/out
 mkdir "$out"
@@ -95,21 +84,9 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
 cp "$tmp/bb/bin/busybox" "$root/bin/busybox"
 cp "$HERE/init.sh" "$root/init"
 chmod 755 "$root/init"
-seen=" "
-: > "$root/lib/modules/order"
-for m in "${GUEST_MODULES[@]}"; do
-  while read -r line; do
-    [[ "$line" == insmod* ]] || continue
-    path=$(awk '{print $2}' <<<"$line")
-    case "$seen" in *" $path "*) continue ;; esac
-    seen="$seen$path "
-    name=$(basename "$path" .xz)
-    xz -dc "$path" > "$root/lib/modules/$name"
-    echo "$name" >> "$root/lib/modules/order"
-  done < <(modprobe -d "$tmp/k" -S "$kver" --show-depends "$m")
-done
+lab_unpack_modules "$tmp/k" "$kver" "$root/lib/modules" "${GUEST_MODULES[@]}"
 cp "$root/lib/modules/order" "$out/modules.order"
-(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$out/initramfs.cpio"
+lab_cpio "$root" -R 0:0 > "$out/initramfs.cpio"
 gzip -9n < "$out/initramfs.cpio" > "$out/initramfs.cpio.gz"
 
 mkdir -p "$CACHE"
