@@ -20,16 +20,26 @@ CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-builtin -nos
 common="util mem serial printf cmdline timer pci pci_cf8 virtq virtio_pci checksum cpl0"
 media_stream="$common virtio_media attack main"
 
-objs=""
+# compile CC FLAGS DIR OBJDIR NAME...: builds each DIR/NAME.c into OBJDIR and appends the object to $objs_out. The
+# string routines (mem.c, and util.c where it is plain C) are built so that their loops never become calls to the very
+# routines they define.
+compile() {
+    cc=$1 flags=$2 dir=$3 objdir=$4
+    shift 4
+    for f in "$@"; do
+        extra=""
+        case "$f" in mem | util) extra="-fno-tree-loop-distribute-patterns" ;; esac
+        # shellcheck disable=SC2086
+        $cc $flags $extra -c "$dir/$f.c" -o "$objdir/$f.o"
+        objs_out="$objs_out $objdir/$f.o"
+    done
+}
+
 $CC $CFLAGS -c "$src/boot.S" -o "$obj/boot.o"
-objs="$obj/boot.o"
-for f in $media_stream; do
-    extra=""
-    [ "$f" = mem ] && extra="-fno-tree-loop-distribute-patterns" # memmove/memcmp must not become calls to themselves
-    # shellcheck disable=SC2086
-    $CC $CFLAGS $extra -c "$src/$f.c" -o "$obj/$f.o"
-    objs="$objs $obj/$f.o"
-done
+objs_out="$obj/boot.o"
+# shellcheck disable=SC2086
+compile "$CC" "$CFLAGS" "$src" "$obj" $media_stream
+objs=$objs_out
 # shellcheck disable=SC2086
 $CC $CFLAGS -no-pie -Wl,-T,"$here/linker.ld" -Wl,--build-id=none -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack \
     -Wl,--no-warn-rwx-segments -o "$out/media-stream.elf" $objs
@@ -82,23 +92,13 @@ A64FLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-builtin -n
 arm64_shared="mem printf cmdline checksum pci virtq virtio_pci virtio_media main"
 arm64_own="arch exception fdt pci_ecam serial timer util"
 
-aobjs=""
 $ACC $A64FLAGS -c "$a64/boot.S" -o "$aobj/boot.o"
-aobjs="$aobj/boot.o"
-for f in $arm64_own; do
-    extra=""
-    [ "$f" = util ] && extra="-fno-tree-loop-distribute-patterns" # memset/memcpy must not become calls to themselves
-    # shellcheck disable=SC2086
-    $ACC $A64FLAGS $extra -c "$a64/$f.c" -o "$aobj/$f.o"
-    aobjs="$aobjs $aobj/$f.o"
-done
-for f in $arm64_shared; do
-    extra=""
-    [ "$f" = mem ] && extra="-fno-tree-loop-distribute-patterns"
-    # shellcheck disable=SC2086
-    $ACC $A64FLAGS $extra -c "$src/$f.c" -o "$aobj/$f.o"
-    aobjs="$aobjs $aobj/$f.o"
-done
+objs_out="$aobj/boot.o"
+# shellcheck disable=SC2086
+compile "$ACC" "$A64FLAGS" "$a64" "$aobj" $arm64_own
+# shellcheck disable=SC2086
+compile "$ACC" "$A64FLAGS" "$src" "$aobj" $arm64_shared
+aobjs=$objs_out
 aelf="$out/media-stream-arm64.elf"
 aimg="$out/media-stream-arm64.img"
 # shellcheck disable=SC2086
