@@ -134,7 +134,20 @@ case "${1:-}" in
     [ "$mode" = pvm ] && projects+=(tests/Vmm.IntegrationTests)
     [ "$mode" = lab ] && projects+=("${KVM_TEST_PROJECTS[@]}")
     t0=$SECONDS
-    lab/run.sh -- ./build.sh test-projects "${projects[@]}" -- "$@" 2>&1 | tee "$lab_log" || rc=1
+    # A bounded lab phase (about 8 minutes normally; the Linux-driver media tests, run only with a module, take up to
+    # half an hour each). The lab's nested SVM under TCG has wedged a few runs for good, a nested guest spinning with
+    # its L1 never getting the CPU back (lab/README.md, "Known quirks"): a phase that runs out of time (124) is run
+    # once more, and says so; any other failure counts as it is.
+    lab_timeout=${VMM_LAB_PHASE_TIMEOUT:-1800}
+    [ -n "${VMM_VIRTIO_MEDIA_MODULE:-}" ] && lab_timeout=4800
+    lab_rc=0
+    for attempt in 1 2; do
+      lab_rc=0
+      lab/run.sh --timeout "$lab_timeout" -- ./build.sh test-projects "${projects[@]}" -- "$@" 2>&1 | tee "$lab_log" || lab_rc=${PIPESTATUS[0]}
+      [ "$lab_rc" = 124 ] && [ "$attempt" = 1 ] || break
+      log "the lab phase ran out of time after $lab_timeout s (a wedged lab, not a test failure): running it once more"
+    done
+    [ "$lab_rc" = 0 ] || rc=1
     log "lab phase: $((SECONDS - t0)) s for ${projects[*]}"
     read -r native_run native_skipped < <(count_tests "$native_log")
     read -r lab_run lab_skipped < <(count_tests "$lab_log")
