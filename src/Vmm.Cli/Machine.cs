@@ -30,7 +30,6 @@ internal sealed class Machine : IDisposable
     private BootCpuState? _boot;
     private StdioConsole? _console;
     private ConsoleUart? _uart;
-    private MachinePlatform? _platform;
     private Stream? _consoleOut;
     private Action<ReadOnlySpan<byte>>? _consoleInput;
 
@@ -88,7 +87,7 @@ internal sealed class Machine : IDisposable
         _log.Info(_config.HostProfile == HostProfileChoice.Auto
             ? $"host: {profile.Description}"
             : $"host profile forced by --host-profile: {profile.Description}");
-        MachinePlatform platform = _platform = MachinePlatform.For(kvm);
+        MachinePlatform platform = MachinePlatform.For(kvm);
         int maxCpus = Math.Min(kvm.MaxCpusPerVm, platform.MaxCpus);
         if (_config.Cpus > maxCpus)
         {

@@ -62,9 +62,8 @@ internal static class VmLauncher
 
     /// <summary>The kernel command line: the user part (the platform's default or --cmdline) plus what this VMM
     /// needs.</summary>
-    internal static KernelCmdline BuildCmdline(VmConfig config, HostProfile profile, MachinePlatform? platform = null)
+    internal static KernelCmdline BuildCmdline(VmConfig config, HostProfile profile, MachinePlatform platform)
     {
-        platform ??= new X86Platform();
         // On a PVM host every console character is ~0.1 ms of emulated kernel code: the default line is quiet there.
         string defaults = platform.DefaultUserParameters + (profile.IsPvm ? " quiet" : "");
         KernelCmdline cmdline = KernelCmdline.Create(config.Cmdline ?? defaults);

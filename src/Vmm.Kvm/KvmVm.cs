@@ -34,7 +34,6 @@ public sealed unsafe class KvmVm : IDisposable
         System = system;
         Memory = memory;
         Architecture = system.Architecture;
-        CpuCount = cpuCount;
         try
         {
             int slot = 0;
@@ -60,9 +59,6 @@ public sealed unsafe class KvmVm : IDisposable
     public KvmSystem System { get; }
 
     public GuestMemory Memory { get; }
-
-    /// <summary>The vCPU count the VM was created for (arm64 makes its vCPUs then; x86 at <see cref="Run"/>).</summary>
-    public int CpuCount { get; }
 
     internal KvmArchitecture Architecture { get; }
 
@@ -111,7 +107,7 @@ public sealed unsafe class KvmVm : IDisposable
     {
         ArgumentNullException.ThrowIfNull(boot);
         ArgumentOutOfRangeException.ThrowIfLessThan(cpuCount, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(cpuCount, Math.Min(Architecture.MaxCpus, System.MaxVcpus));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(cpuCount, System.MaxCpusPerVm);
         if (Interlocked.Exchange(ref _ran, 1) != 0)
         {
             throw new InvalidOperationException("a KVM VM can be run only once");

@@ -64,4 +64,12 @@ public unsafe class Arm64InteropTests
         Assert.True(arch.MsiRoutesCarryDeviceId);
         Assert.Empty(arch.DefaultRoutes);
     }
+
+    [Fact]
+    public void TheKickHandlerIsOneReturnInstructionOfEachArchitecture()
+    {
+        // arm64 RET (x30) is 0xD65F03C0, stored little-endian; x86-64 RET is C3.
+        Assert.Equal(0xD65F03C0u, System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(new Arm64KvmArchitecture().ReturnInstruction));
+        Assert.Equal([0xC3], new Vmm.Kvm.Arch.X86.X86KvmArchitecture().ReturnInstruction.ToArray());
+    }
 }

@@ -50,6 +50,9 @@ internal abstract class KvmArchitecture
     /// owns and disposes them.</summary>
     public abstract KvmVcpu[] PrepareVcpus(KvmVm vm, BootCpuState boot, int cpuCount);
 
+    /// <summary>One "return" instruction, the whole of the signal handler that kicks a vCPU thread out of KVM_RUN.</summary>
+    public abstract ReadOnlySpan<byte> ReturnInstruction { get; }
+
     /// <summary>A crash report for <paramref name="vcpu"/> in this architecture's registers.</summary>
     public abstract Diagnostics.CrashReport CaptureCrash(KvmVcpu vcpu, string reason, string? details);
 
@@ -65,6 +68,7 @@ internal abstract class KvmArchitecture
         public override int InterruptLines => 0;
         public override uint KvmIrqFor(int line) => throw new NotSupportedException();
         public override KvmVcpu[] PrepareVcpus(KvmVm vm, BootCpuState boot, int cpuCount) => throw new NotSupportedException();
+        public override ReadOnlySpan<byte> ReturnInstruction => throw new NotSupportedException();
         public override Diagnostics.CrashReport CaptureCrash(KvmVcpu vcpu, string reason, string? details) =>
             Diagnostics.CrashReport.WithoutRegisters(vcpu.Index, reason, details, "unsupported architecture");
     }

@@ -1,4 +1,5 @@
 using Vmm.Core.Interop;
+using Vmm.Kvm.Arch;
 using Vmm.Kvm.Interop;
 
 namespace Vmm.Kvm.Vcpus;
@@ -43,17 +44,9 @@ internal static unsafe class VcpuKicker
             {
                 throw KvmException.FromLastError("mmap(signal handler page)");
             }
-            // Safe: the page was just mapped read-write and is 4096 bytes long. The handler only returns: x86-64
-            // "ret" (C3), or arm64 "ret" (D65F03C0; arm64 Linux cleans the caches for the page when mprotect makes
-            // it executable).
-            if (System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64)
-            {
-                *(uint*)page = 0xD65F03C0;
-            }
-            else
-            {
-                *(byte*)page = 0xC3;
-            }
+            // Safe: the page was just mapped read-write and is 4096 bytes long; the handler is one return instruction
+            // of at most 4 bytes.
+            KvmArchitecture.Host.ReturnInstruction.CopyTo(new Span<byte>((void*)page, 4096));
             if (Libc.mprotect(page, 4096, Libc.PROT_READ | Libc.PROT_EXEC) != 0)
             {
                 throw KvmException.FromLastError("mprotect(signal handler page)");

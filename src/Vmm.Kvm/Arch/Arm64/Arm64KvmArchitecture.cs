@@ -96,6 +96,10 @@ internal sealed unsafe class Arm64KvmArchitecture : KvmArchitecture
         return vcpus;
     }
 
+    /// <summary>ret (D65F03C0, little-endian). arm64 Linux cleans the caches for a page when mprotect makes it
+    /// executable, so the freshly written instruction is what the CPU fetches.</summary>
+    public override ReadOnlySpan<byte> ReturnInstruction => [0xC0, 0x03, 0x5F, 0xD6];
+
     /// <summary>The general-purpose registers, SP, PC and PSTATE, read with KVM_GET_ONE_REG.</summary>
     public override CrashReport CaptureCrash(KvmVcpu vcpu, string reason, string? details)
     {

@@ -82,6 +82,9 @@ internal sealed unsafe class X86KvmArchitecture : KvmArchitecture
         }
     }
 
+    /// <summary>ret (C3).</summary>
+    public override ReadOnlySpan<byte> ReturnInstruction => [0xC3];
+
     public override CrashReport CaptureCrash(KvmVcpu vcpu, string reason, string? details) =>
         CrashReport.CaptureX86(vcpu, reason, details);
 
